@@ -1,0 +1,73 @@
+//! What the protocol machine tells the application: events, the reasons a
+//! session ended, close codes and send errors.
+
+use std::net::SocketAddr;
+
+use thiserror::Error;
+
+use crate::crypto::PublicKey;
+
+/// Close codes carried in CLOSE frames (docs/PROTOCOL.md §7). Codes from
+/// [`APPLICATION_BASE`] up are the application's to define.
+pub mod code {
+    pub const NORMAL: u64 = 0x00;
+    pub const INTERNAL_ERROR: u64 = 0x01;
+    pub const PROTOCOL_VIOLATION: u64 = 0x02;
+    pub const FLOW_CONTROL: u64 = 0x03;
+    pub const MESSAGE_TOO_LARGE: u64 = 0x04;
+    pub const SERVER_BUSY: u64 = 0x05;
+    pub const SHUTTING_DOWN: u64 = 0x06;
+    pub const APPLICATION_BASE: u64 = 0x100;
+}
+
+/// Something that happened on a session. Drained with
+/// [`crate::Endpoint::poll_event`] after every call that feeds the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The session is established. On the client: the handshake completed
+    /// and the server proved `server_key`. On the server: a new client
+    /// proved its address (the first event for that handle).
+    Connected { server_key: PublicKey },
+    /// A complete message from the peer, delivered exactly once, in order.
+    Message(Vec<u8>),
+    /// `send` reported [`SendError::Blocked`] earlier; there is room again.
+    Writable,
+    /// The peer's address changed and the new one was validated.
+    Migrated { remote: SocketAddr },
+    /// The session is over; the handle is no longer valid. Always the last
+    /// event for a handle.
+    Closed(CloseReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CloseReason {
+    #[error("closed locally (code {code:#x})")]
+    Local { code: u64 },
+    #[error("closed by peer (code {code:#x}): {reason}")]
+    Peer { code: u64, reason: String },
+    #[error("no packet from the peer within the idle timeout")]
+    TimedOut,
+    #[error("handshake did not complete in time")]
+    HandshakeTimedOut,
+    #[error(
+        "the server's key changed: expected {expected}, got {got}. If the server was \
+         reinstalled, remove the old key; otherwise someone may be intercepting the connection"
+    )]
+    KeyMismatch { expected: PublicKey, got: PublicKey },
+    #[error("the server speaks none of our protocol versions (it offers {offered:?})")]
+    VersionMismatch { offered: Vec<u32> },
+    #[error("the peer broke the protocol: {0}")]
+    ProtocolViolation(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SendError {
+    #[error("message of {size} bytes is over the limit of {max} bytes")]
+    TooLarge { size: usize, max: usize },
+    #[error("send buffer full; wait for Event::Writable")]
+    Blocked,
+    #[error("the session is closed or closing")]
+    Closed,
+    #[error("no such session")]
+    UnknownConnection,
+}

@@ -1,0 +1,107 @@
+//! Per-source-IP handshake rate limiting for the server role: two token
+//! buckets per IP, one for unproven handshakes and one for handshakes whose
+//! address a retry cookie proved. Keeping them apart means a spoofer who
+//! drains a victim's unproven bucket only forces the victim through a
+//! cookie round trip; it cannot lock the victim out.
+//!
+//! The table is bounded ([`crate::ServerConfig::rate_limit_entries`]): when
+//! it is full, entries whose buckets have refilled are evicted, and if none
+//! have, IPs not in the table are treated as over their limit.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::config::RateLimit;
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    fn full(limit: RateLimit, now: Instant) -> Self {
+        Self { tokens: f64::from(limit.burst), updated: now }
+    }
+
+    fn refill(&mut self, limit: RateLimit, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
+        self.updated = now;
+    }
+
+    fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
+        self.refill(limit, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn is_full(&self, limit: RateLimit, now: Instant) -> bool {
+        let mut b = *self;
+        b.refill(limit, now);
+        b.tokens >= f64::from(limit.burst)
+    }
+}
+
+pub struct HandshakeLimiter {
+    unproven: RateLimit,
+    proven: RateLimit,
+    max_entries: usize,
+    table: HashMap<IpAddr, [Bucket; 2]>,
+}
+
+impl HandshakeLimiter {
+    pub fn new(unproven: RateLimit, proven: RateLimit, max_entries: usize) -> Self {
+        Self { unproven, proven, max_entries, table: HashMap::new() }
+    }
+
+    /// Takes a token for a handshake from `ip`; false means over the limit.
+    pub fn admit(&mut self, now: Instant, ip: IpAddr, proven: bool) -> bool {
+        if !self.table.contains_key(&ip) && self.table.len() >= self.max_entries {
+            let (u, p) = (self.unproven, self.proven);
+            self.table.retain(|_, [a, b]| !(a.is_full(u, now) && b.is_full(p, now)));
+            if self.table.len() >= self.max_entries {
+                return false;
+            }
+        }
+        let (u, p) = (self.unproven, self.proven);
+        let buckets = self.table.entry(ip).or_insert_with(|| [Bucket::full(u, now), Bucket::full(p, now)]);
+        if proven { buckets[1].take(p, now) } else { buckets[0].take(u, now) }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn buckets_limit_and_refill_independently() {
+        let now = Instant::now();
+        let limit = RateLimit { burst: 2, per_second: 1 };
+        let mut l = HandshakeLimiter::new(limit, limit, 2);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(l.admit(now, ip, false));
+        assert!(l.admit(now, ip, false));
+        assert!(!l.admit(now, ip, false));
+        // The proven bucket is untouched by the unproven one.
+        assert!(l.admit(now, ip, true));
+        assert!(l.admit(now + Duration::from_secs(1), ip, false));
+        // Table bound: a third IP is refused while both entries are busy...
+        assert!(l.admit(now, "192.0.2.2".parse().unwrap(), false));
+        assert!(!l.admit(now, "192.0.2.3".parse().unwrap(), false));
+        // ...and admitted once an entry has refilled and can be evicted.
+        assert!(l.admit(now + Duration::from_secs(10), "192.0.2.3".parse().unwrap(), false));
+        assert_eq!(l.len(), 1);
+    }
+}

@@ -1,0 +1,96 @@
+//! Transport parameters exchanged in the handshake payloads
+//! (docs/PROTOCOL.md §5.3): a list of (id, length, value) entries, so later
+//! versions can add parameters that older peers skip.
+
+use std::time::Duration;
+
+use crate::coding::{DecodeError, Reader, Writer};
+use crate::packet::{CID_LEN, ConnectionId};
+
+mod id {
+    pub const IDLE_TIMEOUT_MS: u64 = 0x01;
+    pub const INITIAL_MAX_DATA: u64 = 0x02;
+    pub const CONNECTION_ID: u64 = 0x03;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportParams {
+    /// 0 means the sender has no idle timeout.
+    pub idle_timeout: Duration,
+    pub initial_max_data: u64,
+    /// The server's connection id; absent in the client's parameters.
+    pub connection_id: Option<ConnectionId>,
+}
+
+impl TransportParams {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut value = Vec::new();
+        let put = |out: &mut Vec<u8>, id: u64, value: &mut Vec<u8>| {
+            out.put_varint(id);
+            out.put_varint_bytes(value);
+            value.clear();
+        };
+        value.put_varint(self.idle_timeout.as_millis().min(1 << 40) as u64);
+        put(out, id::IDLE_TIMEOUT_MS, &mut value);
+        value.put_varint(self.initial_max_data);
+        put(out, id::INITIAL_MAX_DATA, &mut value);
+        if let Some(cid) = self.connection_id {
+            value.put_bytes(&cid);
+            put(out, id::CONNECTION_ID, &mut value);
+        }
+    }
+
+    /// Decodes a parameter list. Unknown ids are skipped; a missing
+    /// INITIAL_MAX_DATA or a malformed value is an error.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let mut idle = None;
+        let mut max_data = None;
+        let mut cid = None;
+        while !r.is_empty() {
+            let pid = r.varint()?;
+            let mut v = Reader::new(r.varint_bytes()?);
+            match pid {
+                id::IDLE_TIMEOUT_MS => idle = Some(Duration::from_millis(v.varint()?)),
+                id::INITIAL_MAX_DATA => max_data = Some(v.varint()?),
+                id::CONNECTION_ID => cid = Some(v.array::<CID_LEN>()?),
+                _ => continue,
+            }
+            if !v.is_empty() {
+                return Err(DecodeError::Invalid);
+            }
+        }
+        Ok(Self {
+            idle_timeout: idle.unwrap_or(Duration::ZERO),
+            initial_max_data: max_data.ok_or(DecodeError::Invalid)?,
+            connection_id: cid,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trip_and_skip_unknown() {
+        let p = TransportParams {
+            idle_timeout: Duration::from_secs(30),
+            initial_max_data: 1 << 20,
+            connection_id: Some([3; 8]),
+        };
+        let mut out = Vec::new();
+        p.encode(&mut out);
+        // An unknown parameter 0x3f with 2 bytes of value.
+        out.extend_from_slice(&[0x3f, 2, 0xaa, 0xbb]);
+        assert_eq!(TransportParams::decode(&out), Ok(p));
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let _ = TransportParams::decode(&bytes);
+        }
+    }
+}
