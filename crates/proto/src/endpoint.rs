@@ -18,7 +18,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::config::{ClientConfig, ConfigError, ServerConfig};
-use crate::connection::{ClientConnecting, Connection, ConnectionStats, Events, Path, Side, State};
+use crate::connection::{ClientConnecting, Connection, ConnectionStats, Events, MIN_PEER_WINDOW, Path, Side, State};
 use crate::crypto::{ClientHandshake, PublicKey, ServerHandshake};
 use crate::event::{Event, SendError, code};
 use crate::handshake_limit::HandshakeLimiter;
@@ -72,16 +72,21 @@ struct Slot {
     conn: Option<Connection>,
     timer: Option<Instant>,
     in_ready: bool,
-    half_open_key: Option<(SocketAddr, ConnectionId)>,
+    /// Server sessions: the (client address, client cid) of the INITIAL.
+    initial_key: Option<(SocketAddr, ConnectionId)>,
+    /// Server sessions not yet confirmed by their client.
+    half_open: bool,
 }
 
 struct ServerState {
     config: ServerConfig,
     retry: Option<RetryTokens>,
     limiter: HandshakeLimiter,
-    /// Unconfirmed sessions by (client address, client cid), so a
-    /// retransmitted INITIAL is answered from the existing state.
-    half_open: HashMap<(SocketAddr, ConnectionId), u32>,
+    /// Sessions by (client address, client cid) of their INITIAL, for their
+    /// whole life, so a retransmitted or late INITIAL never opens a second
+    /// session.
+    by_initial: HashMap<(SocketAddr, ConnectionId), u32>,
+    half_open: usize,
 }
 
 pub struct Endpoint {
@@ -116,7 +121,8 @@ impl Endpoint {
                     ),
                     config,
                     retry: None,
-                    half_open: HashMap::new(),
+                    by_initial: HashMap::new(),
+                    half_open: 0,
                 })
             }
             None => None,
@@ -163,7 +169,8 @@ impl Endpoint {
                     conn: None,
                     timer: None,
                     in_ready: false,
-                    half_open_key: None,
+                    initial_key: None,
+                    half_open: false,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -242,14 +249,16 @@ impl Endpoint {
         h: ConnectionHandle,
         cid: ConnectionId,
         conn: Connection,
-        half_open_key: Option<(SocketAddr, ConnectionId)>,
+        initial_key: Option<(SocketAddr, ConnectionId)>,
     ) {
         self.by_cid.insert(cid, h.index);
         let slot = &mut self.slots[h.index as usize];
         slot.conn = Some(conn);
-        slot.half_open_key = half_open_key;
-        if let (Some(key), Some(server)) = (half_open_key, &mut self.server) {
-            server.half_open.insert(key, h.index);
+        slot.initial_key = initial_key;
+        if let (Some(key), Some(server)) = (initial_key, &mut self.server) {
+            server.by_initial.insert(key, h.index);
+            server.half_open += 1;
+            slot.half_open = true;
         }
         self.refresh(h.index);
     }
@@ -279,9 +288,10 @@ impl Endpoint {
                     &mut self.plaintext,
                     &mut self.events,
                 );
-                if conn.confirmed {
-                    if let (Some(key), Some(server)) = (slot.half_open_key.take(), &mut self.server) {
-                        server.half_open.remove(&key);
+                if slot.half_open && conn.confirmed {
+                    slot.half_open = false;
+                    if let Some(server) = &mut self.server {
+                        server.half_open -= 1;
                     }
                 }
                 self.refresh(index);
@@ -345,7 +355,7 @@ impl Endpoint {
             self.queue_stateless(from, out);
             return;
         }
-        if let Some(&index) = server.half_open.get(&(from, init.client_cid)) {
+        if let Some(&index) = server.by_initial.get(&(from, init.client_cid)) {
             if let Some(conn) = self.slots[index as usize].conn.as_mut() {
                 conn.handle_initial_retransmit(len);
             }
@@ -353,15 +363,17 @@ impl Endpoint {
             return;
         }
         // Rotate the cookie key when due (lazily: nothing else needs time).
-        let mut fresh = [0u8; 32];
-        self.rng.fill_bytes(&mut fresh);
-        let retry = server.retry.get_or_insert_with(|| RetryTokens::new(now, || fresh));
-        retry.rotate(now, || fresh);
+        let mut fresh = [[0u8; 32]; 2];
+        self.rng.fill_bytes(&mut fresh[0]);
+        self.rng.fill_bytes(&mut fresh[1]);
+        let mut keys = fresh.into_iter();
+        let retry = server.retry.get_or_insert_with(|| RetryTokens::new(now, || keys.next().unwrap_or_default()));
+        retry.rotate(now, || fresh[1]);
         let proven = !init.token.is_empty() && retry.validate(now, from, &init.client_cid, init.token);
         let config = &server.config;
         if !proven {
             let must_retry = config.retry_always
-                || server.half_open.len() >= config.max_half_open
+                || server.half_open >= config.max_half_open
                 || !server.limiter.admit(now, from.ip(), false);
             if must_retry {
                 let token = retry.issue(now, from, &init.client_cid);
@@ -391,6 +403,9 @@ impl Endpoint {
         let mut client_params = None;
         let result = ServerHandshake::respond(&key, seed, init.version, &init.client_cid, init.noise, |payload| {
             let params = TransportParams::decode(payload).ok()?;
+            if params.initial_max_data < MIN_PEER_WINDOW {
+                return None;
+            }
             client_params = Some(params);
             let mut out = Vec::new();
             TransportParams {
@@ -423,7 +438,8 @@ impl Endpoint {
             handshake_timeout,
             now,
         );
-        conn.apply_peer_params(&client_params);
+        let usable = conn.apply_peer_params(&client_params);
+        debug_assert!(usable, "window checked during the handshake");
         conn.set_transport(transport);
         conn.server_key = Some(key.public);
         conn.handshake_response = Some(response);
@@ -439,8 +455,11 @@ impl Endpoint {
         let Some(conn) = &slot.conn else { return };
         if conn.is_drained() {
             let conn = slot.conn.take().expect("checked");
-            if let (Some(key), Some(server)) = (slot.half_open_key.take(), &mut self.server) {
-                server.half_open.remove(&key);
+            if let (Some(key), Some(server)) = (slot.initial_key.take(), &mut self.server) {
+                server.by_initial.remove(&key);
+                if std::mem::take(&mut slot.half_open) {
+                    server.half_open -= 1;
+                }
             }
             self.by_cid.remove(&conn.local_cid);
             slot.generation = slot.generation.wrapping_add(1);
@@ -483,19 +502,23 @@ impl Endpoint {
         None
     }
 
-    /// Runs every timer that is due at `now`.
+    /// Runs every timer that is due at `now`. Each session runs at most once
+    /// per call, so a deadline that does not move cannot spin the caller.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = Vec::new();
         while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
             if t > now {
                 break;
             }
             self.timers.pop();
             let slot = &mut self.slots[index as usize];
-            if slot.generation != generation || slot.timer != Some(t) {
-                continue;
+            if slot.generation == generation && slot.timer == Some(t) {
+                slot.timer = None;
+                due.push(index);
             }
-            slot.timer = None;
-            if let Some(conn) = slot.conn.as_mut() {
+        }
+        for index in due {
+            if let Some(conn) = self.slots[index as usize].conn.as_mut() {
                 conn.handle_timeout(now, &mut self.events);
             }
             self.refresh(index);

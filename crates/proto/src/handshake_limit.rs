@@ -5,8 +5,12 @@
 //! cookie round trip; it cannot lock the victim out.
 //!
 //! The table is bounded ([`crate::ServerConfig::rate_limit_entries`]): when
-//! it is full, entries whose buckets have refilled are evicted, and if none
-//! have, IPs not in the table are treated as over their limit.
+//! it is full, entries whose buckets have refilled are evicted (a sweep at
+//! most once a second, so a flood of new IPs cannot make every handshake
+//! pay for a scan). If none can be evicted, an IP not in the table is
+//! treated as over its unproven limit (it gets a retry cookie) but as
+//! within its proven limit: a cookie-proven address cannot be spoofed, so
+//! it must not be locked out by spoofed traffic filling the table.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -53,20 +57,25 @@ pub struct HandshakeLimiter {
     proven: RateLimit,
     max_entries: usize,
     table: HashMap<IpAddr, [Bucket; 2]>,
+    last_sweep: Option<Instant>,
 }
 
 impl HandshakeLimiter {
     pub fn new(unproven: RateLimit, proven: RateLimit, max_entries: usize) -> Self {
-        Self { unproven, proven, max_entries, table: HashMap::new() }
+        Self { unproven, proven, max_entries, table: HashMap::new(), last_sweep: None }
     }
 
     /// Takes a token for a handshake from `ip`; false means over the limit.
     pub fn admit(&mut self, now: Instant, ip: IpAddr, proven: bool) -> bool {
         if !self.table.contains_key(&ip) && self.table.len() >= self.max_entries {
-            let (u, p) = (self.unproven, self.proven);
-            self.table.retain(|_, [a, b]| !(a.is_full(u, now) && b.is_full(p, now)));
+            let due = self.last_sweep.is_none_or(|t| now.saturating_duration_since(t).as_secs() >= 1);
+            if due {
+                self.last_sweep = Some(now);
+                let (u, p) = (self.unproven, self.proven);
+                self.table.retain(|_, [a, b]| !(a.is_full(u, now) && b.is_full(p, now)));
+            }
             if self.table.len() >= self.max_entries {
-                return false;
+                return proven;
             }
         }
         let (u, p) = (self.unproven, self.proven);
@@ -97,9 +106,11 @@ mod tests {
         // The proven bucket is untouched by the unproven one.
         assert!(l.admit(now, ip, true));
         assert!(l.admit(now + Duration::from_secs(1), ip, false));
-        // Table bound: a third IP is refused while both entries are busy...
+        // Table bound: a third IP is refused while both entries are busy,
+        // unless its address is proven...
         assert!(l.admit(now, "192.0.2.2".parse().unwrap(), false));
         assert!(!l.admit(now, "192.0.2.3".parse().unwrap(), false));
+        assert!(l.admit(now, "192.0.2.3".parse().unwrap(), true));
         // ...and admitted once an entry has refilled and can be evicted.
         assert!(l.admit(now + Duration::from_secs(10), "192.0.2.3".parse().unwrap(), false));
         assert_eq!(l.len(), 1);

@@ -8,12 +8,12 @@
 
 use std::ops::Range;
 
-#[allow(dead_code)] // is_empty/len/contains serve the tests and debugging
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangeSet {
     ranges: Vec<Range<u64>>,
 }
 
+#[allow(dead_code)] // is_empty, len, contains and iter serve tests and debugging
 impl RangeSet {
     pub fn new() -> Self {
         Self::default()

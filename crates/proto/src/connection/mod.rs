@@ -7,6 +7,8 @@
 mod recv;
 mod send;
 
+pub(crate) use recv::MIN_PEER_WINDOW;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -132,10 +134,13 @@ pub(crate) struct Connection {
     pub(crate) handshake_response: Option<Vec<u8>>,
     pub(crate) handshake_resend: bool,
     pub(crate) handshake_sent_at: Option<Instant>,
+    pub(crate) handshake_resent: bool,
     /// Server: the client has sent an authenticated packet.
     pub(crate) confirmed: bool,
     /// Server: refuse the session with this code once confirmed.
     pub(crate) refuse: Option<u64>,
+    /// The application has had its `Closed` event; nothing follows it.
+    pub(crate) closed_reported: bool,
     pub(crate) config: TransportConfig,
     pub(crate) idle_timeout: Duration,
     pub(crate) started: Instant,
@@ -203,8 +208,10 @@ impl Connection {
             handshake_response: None,
             handshake_resend: false,
             handshake_sent_at: None,
+            handshake_resent: false,
             confirmed: side == Side::Client,
             refuse: None,
+            closed_reported: false,
             idle_timeout: config.idle_timeout,
             send_stream: SendStream::new(config.send_buffer),
             recv_stream: RecvStream::new(config.receive_window),
@@ -286,7 +293,12 @@ impl Connection {
                 if self.send_stream.is_fully_acked() {
                     self.start_closing(now, code, reason);
                 } else {
-                    let deadline = now + self.idle_timeout.max(Duration::from_secs(1));
+                    let patience = if self.idle_timeout.is_zero() {
+                        Duration::from_secs(30)
+                    } else {
+                        self.idle_timeout.max(Duration::from_secs(1))
+                    };
+                    let deadline = now + patience;
                     self.state = State::Flushing { code, reason, deadline };
                 }
             }
@@ -303,11 +315,25 @@ impl Connection {
     /// Ends the session for the application with `reason`; the slot is
     /// freed once the endpoint sees the drained state.
     pub(crate) fn finish(&mut self, reason: CloseReason, events: &mut Events) {
-        // A server session the application never saw ends silently.
-        if self.confirmed || self.side == Side::Client {
+        self.report_closed(reason, events);
+        self.state = State::Drained;
+    }
+
+    /// Gives the application its one `Closed` event. A server session the
+    /// application never saw (unconfirmed or refused) ends silently.
+    pub(crate) fn report_closed(&mut self, reason: CloseReason, events: &mut Events) {
+        let seen = self.side == Side::Client || (self.confirmed && self.refuse.is_none());
+        if seen && !self.closed_reported {
             events.push_back((self.handle, Event::Closed(reason)));
         }
-        self.state = State::Drained;
+        self.closed_reported = true;
+    }
+
+    /// Queues an event unless the application was already told of the end.
+    pub(crate) fn emit(&mut self, event: Event, events: &mut Events) {
+        if !self.closed_reported {
+            events.push_back((self.handle, event));
+        }
     }
 
     /// Enters draining after the peer closed (or broke the protocol).
@@ -322,10 +348,7 @@ impl Connection {
         if !self.is_open() && !matches!(self.state, State::Flushing { .. }) {
             return;
         }
-        if self.confirmed || self.side == Side::Client {
-            events.push_back((self.handle, Event::Closed(CloseReason::ProtocolViolation(what))));
-        }
-        self.confirmed = false; // the Closed event has been given
+        self.report_closed(CloseReason::ProtocolViolation(what), events);
         self.start_closing(now, code, what.to_owned());
     }
 
@@ -336,7 +359,11 @@ impl Connection {
     /// The backed-off probe timeout, capped at [`MAX_PTO`].
     fn pto_period(&self) -> Duration {
         let base = self.pto_base();
-        let backed_off = base.saturating_mul(1 << self.pto_count.min(16));
+        let count = match &self.state {
+            State::Connecting(c) => c.retransmits,
+            _ => self.pto_count,
+        };
+        let backed_off = base.saturating_mul(1 << count.min(16));
         backed_off.min(MAX_PTO.max(base))
     }
 
@@ -353,17 +380,23 @@ impl Connection {
         if let Some(t) = self.loss_time {
             return Some(t);
         }
-        if self.ack_eliciting_in_flight == 0 {
+        // Probes already due wait for poll_transmit, not for a timer.
+        if self.ack_eliciting_in_flight == 0 || self.probes_pending > 0 {
             return None;
         }
         self.last_ack_eliciting_sent.map(|t| t + self.pto_period())
     }
 
+    /// Keepalives go out at the configured interval, but at least twice per
+    /// effective idle timeout so a peer with a shorter timeout keeps us.
     fn keepalive_deadline(&self) -> Option<Instant> {
-        match self.state {
-            State::Established => self.config.keepalive_interval.map(|k| self.last_sent + k),
-            _ => None,
+        if self.ping_pending || !matches!(self.state, State::Established) {
+            return None;
         }
+        let interval = self.config.keepalive_interval?;
+        let interval =
+            if self.idle_timeout.is_zero() { interval } else { interval.min(self.idle_timeout / 2) };
+        Some(self.last_sent + interval)
     }
 
     /// The earliest time [`Self::handle_timeout`] has work to do.
@@ -377,14 +410,17 @@ impl Connection {
         match &self.state {
             State::Drained => return None,
             State::Connecting(c) => {
-                consider(c.last_sent.map(|t| t + self.pto_period()));
+                if !c.send_pending {
+                    consider(c.last_sent.map(|t| t + self.pto_period()));
+                }
                 return Some(deadline);
             }
-            State::Flushing { deadline: d, .. } | State::Draining { deadline: d } => consider(Some(*d)),
+            // Only the close timers matter once closing has begun.
+            State::Draining { deadline: d } => return Some(*d),
             State::Closing { deadline: d, resend_at, .. } => {
-                consider(Some(*d));
-                consider(Some(*resend_at));
+                return Some((*d).min(*resend_at));
             }
+            State::Flushing { deadline: d, .. } => consider(Some(*d)),
             State::Established => {}
         }
         consider(self.pto_deadline());
@@ -395,12 +431,13 @@ impl Connection {
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Events) {
+        let period = self.pto_period();
         match &mut self.state {
             State::Drained => return,
             State::Connecting(c) => {
                 if now >= self.started + self.handshake_timeout {
                     self.finish(CloseReason::HandshakeTimedOut, events);
-                } else if c.last_sent.is_some_and(|t| now >= t + self.rtt.pto_base(MAX_ACK_DELAY) * (1 << c.retransmits.min(3))) {
+                } else if c.last_sent.is_some_and(|t| now >= t + period) {
                     c.send_pending = true;
                     c.retransmits += 1;
                 }
@@ -482,7 +519,7 @@ impl Connection {
     pub(crate) fn check_writable(&mut self, now: Instant, events: &mut Events) {
         if self.blocked && self.send_stream.has_room_for(MAX_MESSAGE_SIZE / 2) && self.is_open() {
             self.blocked = false;
-            events.push_back((self.handle, Event::Writable));
+            self.emit(Event::Writable, events);
         }
         if let State::Flushing { code, reason, .. } = &mut self.state {
             if self.send_stream.is_fully_acked() {

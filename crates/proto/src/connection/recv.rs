@@ -12,7 +12,11 @@ use crate::frame::{AckFrame, Frame, Frames, MAX_ACK_RANGES};
 use crate::packet::{Initial, MIN_INITIAL_SIZE, SUPPORTED_VERSIONS, VERSION_1};
 use crate::params::TransportParams;
 use crate::recovery::PACKET_THRESHOLD;
-use crate::stream::RecvError;
+use crate::stream::{MAX_MESSAGE_SIZE, RecvError};
+
+/// The smallest receive window a peer may announce: one whole message with
+/// its length prefix.
+pub(crate) const MIN_PEER_WINDOW: u64 = MAX_MESSAGE_SIZE as u64 + 8;
 
 impl Connection {
     /// Client: the server's HANDSHAKE arrived.
@@ -47,7 +51,10 @@ impl Connection {
                 self.rtt.update(now.saturating_duration_since(sent), Duration::ZERO);
             }
         }
-        self.apply_peer_params(&params);
+        if !self.apply_peer_params(&params) {
+            self.finish(CloseReason::ProtocolViolation("server's receive window is below one message"), events);
+            return;
+        }
         self.remote_cid = server_cid;
         self.transport = Some(transport);
         self.server_key = Some(key);
@@ -56,7 +63,7 @@ impl Connection {
         // Confirm to the server at once: it keeps half-open state until it
         // hears an authenticated packet from us.
         self.ping_pending = true;
-        events.push_back((self.handle, Event::Connected { server_key: key }));
+        self.emit(Event::Connected { server_key: key }, events);
     }
 
     /// Client: the server asked for a retry cookie.
@@ -68,6 +75,9 @@ impl Connection {
             return;
         }
         c.retries_accepted += 1;
+        // The RTT sample must not include the retry round trip.
+        c.first_sent = None;
+        c.retransmits = 0;
         let mut datagram = Vec::with_capacity(MIN_INITIAL_SIZE);
         Initial { version: VERSION_1, client_cid: self.local_cid, token, noise: &c.noise_msg1 }
             .encode(&mut datagram);
@@ -84,7 +94,12 @@ impl Connection {
         self.finish(CloseReason::VersionMismatch { offered: versions.to_vec() }, events);
     }
 
-    pub(crate) fn apply_peer_params(&mut self, params: &TransportParams) {
+    /// Adopts the peer's parameters; false if they cannot work (a receive
+    /// window too small for one whole message would stall the stream).
+    pub(crate) fn apply_peer_params(&mut self, params: &TransportParams) -> bool {
+        if params.initial_max_data < MIN_PEER_WINDOW {
+            return false;
+        }
         if !params.idle_timeout.is_zero() {
             self.idle_timeout = if self.idle_timeout.is_zero() {
                 params.idle_timeout
@@ -93,6 +108,7 @@ impl Connection {
             };
         }
         self.peer_max_data = params.initial_max_data;
+        true
     }
 
     /// Server: the same INITIAL again (our HANDSHAKE was lost).
@@ -154,7 +170,7 @@ impl Connection {
             };
             ack_eliciting |= frame.is_ack_eliciting();
             self.handle_frame(now, from, frame, events);
-            if !self.is_open() && !matches!(self.state, State::Flushing { .. } | State::Closing { .. }) {
+            if self.closed_reported || matches!(self.state, State::Drained | State::Draining { .. }) {
                 break;
             }
         }
@@ -169,7 +185,8 @@ impl Connection {
         self.path.validated = true;
         self.handshake_response = None;
         self.handshake_resend = false;
-        if let Some(sent) = self.handshake_sent_at {
+        // A resent HANDSHAKE makes the sample ambiguous (RFC 9002 §5.1).
+        if let (Some(sent), false) = (self.handshake_sent_at, self.handshake_resent) {
             self.rtt.update(now.saturating_duration_since(sent), Duration::ZERO);
         }
         if let Some(code) = self.refuse {
@@ -177,8 +194,9 @@ impl Connection {
             self.start_closing(now, code, "server is full".to_owned());
             return;
         }
-        let key = self.server_key.expect("server sessions know their own key");
-        events.push_back((self.handle, Event::Connected { server_key: key }));
+        if let Some(key) = self.server_key {
+            self.emit(Event::Connected { server_key: key }, events);
+        }
     }
 
     /// A packet from a new address moves the session there (servers only;
@@ -234,7 +252,7 @@ impl Connection {
                 }
                 loop {
                     match self.recv_stream.next_message() {
-                        Ok(Some(msg)) => events.push_back((self.handle, Event::Message(msg))),
+                        Ok(Some(msg)) => self.emit(Event::Message(msg), events),
                         Ok(None) => break,
                         Err(e) => {
                             self.recv_error(now, e, events);
@@ -270,7 +288,7 @@ impl Connection {
                     if m.challenge == data && from == self.path.remote {
                         self.path.validated = true;
                         self.migration = None;
-                        events.push_back((self.handle, Event::Migrated { remote: from }));
+                        self.emit(Event::Migrated { remote: from }, events);
                     }
                 }
             }
@@ -312,6 +330,7 @@ impl Connection {
             return;
         }
         let mut largest_newly_acked = None;
+        let mut newly_acked = false;
         for range in ack.ranges() {
             let lo = (*range.start()).max(self.sent_base);
             let hi = (*range.end()).min(self.next_pn.saturating_sub(1));
@@ -321,6 +340,7 @@ impl Connection {
             for pn in lo..=hi {
                 let idx = (pn - self.sent_base) as usize;
                 let Some(p) = self.sent.get_mut(idx).and_then(Option::take) else { continue };
+                newly_acked = true;
                 if pn == ack.largest {
                     largest_newly_acked = Some(p.time_sent);
                 }
@@ -337,7 +357,10 @@ impl Connection {
             let delay = Duration::from_micros(ack.delay_micros).min(crate::recovery::MAX_ACK_DELAY);
             self.rtt.update(now.saturating_duration_since(sent), delay);
         }
-        self.pto_count = 0;
+        // RFC 9002 §6.2.1: the backoff resets only when something new is acked.
+        if newly_acked {
+            self.pto_count = 0;
+        }
         self.detect_lost(now);
         self.trim_sent();
         self.check_writable(now, events);

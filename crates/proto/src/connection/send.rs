@@ -53,6 +53,9 @@ impl Connection {
             }
             out.extend_from_slice(response);
             self.path.bytes_sent += response.len() as u64;
+            if self.handshake_sent_at.is_some() {
+                self.handshake_resent = true;
+            }
             self.handshake_sent_at.get_or_insert(now);
             self.last_sent = now;
             self.stats.packets_sent += 1;
