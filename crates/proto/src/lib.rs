@@ -35,6 +35,7 @@
 //! }
 //! ```
 
+pub mod chat;
 pub mod coding;
 mod config;
 mod connection;

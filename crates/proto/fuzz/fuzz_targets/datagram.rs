@@ -7,10 +7,11 @@
 //! 1. parsed with `Datagram::parse`; for DATA, `Frames` also runs over the
 //!    bytes after the header (ciphertext in practice, but any bytes must
 //!    be safe to decode);
-//! 2. fed to a fresh server endpoint (cheap: the key is made once), whose
-//!    output, events and timers are then run: this reaches the INITIAL
-//!    path, including Noise message 1 and the client's transport
-//!    parameters, which are not encrypted;
+//! 2. fed (twice) to a fresh server endpoint (cheap: the key is made
+//!    once), whose output, events and timers are then run: this reaches
+//!    the INITIAL path, including Noise message 1 and the client's
+//!    transport parameters, which are not encrypted. A short INITIAL is
+//!    also tried zero-padded to 1200 bytes;
 //! 3. for HANDSHAKE, RETRY and VERSION_NEGOTIATION, fed with the client
 //!    connection id patched in to a fresh client endpoint that is waiting
 //!    for the server, so those paths are reached too;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use udpchat_proto::frame::{Frame, Frames};
-use udpchat_proto::packet::{CID_LEN, DATA_HEADER_LEN, Datagram, PacketType};
+use udpchat_proto::packet::{CID_LEN, DATA_HEADER_LEN, Datagram, MIN_INITIAL_SIZE, PacketType};
 use udpchat_proto::{ClientConfig, Endpoint, Event, RateLimit, ServerConfig, ServerKey};
 
 const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 4433);
@@ -141,6 +142,20 @@ fn drain_keep_events(now: Instant, endpoint: &mut Endpoint, buf: &mut Vec<u8>, c
     sent
 }
 
+fn fresh_server(fx: &Fixture, now: Instant, data: &[u8], buf: &mut Vec<u8>) {
+    let mut server = Endpoint::new([4; 32], Some(server_config(&fx.key))).unwrap();
+    server.handle(now, CLIENT, data);
+    let replies = drain(now, &mut server, buf);
+    // Anti-amplification: never more than 3x what was received.
+    let replied: usize = replies.iter().map(Vec::len).sum();
+    assert!(replied <= 3 * data.len(), "{replied} bytes sent in reply to {} bytes", data.len());
+    // The same datagram again (a retransmitted INITIAL is answered from
+    // the half-open state), then the timers.
+    server.handle(now, CLIENT, data);
+    drain(now, &mut server, buf);
+    run_timers(fx.start, &mut server, buf);
+}
+
 fuzz_target!(|data: &[u8]| {
     // 1. Parsing alone.
     if let Ok(Datagram::Data { header, ciphertext }) = Datagram::parse(data) {
@@ -163,18 +178,15 @@ fuzz_target!(|data: &[u8]| {
     let now = fx.start + Duration::from_millis(10);
     let mut buf = Vec::new();
 
-    // 2. A fresh server.
-    let mut server = Endpoint::new([4; 32], Some(server_config(&fx.key))).unwrap();
-    server.handle(now, CLIENT, data);
-    let replies = drain(now, &mut server, &mut buf);
-    // The same datagram again (a retransmitted INITIAL is answered from
-    // the half-open state), then timers.
-    server.handle(now, CLIENT, data);
-    drain(now, &mut server, &mut buf);
-    // Anti-amplification: never more than 3x what was received.
-    let replied: usize = replies.iter().map(Vec::len).sum();
-    assert!(replied <= 3 * data.len(), "{replied} bytes sent in reply to {} bytes", data.len());
-    run_timers(fx.start, &mut server, &mut buf);
+    // 2. A fresh server. A short INITIAL is also tried zero-padded to the
+    // minimum size, so the fuzzer can explore INITIAL bodies without first
+    // having to grow inputs past 1200 bytes.
+    fresh_server(fx, now, data, &mut buf);
+    if data.first() == Some(&(PacketType::Initial as u8)) && data.len() < MIN_INITIAL_SIZE {
+        let mut padded = data.to_vec();
+        padded.resize(MIN_INITIAL_SIZE, 0);
+        fresh_server(fx, now, &padded, &mut buf);
+    }
 
     let Some(&ty) = data.first() else { return };
     let mut patched = data.to_vec();
@@ -185,21 +197,19 @@ fuzz_target!(|data: &[u8]| {
         Some(PacketType::VersionNegotiation) => Some(1),
         _ => None,
     };
-    if let Some(at) = cid_at {
-        if patched.len() >= at + CID_LEN {
-            let mut client = Endpoint::new([5; 32], None).unwrap();
-            client.connect(fx.start, SERVER, ClientConfig::default()).unwrap();
-            let initial = drain(fx.start, &mut client, &mut buf);
-            let cid = &initial[0][5..5 + CID_LEN];
-            patched[at..at + CID_LEN].copy_from_slice(cid);
-            client.handle(now, SERVER, &patched);
-            drain(now, &mut client, &mut buf);
-            run_timers(fx.start, &mut client, &mut buf);
-        }
+    if let Some(at) = cid_at.filter(|&at| patched.len() >= at + CID_LEN) {
+        let mut client = Endpoint::new([5; 32], None).unwrap();
+        client.connect(fx.start, SERVER, ClientConfig::default()).unwrap();
+        let initial = drain(fx.start, &mut client, &mut buf);
+        let cid = &initial[0][5..5 + CID_LEN];
+        patched[at..at + CID_LEN].copy_from_slice(cid);
+        client.handle(now, SERVER, &patched);
+        drain(now, &mut client, &mut buf);
+        run_timers(fx.start, &mut client, &mut buf);
     }
 
     // 4. Both ends of an established session.
-    if ty == PacketType::Data as u8 && patched.len() >= 1 + CID_LEN {
+    if ty == PacketType::Data as u8 && patched.len() > CID_LEN {
         let mut s = fx.session.lock().unwrap_or_else(|e| e.into_inner());
         let Session { now, client, server, server_cid, client_cid } = &mut *s;
         let now = *now;

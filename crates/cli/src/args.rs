@@ -1,0 +1,124 @@
+//! Command-line arguments. Every flag that has an environment variable
+//! says so in its help; flags win over the environment, which wins over the
+//! config file, which wins over the built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "udpchat", version, about = "Group chat over UDP: encrypted, loss-proof, fast.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a chat server.
+    Server(ServerArgs),
+    /// Chat in the terminal (or line by line with --plain).
+    Chat(ChatArgs),
+    /// Send lines to a room and exit once the server acknowledged them all.
+    Send(SendArgs),
+    /// Create the server key (if missing) and print it.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsoleMode {
+    /// Read operator lines when standard input is a terminal.
+    Auto,
+    /// Always read operator lines from standard input.
+    On,
+    /// Never read standard input (service mode).
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address and port to listen on ([::]:PORT accepts IPv4 and IPv6).
+    #[arg(long, env = "UDPCHAT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the server key (and, later, history).
+    #[arg(long, env = "UDPCHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file (see README for the keys).
+    #[arg(long, env = "UDPCHAT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// File whose first line is the shared server password. The password
+    /// can also come from UDPCHAT_SERVER_PASSWORD; there is deliberately no
+    /// flag for the password itself (it would show in `ps`).
+    #[arg(long, env = "UDPCHAT_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Message of the day sent to everyone who logs in.
+    #[arg(long, env = "UDPCHAT_MOTD")]
+    pub motd: Option<String>,
+    /// Name the server gives itself in the welcome.
+    #[arg(long, env = "UDPCHAT_SERVER_NAME")]
+    pub server_name: Option<String>,
+    /// Whether typed lines go to the chat as the operator's.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub console: ConsoleMode,
+    /// Do not print every room line on the console.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
+    /// Server to connect to.
+    #[arg(long, short, env = "UDPCHAT_SERVER", default_value = "127.0.0.1:7667")]
+    pub server: String,
+    /// Your nickname (asked for if missing and the terminal is interactive).
+    #[arg(long, short, env = "UDPCHAT_NICK")]
+    pub nick: Option<String>,
+    /// Ask for the server password without echoing it. It can also come
+    /// from UDPCHAT_PASSWORD.
+    #[arg(long)]
+    pub ask_password: bool,
+    /// Expect this server key (base64) instead of trusting it on first use.
+    #[arg(long, env = "UDPCHAT_SERVER_KEY")]
+    pub server_key: Option<String>,
+    /// Where first-use server keys are remembered
+    /// (default ~/.config/udpchat/known_servers).
+    #[arg(long, env = "UDPCHAT_KNOWN_SERVERS")]
+    pub known_servers: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Room to join and talk in (besides the lobby).
+    #[arg(long, short)]
+    pub room: Option<String>,
+    /// No full-screen interface: commands and lines from standard input,
+    /// every event as one timestamped line on standard output.
+    #[arg(long)]
+    pub plain: bool,
+    /// With --plain: seconds to keep listening after standard input closes.
+    #[arg(long, default_value_t = 1.0)]
+    pub linger: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Seconds to wait for all acknowledgements before failing.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Room to send to.
+    #[arg(default_value = "lobby")]
+    pub room: String,
+    /// The line to send; without it, each line of standard input is sent.
+    pub text: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    #[arg(long, env = "UDPCHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}

@@ -1,0 +1,115 @@
+//! `udpchat server` and `udpchat keygen`: settings from defaults, the
+//! config file, the environment and flags; the key from the data
+//! directory; then the driver until Ctrl-C or SIGTERM.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use udpchat_server::driver::{Server, bind};
+use udpchat_server::key_file;
+use udpchat_server::settings::{Settings, default_data_dir};
+
+use crate::args::{ConsoleMode, KeygenArgs, ServerArgs};
+
+fn settings(args: &ServerArgs) -> anyhow::Result<Settings> {
+    let mut s = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    if let Some(v) = args.listen {
+        s.listen = v;
+    }
+    if let Some(v) = &args.data_dir {
+        s.data_dir = v.clone();
+    }
+    if let Some(v) = &args.password_file {
+        s.password_file = Some(v.clone());
+    }
+    if let Some(v) = &args.motd {
+        s.motd = v.clone();
+    }
+    if let Some(v) = &args.server_name {
+        s.server_name = v.clone();
+    }
+    if args.quiet {
+        s.console_log = false;
+    }
+    if let Ok(pw) = std::env::var("UDPCHAT_SERVER_PASSWORD") {
+        anyhow::ensure!(!pw.is_empty(), "setting UDPCHAT_SERVER_PASSWORD: must not be empty");
+        s.password = Some(pw);
+    }
+    s.load_password()?;
+    s.validate()?;
+    Ok(s)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Operator lines from standard input, read on a plain thread (stdin
+/// blocks). Bounded: a paste of a thousand lines waits for the server.
+fn console_reader() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(&args)?;
+    let (key, created) = key_file::load_or_create(&settings.data_dir)?;
+    let socket = bind(settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let read_console = match args.console {
+        ConsoleMode::On => true,
+        ConsoleMode::Off => false,
+        ConsoleMode::Auto => std::io::stdin().is_terminal(),
+    };
+    let password = if settings.password.is_some() { "required" } else { "none" };
+    let server = Server::new(socket, settings.clone(), key.clone())?;
+    let addr = server.local_addr()?;
+    let key_note = if created { " (new)" } else { "" };
+    println!("udpchat server listening on {addr}");
+    println!("server key{key_note}: {}", key.public);
+    println!("data directory: {}; password: {password}", settings.data_dir.display());
+    if read_console {
+        println!("your chats will be recorded here; type to talk as the operator, /help for commands");
+    }
+    let console = read_console.then(console_reader);
+    let mut stdout = std::io::stdout();
+    server.run(console, &mut stdout, shutdown_signal()).await?;
+    println!("server stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let (key, created) = key_file::load_or_create(&dir)?;
+    let state = if created { "created" } else { "existing" };
+    println!("{state} server key in {}: {}", dir.join(key_file::KEY_FILE).display(), key.public);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,152 @@
+//! Shared pieces of the end-to-end tests: starting the real `udpchat`
+//! server binary on a loopback port (read back from its output), logging
+//! clients in through the client library, and waiting for events with a
+//! deadline. Every process started here is killed when its guard drops.
+
+#![allow(dead_code)] // each test file uses part of this
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::Receiver;
+use udpchat_client::chat::ServerMsg;
+use udpchat_client::{Client, ClientEvent, ClientOptions};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_udpchat");
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct ServerProc {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProc {
+    /// Starts `udpchat server` on 127.0.0.1:0 with `config` as its config
+    /// file, extra flags and environment.
+    pub fn start(config: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, config, args, env)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, config: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let config_path = dir.path().join("server.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("server")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .env_remove("UDPCHAT_SERVER_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start udpchat server");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self { child, port: 0, dir, stdin, lines };
+        let line = server.wait_line(|l| l.contains("listening on"));
+        server.port = line.rsplit(':').next().and_then(|p| p.trim().parse().ok()).expect("port in listening line");
+        server
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for a console line matching `pred` (panics after [`WAIT`]).
+    pub fn wait_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("server console never showed the expected line"),
+            }
+        }
+    }
+
+    /// Types a line at the server console.
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("server stdin");
+        writeln!(stdin, "{line}").expect("write to server console");
+        stdin.flush().expect("flush server console");
+    }
+
+    pub fn options(&self, nick: &str) -> ClientOptions {
+        let mut o = ClientOptions::new(&self.addr(), nick);
+        o.known_hosts = Some(self.dir.path().join("known_servers"));
+        o
+    }
+}
+
+/// Waits for the first event matching `pred`; panics with what was seen
+/// if none comes within [`WAIT`].
+pub async fn expect(events: &mut Receiver<ClientEvent>, what: &str, pred: impl FnMut(&ClientEvent) -> bool) -> Vec<ClientEvent> {
+    match udpchat_client::wait_for(events, WAIT, pred).await {
+        Some(seen) => seen,
+        None => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// Collects events for `span` (for checking something did *not* happen).
+pub async fn collect(events: &mut Receiver<ClientEvent>, span: Duration) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(span, async {
+        while let Some(e) = events.recv().await {
+            seen.push(e);
+        }
+    })
+    .await;
+    seen
+}
+
+/// Connects and waits until logged in and in the lobby.
+pub async fn login(options: ClientOptions) -> (Client, Receiver<ClientEvent>) {
+    let nick = options.nick.clone();
+    let (client, mut events) = Client::connect(options).await.expect("client starts");
+    expect(&mut events, &format!("{nick} to join the lobby"), |e| {
+        matches!(e, ClientEvent::Server(ServerMsg::Joined { room, .. }) if room == "lobby")
+    })
+    .await;
+    (client, events)
+}
+
+/// Room lines (`from`, `text`) among `events`.
+pub fn lines(events: &[ClientEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Server(ServerMsg::Line(l)) => Some((l.from.clone(), l.text.clone())),
+            _ => None,
+        })
+        .collect()
+}

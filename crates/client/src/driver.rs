@@ -1,0 +1,365 @@
+//! The client's network task: one UDP socket, one protocol endpoint, and
+//! the session state a front end should not have to track — login, rooms
+//! joined, lines awaiting acknowledgement, reconnection with backoff.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout};
+use udpchat_proto::chat::{ClientMsg, Line, LineKind, NoticeKind, RefuseCode, ServerMsg};
+use udpchat_proto::{ClientConfig, CloseReason, ConnectionHandle, Endpoint, Event, SendError, code};
+
+use crate::known_hosts::KnownHosts;
+use crate::{ClientError, ClientEvent, ClientOptions, Request};
+
+/// Requests held while logging in or reconnecting; beyond this the oldest
+/// line is dropped and reported as unconfirmed.
+const MAX_OUTBOX: usize = 1000;
+const RTT_REPORT: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+pub(crate) struct Driver {
+    options: ClientOptions,
+    server: SocketAddr,
+    socket: UdpSocket,
+    endpoint: Endpoint,
+    known_hosts: Option<KnownHosts>,
+    requests: mpsc::Receiver<Request>,
+    events: mpsc::Sender<ClientEvent>,
+    nick: String,
+    rooms: BTreeSet<String>,
+    outbox: VecDeque<ClientMsg>,
+    /// Sent lines awaiting their Ack, to echo them back once accepted.
+    unacked: HashMap<u64, ClientMsg>,
+    logged_in: bool,
+    quitting: Option<String>,
+}
+
+fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    // The OS RNG failing is not something a chat client can work around.
+    getrandom::getrandom(&mut seed).expect("operating system random number generator");
+    seed
+}
+
+/// Whether a session end means trying again is pointless.
+fn is_final(reason: &CloseReason) -> bool {
+    match reason {
+        CloseReason::KeyMismatch { .. } | CloseReason::VersionMismatch { .. } | CloseReason::ProtocolViolation(_) => true,
+        CloseReason::Peer { code: c, .. } => udpchat_proto::chat::close::is_final(*c),
+        _ => false,
+    }
+}
+
+impl Driver {
+    pub(crate) async fn new(
+        options: ClientOptions,
+        requests: mpsc::Receiver<Request>,
+        events: mpsc::Sender<ClientEvent>,
+    ) -> Result<Self, ClientError> {
+        let server = tokio::net::lookup_host(&options.server)
+            .await
+            .map_err(|e| ClientError::Resolve(options.server.clone(), e.to_string()))?
+            .next()
+            .ok_or_else(|| ClientError::Resolve(options.server.clone(), "no addresses".into()))?;
+        let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+        let socket = UdpSocket::bind(bind).await.map_err(ClientError::Socket)?;
+        let known_hosts = options.known_hosts.as_deref().map(KnownHosts::load).transpose()?;
+        let endpoint = Endpoint::new(random_seed(), None).expect("default client config is valid");
+        let rooms = options.rooms.iter().cloned().collect();
+        Ok(Self {
+            nick: options.nick.clone(),
+            options,
+            server,
+            socket,
+            endpoint,
+            known_hosts,
+            requests,
+            events,
+            rooms,
+            outbox: VecDeque::new(),
+            unacked: HashMap::new(),
+            logged_in: false,
+            quitting: None,
+        })
+    }
+
+    async fn emit(&self, event: ClientEvent) {
+        let _ = self.events.send(event).await;
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut attempt = 0u32;
+        let reason = loop {
+            attempt += 1;
+            self.emit(ClientEvent::Connecting { attempt }).await;
+            let (ended, established) = self.session().await;
+            let unconfirmed: Vec<u64> = self.unacked.drain().map(|(id, _)| id).collect();
+            if !unconfirmed.is_empty() {
+                self.emit(ClientEvent::Unconfirmed { ids: unconfirmed }).await;
+            }
+            if self.quitting.is_some() {
+                break "you left the server".into();
+            }
+            let stop = !self.options.reconnect || ended.1;
+            self.emit(ClientEvent::Disconnected { reason: ended.0.clone(), reconnecting: !stop }).await;
+            if stop {
+                break ended.0;
+            }
+            if established {
+                attempt = 0;
+            }
+            // Back off, but keep taking requests so the front end never blocks.
+            let wait = Duration::from_secs(1u64 << attempt.min(4)).min(MAX_BACKOFF);
+            let until = tokio::time::Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    _ = sleep_until(until) => break,
+                    req = self.requests.recv() => match req {
+                        Some(req) => self.take_request(req),
+                        None => self.quitting = Some(String::new()),
+                    },
+                }
+                if self.quitting.is_some() {
+                    break;
+                }
+            }
+            if self.quitting.is_some() {
+                break "quit".into();
+            }
+        };
+        self.emit(ClientEvent::Closed { reason }).await;
+    }
+
+    /// Queues a request for the session (sent once logged in).
+    fn take_request(&mut self, req: Request) {
+        match req {
+            Request::Send(msg) => {
+                if self.outbox.len() >= MAX_OUTBOX {
+                    if let Some(msg @ (ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. })) = self.outbox.pop_front() {
+                        self.unacked.insert(id, msg);
+                    }
+                }
+                self.outbox.push_back(msg);
+            }
+            Request::Login(nick) => self.nick = nick,
+            Request::Quit(reason) => self.quitting = Some(reason),
+        }
+    }
+
+    /// One session, from handshake to close. Returns (why it ended, whether
+    /// it is final) and whether it got as far as logging in.
+    async fn session(&mut self) -> ((String, bool), bool) {
+        let pinned = self.options.server_key.or_else(|| self.known_hosts.as_ref().and_then(|k| k.get(&self.options.server)));
+        let config = ClientConfig { server_key: pinned, ..ClientConfig::default() };
+        let h = match self.endpoint.connect(Instant::now(), self.server, config) {
+            Ok(h) => h,
+            Err(e) => return ((format!("invalid client configuration: {e}"), true), false),
+        };
+        self.logged_in = false;
+        let mut logged_in_once = false;
+        let mut buf = vec![0u8; 65_536];
+        let mut out = Vec::new();
+        let mut next_rtt = Instant::now() + RTT_REPORT;
+        let mut quit_sent = false;
+        loop {
+            // Everything due: events first (they may queue sends), then packets.
+            while let Some((_, event)) = self.endpoint.poll_event() {
+                match event {
+                    Event::Connected { server_key } => {
+                        let first_use = pinned.is_none();
+                        if first_use {
+                            if let Some(kh) = &mut self.known_hosts {
+                                if let Err(e) = kh.remember(&self.options.server, server_key) {
+                                    tracing::warn!("{e}");
+                                }
+                            }
+                        }
+                        self.emit(ClientEvent::Connected { server_key, first_use }).await;
+                        let login = ClientMsg::Login { nick: self.nick.clone(), password: self.options.password.clone() };
+                        let _ = self.endpoint.send(h, &login.to_bytes());
+                    }
+                    Event::Message(bytes) => match ServerMsg::decode(&bytes) {
+                        Ok(msg) => {
+                            if let Some(end) = self.on_server_msg(h, &msg) {
+                                self.emit(ClientEvent::Server(msg)).await;
+                                let now = Instant::now();
+                                self.endpoint.close(now, h, code::NORMAL, &end);
+                                continue;
+                            }
+                            if matches!(msg, ServerMsg::Welcome { .. }) {
+                                logged_in_once = true;
+                            }
+                            if let ServerMsg::Ack { id, room, seq } = &msg {
+                                if let Some(delivered) = self.delivered(*id, room, *seq) {
+                                    self.emit(delivered).await;
+                                }
+                            }
+                            self.emit(ClientEvent::Server(msg)).await;
+                        }
+                        Err(e) => tracing::debug!("undecodable server message: {e}"),
+                    },
+                    Event::Closed(reason) => {
+                        let fin = is_final(&reason) || self.quitting.is_some();
+                        return ((reason.to_string(), fin), logged_in_once);
+                    }
+                    Event::Writable | Event::Migrated { .. } => {}
+                }
+            }
+            if self.logged_in {
+                self.flush_outbox(h);
+            }
+            if let (Some(reason), false) = (&self.quitting, quit_sent) {
+                quit_sent = true;
+                let bytes = ClientMsg::Quit { reason: reason.clone() }.to_bytes();
+                let now = Instant::now();
+                if self.logged_in {
+                    let _ = self.endpoint.send(h, &bytes);
+                }
+                self.endpoint.close(now, h, code::NORMAL, "quit");
+            }
+            let now = Instant::now();
+            while let Some(t) = self.endpoint.poll_transmit(now, 1, &mut out) {
+                // A failed send is a lost datagram; the protocol recovers.
+                let _ = self.socket.send_to(&out[..t.size], t.destination).await;
+            }
+            if now >= next_rtt {
+                next_rtt = now + RTT_REPORT;
+                if let Some(stats) = self.endpoint.connection_stats(h) {
+                    if self.logged_in {
+                        self.emit(ClientEvent::Rtt(stats.rtt)).await;
+                    }
+                }
+            }
+            let deadline = self.endpoint.poll_timeout().unwrap_or(now + Duration::from_secs(60)).min(next_rtt);
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        self.endpoint.handle(Instant::now(), from, &buf[..n]);
+                        // Drain whatever else is already queued on the socket.
+                        while let Ok((n, from)) = self.socket.try_recv_from(&mut buf) {
+                            self.endpoint.handle(Instant::now(), from, &buf[..n]);
+                        }
+                    }
+                }
+                _ = sleep_until(deadline.into()) => self.endpoint.handle_timeout(Instant::now()),
+                req = self.requests.recv(), if self.quitting.is_none() => match req {
+                    Some(Request::Login(nick)) => {
+                        self.nick = nick;
+                        if !self.logged_in {
+                            let login = ClientMsg::Login { nick: self.nick.clone(), password: self.options.password.clone() };
+                            let _ = self.endpoint.send(h, &login.to_bytes());
+                        }
+                    }
+                    Some(req) => self.take_request(req),
+                    None => self.quitting = Some(String::new()),
+                },
+            }
+        }
+    }
+
+    /// Updates session state from a server message. Returns a reason to end
+    /// the session when the message makes it pointless to go on.
+    fn on_server_msg(&mut self, h: ConnectionHandle, msg: &ServerMsg) -> Option<String> {
+        match msg {
+            ServerMsg::Welcome { nick, .. } => {
+                self.nick = nick.clone();
+                self.logged_in = true;
+                // Rejoin what we were in (the server puts us in the lobby).
+                for room in self.rooms.clone() {
+                    let _ = self.endpoint.send(h, &ClientMsg::Join { room }.to_bytes());
+                }
+            }
+            ServerMsg::LoginRefused { code, text } => {
+                // A taken or invalid nickname can be retried with another;
+                // a wrong password or a ban cannot.
+                if !matches!(code, RefuseCode::NickTaken | RefuseCode::NickInvalid | RefuseCode::NickRegistered) {
+                    self.quitting = Some(String::new());
+                    return Some(text.clone());
+                }
+            }
+            ServerMsg::Joined { room, .. } => {
+                self.rooms.insert(room.clone());
+            }
+            ServerMsg::Parted { room } => {
+                self.rooms.remove(room);
+            }
+            ServerMsg::Error { id, .. } => {
+                self.unacked.remove(id);
+            }
+            ServerMsg::Notice { kind: NoticeKind::Nick, nick, text, .. } if *nick == self.nick => {
+                self.nick = text.clone();
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Our line `id` as the others saw it, once the server acknowledged it.
+    fn delivered(&mut self, id: u64, room: &str, seq: u64) -> Option<ClientEvent> {
+        let time_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let msg = match self.unacked.remove(&id)? {
+            ClientMsg::Say { text, action, .. } => ServerMsg::Line(Line {
+                room: room.to_owned(),
+                seq,
+                time_ms,
+                from: self.nick.clone(),
+                text,
+                kind: if action { LineKind::Action } else { LineKind::Normal },
+                history: false,
+            }),
+            ClientMsg::Private { to, text, .. } => {
+                ServerMsg::Private { id, from: self.nick.clone(), to, text, time_ms, history: false }
+            }
+            _ => return None,
+        };
+        Some(ClientEvent::Delivered { id, msg })
+    }
+
+    fn flush_outbox(&mut self, h: ConnectionHandle) {
+        while let Some(msg) = self.outbox.front() {
+            match self.endpoint.send(h, &msg.to_bytes()) {
+                Ok(()) => {
+                    if let ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. } = msg {
+                        self.unacked.insert(*id, msg.clone());
+                    }
+                    if let ClientMsg::Part { room, .. } = msg {
+                        self.rooms.remove(room);
+                    }
+                    self.outbox.pop_front();
+                }
+                Err(SendError::Blocked) => break,
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Waits up to `limit` for the first event matching `pred`, for tests and
+/// scripts. Events before it are returned too.
+pub async fn wait_for(
+    events: &mut mpsc::Receiver<ClientEvent>,
+    limit: Duration,
+    mut pred: impl FnMut(&ClientEvent) -> bool,
+) -> Option<Vec<ClientEvent>> {
+    let mut seen = Vec::new();
+    timeout(limit, async {
+        while let Some(e) = events.recv().await {
+            let hit = pred(&e);
+            seen.push(e);
+            if hit {
+                return Some(seen);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}

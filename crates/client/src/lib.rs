@@ -1,0 +1,190 @@
+//! The udpchat client library: one session to a server, driven on a tokio
+//! task, behind a small handle. The terminal client, `udpchat send`, the
+//! bench tool and the end-to-end tests all use it, so they share the login
+//! flow, key pinning, reconnection and command parsing.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), udpchat_client::ClientError> {
+//! use udpchat_client::{Client, ClientEvent, ClientOptions};
+//! let (client, mut events) = Client::connect(ClientOptions::new("127.0.0.1:7667", "ana")).await?;
+//! client.say("lobby", "hello").await;
+//! while let Some(event) = events.recv().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+
+mod driver;
+pub use driver::wait_for;
+pub mod input;
+pub mod known_hosts;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use udpchat_proto::chat::{ClientMsg, ServerMsg};
+use udpchat_proto::PublicKey;
+
+pub use input::{HELP, Input};
+pub use udpchat_proto::chat;
+
+/// How to reach and log in to a server.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `HOST:PORT`, resolved when connecting.
+    pub server: String,
+    pub nick: String,
+    /// The server password (or the account password); empty for none.
+    pub password: String,
+    /// Require this server key instead of trusting on first use.
+    pub server_key: Option<PublicKey>,
+    /// Where first-use keys are remembered; `None` remembers nothing.
+    pub known_hosts: Option<PathBuf>,
+    /// Reconnect (and rejoin rooms) after the session is lost.
+    pub reconnect: bool,
+    /// Rooms to join after logging in, besides the lobby.
+    pub rooms: Vec<String>,
+}
+
+impl ClientOptions {
+    pub fn new(server: &str, nick: &str) -> Self {
+        Self {
+            server: server.into(),
+            nick: nick.into(),
+            password: String::new(),
+            server_key: None,
+            known_hosts: None,
+            reconnect: false,
+            rooms: Vec::new(),
+        }
+    }
+}
+
+/// What the client reports to its front end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    Connecting { attempt: u32 },
+    /// The encrypted session is up; login follows. `first_use` says the key
+    /// was not known before (show its fingerprint to the user).
+    Connected { server_key: PublicKey, first_use: bool },
+    /// Anything the server said, including the Welcome or LoginRefused.
+    Server(ServerMsg),
+    /// One of our own lines (or private messages) was accepted by the
+    /// server: it comes back as the `Line` (with its room sequence number)
+    /// or `Private` the others received, so front ends show it the same way.
+    Delivered { id: u64, msg: ServerMsg },
+    /// The round-trip time, every few seconds while connected.
+    Rtt(Duration),
+    /// The session ended; `reconnecting` says whether another attempt follows.
+    Disconnected { reason: String, reconnecting: bool },
+    /// Lines sent but never acknowledged when the session ended: the
+    /// server may or may not have delivered them.
+    Unconfirmed { ids: Vec<u64> },
+    /// The client has stopped; nothing follows.
+    Closed { reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot resolve server address {0:?}: {1}")]
+    Resolve(String, String),
+    #[error("cannot open a UDP socket: {0}")]
+    Socket(std::io::Error),
+    #[error(transparent)]
+    KnownHosts(#[from] known_hosts::KnownHostsError),
+}
+
+pub(crate) enum Request {
+    Send(ClientMsg),
+    /// Log in again with another nickname after a refusal.
+    Login(String),
+    Quit(String),
+}
+
+/// A handle to the running client. Cloning shares the session; when every
+/// handle is dropped the client quits.
+#[derive(Clone)]
+pub struct Client {
+    requests: mpsc::Sender<Request>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// Requests the front end may queue ahead of the driver.
+const REQUEST_QUEUE: usize = 1024;
+/// Events the driver may queue ahead of the front end; when full, the
+/// driver waits, and the server sees a slow reader.
+const EVENT_QUEUE: usize = 4096;
+
+impl Client {
+    /// Resolves the server, opens a socket and starts the session on a
+    /// background task. Progress arrives as events.
+    pub async fn connect(options: ClientOptions) -> Result<(Client, mpsc::Receiver<ClientEvent>), ClientError> {
+        let (req_tx, req_rx) = mpsc::channel(REQUEST_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let driver = driver::Driver::new(options, req_rx, ev_tx).await?;
+        tokio::spawn(driver.run());
+        Ok((Client { requests: req_tx, next_id: Arc::new(AtomicU64::new(1)) }, ev_rx))
+    }
+
+    fn id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a line to a room; the returned id comes back in its Ack or Error.
+    pub async fn say(&self, room: &str, text: &str) -> u64 {
+        let id = self.id();
+        self.request(ClientMsg::Say { id, room: room.into(), text: text.into(), action: false }).await;
+        id
+    }
+
+    pub async fn request(&self, msg: ClientMsg) {
+        // Fails only when the driver has stopped, which a Closed event says.
+        let _ = self.requests.send(Request::Send(msg)).await;
+    }
+
+    /// Tries another nickname after a LoginRefused.
+    pub async fn login(&self, nick: &str) {
+        let _ = self.requests.send(Request::Login(nick.into())).await;
+    }
+
+    /// Says goodbye and stops; a Closed event follows.
+    pub async fn quit(&self, reason: &str) {
+        let _ = self.requests.send(Request::Quit(reason.into())).await;
+    }
+
+    /// Carries out a parsed input line. Returns the request id for lines
+    /// that are acknowledged (room lines and private messages).
+    pub async fn input(&self, input: Input) -> Option<u64> {
+        let msg = match input {
+            Input::Say { room, text, action } => {
+                let id = self.id();
+                self.request(ClientMsg::Say { id, room, text, action }).await;
+                return Some(id);
+            }
+            Input::Msg { to, text } => {
+                let id = self.id();
+                self.request(ClientMsg::Private { id, to, text }).await;
+                return Some(id);
+            }
+            Input::Quit(reason) => {
+                self.quit(&reason).await;
+                return None;
+            }
+            Input::Join(room) => ClientMsg::Join { room },
+            Input::Part { room, reason } => ClientMsg::Part { room, reason },
+            Input::List => ClientMsg::List,
+            Input::Who(room) => ClientMsg::Who { room },
+            Input::Nick(nick) => ClientMsg::Nick { nick },
+            Input::Topic { room, topic } => ClientMsg::Topic { room, topic },
+            Input::History { room, count } => ClientMsg::History { room, before: 0, limit: count },
+            Input::Kick { room, nick, reason } => ClientMsg::Kick { room, nick, reason },
+            Input::Ban { target, reason } => ClientMsg::Ban { target, reason },
+            Input::Help | Input::Nothing => return None,
+        };
+        self.request(msg).await;
+        None
+    }
+}

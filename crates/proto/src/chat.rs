@@ -1,0 +1,627 @@
+//! The chat application layer: the messages that travel inside a
+//! session's reliable stream once the handshake is done (docs/PROTOCOL.md
+//! §15). Every message starts with a one-byte type; client-to-server types
+//! are below 0x80, server-to-client types from 0x80. Strings are a varint
+//! length and UTF-8 bytes; integers are QUIC varints, as in the transport.
+//!
+//! Decoding never trusts the peer: a malformed message is an error the
+//! server answers (it does not end the session), and text that is not
+//! UTF-8 is reported with the message id so the sender learns which line
+//! was refused.
+
+use thiserror::Error;
+
+use crate::coding::{DecodeError, Reader, Writer};
+
+/// Close codes the chat server uses (the application range of the
+/// transport's close codes, docs/PROTOCOL.md §7).
+pub mod close {
+    use crate::code::APPLICATION_BASE;
+    /// The client said QUIT.
+    pub const QUIT: u64 = APPLICATION_BASE;
+    pub const KICKED: u64 = APPLICATION_BASE + 1;
+    pub const BANNED: u64 = APPLICATION_BASE + 2;
+    /// The client did not read fast enough and its queue overflowed.
+    pub const TOO_SLOW: u64 = APPLICATION_BASE + 3;
+    pub const LOGIN_FAILED: u64 = APPLICATION_BASE + 4;
+    pub const LOGIN_TIMEOUT: u64 = APPLICATION_BASE + 5;
+    pub const TOO_MANY_SESSIONS: u64 = APPLICATION_BASE + 6;
+
+    /// Whether a client should not reconnect after this code.
+    pub fn is_final(code: u64) -> bool {
+        matches!(code, KICKED | BANNED | LOGIN_FAILED | TOO_MANY_SESSIONS)
+    }
+}
+
+/// What kind of line a room carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Normal = 0,
+    /// `/me waves`
+    Action = 1,
+    /// Typed at the server console by the operator.
+    Operator = 2,
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseCode {
+    NickTaken = 1,
+    NickInvalid = 2,
+    BadPassword = 3,
+    ServerFull = 4,
+    TooManyAttempts = 5,
+    Banned = 6,
+    /// The nickname is registered and needs its account password.
+    NickRegistered = 7,
+}
+
+/// Room and server notices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    Join = 1,
+    Part = 2,
+    Quit = 3,
+    Timeout = 4,
+    /// `text` is the new nickname.
+    Nick = 5,
+    /// `text` is the new topic.
+    Topic = 6,
+    /// `text` is the reason; `nick` the one kicked.
+    Kick = 7,
+    /// Free text from the server (shutdown, message of the day, ...).
+    Server = 8,
+}
+
+/// Errors the server reports for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    LineTooLong = 1,
+    InvalidUtf8 = 2,
+    ControlCharacters = 3,
+    RateLimited = 4,
+    NotInRoom = 5,
+    NoSuchNick = 6,
+    NickTaken = 7,
+    NotPermitted = 8,
+    InvalidRequest = 9,
+    NickInvalid = 10,
+    RoomInvalid = 11,
+    /// The server could not store the line; it was not delivered.
+    StorageFailed = 12,
+}
+
+macro_rules! byte_enum {
+    ($name:ident { $($variant:ident = $value:literal),* $(,)? }) => {
+        impl $name {
+            pub fn from_byte(b: u64) -> Option<Self> {
+                match b {
+                    $($value => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+byte_enum!(LineKind { Normal = 0, Action = 1, Operator = 2 });
+byte_enum!(RefuseCode { NickTaken = 1, NickInvalid = 2, BadPassword = 3, ServerFull = 4, TooManyAttempts = 5, Banned = 6, NickRegistered = 7 });
+byte_enum!(NoticeKind { Join = 1, Part = 2, Quit = 3, Timeout = 4, Nick = 5, Topic = 6, Kick = 7, Server = 8 });
+byte_enum!(ErrorCode {
+    LineTooLong = 1, InvalidUtf8 = 2, ControlCharacters = 3, RateLimited = 4, NotInRoom = 5,
+    NoSuchNick = 6, NickTaken = 7, NotPermitted = 8, InvalidRequest = 9, NickInvalid = 10,
+    RoomInvalid = 11, StorageFailed = 12,
+});
+
+/// Client to server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMsg {
+    /// The first message of a session. `password` is the server password
+    /// (or the account password of a registered nickname); empty for none.
+    Login { nick: String, password: String },
+    /// A line for a room; `id` comes back in the Ack or Error.
+    Say { id: u64, room: String, text: String, action: bool },
+    Join { room: String },
+    Part { room: String, reason: String },
+    List,
+    Who { room: String },
+    Nick { nick: String },
+    Private { id: u64, to: String, text: String },
+    /// `topic: None` asks for the topic; `Some` sets it.
+    Topic { room: String, topic: Option<String> },
+    Quit { reason: String },
+    Kick { room: String, nick: String, reason: String },
+    Ban { target: String, reason: String },
+    /// Up to `limit` lines of `room` with sequence numbers below `before`
+    /// (0: the newest).
+    History { room: String, before: u64, limit: u64 },
+}
+
+/// A stored or live room line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub room: String,
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch, server clock.
+    pub time_ms: u64,
+    pub from: String,
+    pub text: String,
+    pub kind: LineKind,
+    /// Replayed from history rather than live.
+    pub history: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    pub name: String,
+    pub members: u64,
+    pub topic: String,
+}
+
+/// Server to client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerMsg {
+    Welcome { nick: String, server_name: String, motd: String },
+    LoginRefused { code: RefuseCode, text: String },
+    Line(Line),
+    Ack { id: u64, room: String, seq: u64 },
+    Error { id: u64, code: ErrorCode, text: String },
+    /// You joined `room`.
+    Joined { room: String, topic: String, members: Vec<String> },
+    /// You left `room` (or were kicked out of it).
+    Parted { room: String },
+    /// `room` is empty for server-wide notices.
+    Notice { room: String, kind: NoticeKind, nick: String, text: String, time_ms: u64 },
+    RoomList { rooms: Vec<RoomInfo> },
+    Members { room: String, nicks: Vec<String> },
+    Private { id: u64, from: String, to: String, text: String, time_ms: u64, history: bool },
+    Topic { room: String, topic: String },
+}
+
+/// A message that could not be decoded. `id` is the request id when the
+/// message got far enough to have one (0 otherwise), so the sender learns
+/// which line failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("{kind} (request {id})")]
+pub struct MsgError {
+    pub id: u64,
+    pub kind: MsgErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum MsgErrorKind {
+    #[error("malformed message")]
+    Malformed,
+    #[error("text is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("unknown message type")]
+    UnknownType,
+}
+
+mod ty {
+    pub const LOGIN: u8 = 0x01;
+    pub const SAY: u8 = 0x02;
+    pub const JOIN: u8 = 0x03;
+    pub const PART: u8 = 0x04;
+    pub const LIST: u8 = 0x05;
+    pub const WHO: u8 = 0x06;
+    pub const NICK: u8 = 0x07;
+    pub const PRIVATE: u8 = 0x08;
+    pub const TOPIC: u8 = 0x09;
+    pub const QUIT: u8 = 0x0a;
+    pub const KICK: u8 = 0x0b;
+    pub const BAN: u8 = 0x0c;
+    pub const HISTORY: u8 = 0x0d;
+
+    pub const WELCOME: u8 = 0x81;
+    pub const LOGIN_REFUSED: u8 = 0x82;
+    pub const LINE: u8 = 0x83;
+    pub const ACK: u8 = 0x84;
+    pub const ERROR: u8 = 0x85;
+    pub const JOINED: u8 = 0x86;
+    pub const PARTED: u8 = 0x87;
+    pub const NOTICE: u8 = 0x88;
+    pub const ROOM_LIST: u8 = 0x89;
+    pub const MEMBERS: u8 = 0x8a;
+    pub const PRIVATE_LINE: u8 = 0x8b;
+    pub const TOPIC_IS: u8 = 0x8c;
+}
+
+struct MsgReader<'a> {
+    r: Reader<'a>,
+    id: u64,
+}
+
+impl<'a> MsgReader<'a> {
+    fn err(&self, kind: MsgErrorKind) -> MsgError {
+        MsgError { id: self.id, kind }
+    }
+    fn varint(&mut self) -> Result<u64, MsgError> {
+        self.r.varint().map_err(|_: DecodeError| self.err(MsgErrorKind::Malformed))
+    }
+    fn id(&mut self) -> Result<u64, MsgError> {
+        self.id = self.varint()?;
+        Ok(self.id)
+    }
+    fn string(&mut self) -> Result<String, MsgError> {
+        let bytes = self.r.varint_bytes().map_err(|_| self.err(MsgErrorKind::Malformed))?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.err(MsgErrorKind::InvalidUtf8))
+    }
+    fn strings(&mut self) -> Result<Vec<String>, MsgError> {
+        let n = self.varint()?;
+        // Each string takes at least one byte: a count above the remaining
+        // length is malformed, and the allocation stays bounded.
+        if n > self.r.remaining() as u64 {
+            return Err(self.err(MsgErrorKind::Malformed));
+        }
+        (0..n).map(|_| self.string()).collect()
+    }
+    fn flag(&mut self) -> Result<bool, MsgError> {
+        match self.varint()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.err(MsgErrorKind::Malformed)),
+        }
+    }
+    fn kind<T>(&mut self, f: fn(u64) -> Option<T>) -> Result<T, MsgError> {
+        let v = self.varint()?;
+        f(v).ok_or(self.err(MsgErrorKind::Malformed))
+    }
+    fn end(&self) -> Result<(), MsgError> {
+        if self.r.is_empty() { Ok(()) } else { Err(self.err(MsgErrorKind::Malformed)) }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.put_varint_bytes(s.as_bytes());
+}
+
+impl ClientMsg {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ClientMsg::Login { nick, password } => {
+                out.put_u8(ty::LOGIN);
+                put_str(out, nick);
+                put_str(out, password);
+            }
+            ClientMsg::Say { id, room, text, action } => {
+                out.put_u8(ty::SAY);
+                out.put_varint(*id);
+                put_str(out, room);
+                put_str(out, text);
+                out.put_varint(u64::from(*action));
+            }
+            ClientMsg::Join { room } => {
+                out.put_u8(ty::JOIN);
+                put_str(out, room);
+            }
+            ClientMsg::Part { room, reason } => {
+                out.put_u8(ty::PART);
+                put_str(out, room);
+                put_str(out, reason);
+            }
+            ClientMsg::List => out.put_u8(ty::LIST),
+            ClientMsg::Who { room } => {
+                out.put_u8(ty::WHO);
+                put_str(out, room);
+            }
+            ClientMsg::Nick { nick } => {
+                out.put_u8(ty::NICK);
+                put_str(out, nick);
+            }
+            ClientMsg::Private { id, to, text } => {
+                out.put_u8(ty::PRIVATE);
+                out.put_varint(*id);
+                put_str(out, to);
+                put_str(out, text);
+            }
+            ClientMsg::Topic { room, topic } => {
+                out.put_u8(ty::TOPIC);
+                put_str(out, room);
+                match topic {
+                    None => out.put_varint(0),
+                    Some(t) => {
+                        out.put_varint(1);
+                        put_str(out, t);
+                    }
+                }
+            }
+            ClientMsg::Quit { reason } => {
+                out.put_u8(ty::QUIT);
+                put_str(out, reason);
+            }
+            ClientMsg::Kick { room, nick, reason } => {
+                out.put_u8(ty::KICK);
+                put_str(out, room);
+                put_str(out, nick);
+                put_str(out, reason);
+            }
+            ClientMsg::Ban { target, reason } => {
+                out.put_u8(ty::BAN);
+                put_str(out, target);
+                put_str(out, reason);
+            }
+            ClientMsg::History { room, before, limit } => {
+                out.put_u8(ty::HISTORY);
+                put_str(out, room);
+                out.put_varint(*before);
+                out.put_varint(*limit);
+            }
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, MsgError> {
+        let mut m = MsgReader { r: Reader::new(bytes), id: 0 };
+        let t = m.r.u8().map_err(|_| m.err(MsgErrorKind::Malformed))?;
+        let msg = match t {
+            ty::LOGIN => ClientMsg::Login { nick: m.string()?, password: m.string()? },
+            ty::SAY => {
+                let id = m.id()?;
+                ClientMsg::Say { id, room: m.string()?, text: m.string()?, action: m.flag()? }
+            }
+            ty::JOIN => ClientMsg::Join { room: m.string()? },
+            ty::PART => ClientMsg::Part { room: m.string()?, reason: m.string()? },
+            ty::LIST => ClientMsg::List,
+            ty::WHO => ClientMsg::Who { room: m.string()? },
+            ty::NICK => ClientMsg::Nick { nick: m.string()? },
+            ty::PRIVATE => {
+                let id = m.id()?;
+                ClientMsg::Private { id, to: m.string()?, text: m.string()? }
+            }
+            ty::TOPIC => {
+                let room = m.string()?;
+                let topic = if m.flag()? { Some(m.string()?) } else { None };
+                ClientMsg::Topic { room, topic }
+            }
+            ty::QUIT => ClientMsg::Quit { reason: m.string()? },
+            ty::KICK => ClientMsg::Kick { room: m.string()?, nick: m.string()?, reason: m.string()? },
+            ty::BAN => ClientMsg::Ban { target: m.string()?, reason: m.string()? },
+            ty::HISTORY => ClientMsg::History { room: m.string()?, before: m.varint()?, limit: m.varint()? },
+            _ => return Err(m.err(MsgErrorKind::UnknownType)),
+        };
+        m.end()?;
+        Ok(msg)
+    }
+}
+
+impl ServerMsg {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ServerMsg::Welcome { nick, server_name, motd } => {
+                out.put_u8(ty::WELCOME);
+                put_str(out, nick);
+                put_str(out, server_name);
+                put_str(out, motd);
+            }
+            ServerMsg::LoginRefused { code, text } => {
+                out.put_u8(ty::LOGIN_REFUSED);
+                out.put_varint(*code as u64);
+                put_str(out, text);
+            }
+            ServerMsg::Line(line) => {
+                out.put_u8(ty::LINE);
+                put_str(out, &line.room);
+                out.put_varint(line.seq);
+                out.put_varint(line.time_ms);
+                put_str(out, &line.from);
+                put_str(out, &line.text);
+                out.put_varint(line.kind as u64);
+                out.put_varint(u64::from(line.history));
+            }
+            ServerMsg::Ack { id, room, seq } => {
+                out.put_u8(ty::ACK);
+                out.put_varint(*id);
+                put_str(out, room);
+                out.put_varint(*seq);
+            }
+            ServerMsg::Error { id, code, text } => {
+                out.put_u8(ty::ERROR);
+                out.put_varint(*id);
+                out.put_varint(*code as u64);
+                put_str(out, text);
+            }
+            ServerMsg::Joined { room, topic, members } => {
+                out.put_u8(ty::JOINED);
+                put_str(out, room);
+                put_str(out, topic);
+                out.put_varint(members.len() as u64);
+                for m in members {
+                    put_str(out, m);
+                }
+            }
+            ServerMsg::Parted { room } => {
+                out.put_u8(ty::PARTED);
+                put_str(out, room);
+            }
+            ServerMsg::Notice { room, kind, nick, text, time_ms } => {
+                out.put_u8(ty::NOTICE);
+                put_str(out, room);
+                out.put_varint(*kind as u64);
+                put_str(out, nick);
+                put_str(out, text);
+                out.put_varint(*time_ms);
+            }
+            ServerMsg::RoomList { rooms } => {
+                out.put_u8(ty::ROOM_LIST);
+                out.put_varint(rooms.len() as u64);
+                for r in rooms {
+                    put_str(out, &r.name);
+                    out.put_varint(r.members);
+                    put_str(out, &r.topic);
+                }
+            }
+            ServerMsg::Members { room, nicks } => {
+                out.put_u8(ty::MEMBERS);
+                put_str(out, room);
+                out.put_varint(nicks.len() as u64);
+                for n in nicks {
+                    put_str(out, n);
+                }
+            }
+            ServerMsg::Private { id, from, to, text, time_ms, history } => {
+                out.put_u8(ty::PRIVATE_LINE);
+                out.put_varint(*id);
+                put_str(out, from);
+                put_str(out, to);
+                put_str(out, text);
+                out.put_varint(*time_ms);
+                out.put_varint(u64::from(*history));
+            }
+            ServerMsg::Topic { room, topic } => {
+                out.put_u8(ty::TOPIC_IS);
+                put_str(out, room);
+                put_str(out, topic);
+            }
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, MsgError> {
+        let mut m = MsgReader { r: Reader::new(bytes), id: 0 };
+        let t = m.r.u8().map_err(|_| m.err(MsgErrorKind::Malformed))?;
+        let msg = match t {
+            ty::WELCOME => ServerMsg::Welcome { nick: m.string()?, server_name: m.string()?, motd: m.string()? },
+            ty::LOGIN_REFUSED => ServerMsg::LoginRefused { code: m.kind(RefuseCode::from_byte)?, text: m.string()? },
+            ty::LINE => ServerMsg::Line(Line {
+                room: m.string()?,
+                seq: m.varint()?,
+                time_ms: m.varint()?,
+                from: m.string()?,
+                text: m.string()?,
+                kind: m.kind(LineKind::from_byte)?,
+                history: m.flag()?,
+            }),
+            ty::ACK => ServerMsg::Ack { id: m.varint()?, room: m.string()?, seq: m.varint()? },
+            ty::ERROR => ServerMsg::Error { id: m.varint()?, code: m.kind(ErrorCode::from_byte)?, text: m.string()? },
+            ty::JOINED => ServerMsg::Joined { room: m.string()?, topic: m.string()?, members: m.strings()? },
+            ty::PARTED => ServerMsg::Parted { room: m.string()? },
+            ty::NOTICE => ServerMsg::Notice {
+                room: m.string()?,
+                kind: m.kind(NoticeKind::from_byte)?,
+                nick: m.string()?,
+                text: m.string()?,
+                time_ms: m.varint()?,
+            },
+            ty::ROOM_LIST => {
+                let n = m.varint()?;
+                if n > m.r.remaining() as u64 {
+                    return Err(m.err(MsgErrorKind::Malformed));
+                }
+                let mut rooms = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    rooms.push(RoomInfo { name: m.string()?, members: m.varint()?, topic: m.string()? });
+                }
+                ServerMsg::RoomList { rooms }
+            }
+            ty::MEMBERS => ServerMsg::Members { room: m.string()?, nicks: m.strings()? },
+            ty::PRIVATE_LINE => ServerMsg::Private {
+                id: m.varint()?,
+                from: m.string()?,
+                to: m.string()?,
+                text: m.string()?,
+                time_ms: m.varint()?,
+                history: m.flag()?,
+            },
+            ty::TOPIC_IS => ServerMsg::Topic { room: m.string()?, topic: m.string()? },
+            _ => return Err(m.err(MsgErrorKind::UnknownType)),
+        };
+        m.end()?;
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn client_samples() -> Vec<ClientMsg> {
+        vec![
+            ClientMsg::Login { nick: "ana".into(), password: "GAS1".into() },
+            ClientMsg::Say { id: 7, room: "lobby".into(), text: "héllo".into(), action: true },
+            ClientMsg::Join { room: "rust".into() },
+            ClientMsg::Part { room: "rust".into(), reason: "bye".into() },
+            ClientMsg::List,
+            ClientMsg::Who { room: "lobby".into() },
+            ClientMsg::Nick { nick: "bob".into() },
+            ClientMsg::Private { id: 9, to: "bob".into(), text: "psst".into() },
+            ClientMsg::Topic { room: "lobby".into(), topic: None },
+            ClientMsg::Topic { room: "lobby".into(), topic: Some("news".into()) },
+            ClientMsg::Quit { reason: "".into() },
+            ClientMsg::Kick { room: "lobby".into(), nick: "eve".into(), reason: "spam".into() },
+            ClientMsg::Ban { target: "eve".into(), reason: "spam".into() },
+            ClientMsg::History { room: "lobby".into(), before: 100, limit: 50 },
+        ]
+    }
+
+    fn server_samples() -> Vec<ServerMsg> {
+        vec![
+            ServerMsg::Welcome { nick: "ana".into(), server_name: "udpchat".into(), motd: "hi".into() },
+            ServerMsg::LoginRefused { code: RefuseCode::NickTaken, text: "taken".into() },
+            ServerMsg::Line(Line {
+                room: "lobby".into(),
+                seq: 5,
+                time_ms: 1_700_000_000_000,
+                from: "ana".into(),
+                text: "hello".into(),
+                kind: LineKind::Operator,
+                history: true,
+            }),
+            ServerMsg::Ack { id: 7, room: "lobby".into(), seq: 5 },
+            ServerMsg::Error { id: 7, code: ErrorCode::LineTooLong, text: "too long".into() },
+            ServerMsg::Joined { room: "rust".into(), topic: "".into(), members: vec!["a".into(), "b".into()] },
+            ServerMsg::Parted { room: "rust".into() },
+            ServerMsg::Notice { room: "".into(), kind: NoticeKind::Server, nick: "".into(), text: "bye".into(), time_ms: 1 },
+            ServerMsg::RoomList { rooms: vec![RoomInfo { name: "lobby".into(), members: 3, topic: "t".into() }] },
+            ServerMsg::Members { room: "lobby".into(), nicks: vec!["a".into()] },
+            ServerMsg::Private { id: 3, from: "a".into(), to: "b".into(), text: "x".into(), time_ms: 2, history: false },
+            ServerMsg::Topic { room: "lobby".into(), topic: "t".into() },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for m in client_samples() {
+            assert_eq!(ClientMsg::decode(&m.to_bytes()), Ok(m));
+        }
+        for m in server_samples() {
+            assert_eq!(ServerMsg::decode(&m.to_bytes()), Ok(m));
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_request() {
+        let mut bytes = vec![ty::SAY, 42];
+        put_str(&mut bytes, "lobby");
+        bytes.put_varint_bytes(&[0xff, 0xfe]);
+        bytes.put_varint(0);
+        assert_eq!(ClientMsg::decode(&bytes), Err(MsgError { id: 42, kind: MsgErrorKind::InvalidUtf8 }));
+    }
+
+    #[test]
+    fn trailing_bytes_and_unknown_types_are_errors() {
+        let mut bytes = ClientMsg::List.to_bytes();
+        bytes.push(0);
+        assert_eq!(ClientMsg::decode(&bytes).unwrap_err().kind, MsgErrorKind::Malformed);
+        assert_eq!(ClientMsg::decode(&[0x7f]).unwrap_err().kind, MsgErrorKind::UnknownType);
+        assert_eq!(ClientMsg::decode(&[]).unwrap_err().kind, MsgErrorKind::Malformed);
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = ClientMsg::decode(&bytes);
+            let _ = ServerMsg::decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The server console: what the operator sees and types. Room traffic is
+//! printed as timestamped lines (the classic designs' "your chats will be
+//! recorded here"); lines typed at a terminal go to the console's current
+//! room as the operator's, and a few commands manage members.
+
+use std::net::IpAddr;
+
+use udpchat_proto::chat::{LineKind, NoticeKind, close};
+
+use super::{ChatServer, Clock, Outlet};
+use crate::names::{fold, room_name};
+
+/// The name operator lines are shown under.
+pub const OPERATOR: &str = "operator";
+
+pub const CONSOLE_HELP: &str = "\
+console commands: TEXT (say it in the current room as operator), /join ROOM (switch room),
+/kick NICK [reason], /ban NICK|ADDRESS [reason], /unban NICK|ADDRESS, /topic TEXT,
+/who, /list, /help";
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) for a Unix time in milliseconds.
+pub fn format_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+impl ChatServer {
+    /// Always shown, whatever `console_log` says: answers to the operator.
+    fn answer(&mut self, text: impl Into<String>) {
+        self.console.push(text.into());
+    }
+
+    /// A line typed at the server console.
+    pub fn operator(&mut self, clock: Clock, line: &str, out: &mut impl Outlet) {
+        self.clock = clock;
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        let Some(command) = line.strip_prefix('/') else {
+            let room = self.console_room.clone();
+            self.post(clock, &room, OPERATOR.into(), line.into(), LineKind::Operator, None, out);
+            return;
+        };
+        let (name, rest) = command.split_once(' ').unwrap_or((command, ""));
+        let (arg, reason) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
+        match name {
+            "join" | "room" => match room_name(arg) {
+                Ok(room) => {
+                    self.rooms.entry(room.clone()).or_insert_with(super::Room::new);
+                    self.answer(format!("-- operator lines now go to #{room}"));
+                    self.console_room = room;
+                }
+                Err(why) => self.answer(format!("-- {why}")),
+            },
+            "kick" => self.kick(clock, arg, reason, out),
+            "ban" => self.ban(clock, arg, reason, out),
+            "unban" => {
+                let removed = match arg.parse::<IpAddr>() {
+                    Ok(ip) => self.banned_ips.remove(&ip),
+                    Err(_) => self.banned_nicks.remove(&fold(arg)),
+                };
+                self.answer(if removed { format!("-- {arg} unbanned") } else { format!("-- {arg} was not banned") });
+            }
+            "topic" => {
+                let room = self.console_room.clone();
+                self.set_topic(clock, &room, OPERATOR, rest.trim().into(), out);
+            }
+            "who" => {
+                let room = self.console_room.clone();
+                let nicks: Vec<String> = self
+                    .rooms
+                    .get(&room)
+                    .map(|r| r.members.iter().filter_map(|m| self.sessions.get(m)?.nick.clone()).collect())
+                    .unwrap_or_default();
+                self.answer(format!("-- #{room}: {}", nicks.join(" ")));
+            }
+            "list" => {
+                let rooms: Vec<String> = self
+                    .rooms
+                    .iter()
+                    .filter(|(_, r)| !r.members.is_empty())
+                    .map(|(n, r)| format!("#{n} ({})", r.members.len()))
+                    .collect();
+                let count = self.sessions.len();
+                self.answer(format!("-- {count} sessions; rooms: {}", rooms.join(", ")));
+            }
+            "help" => self.answer(CONSOLE_HELP),
+            other => self.answer(format!("-- unknown console command /{other}; /help lists them")),
+        }
+    }
+
+    fn kick(&mut self, clock: Clock, nick: &str, reason: &str, out: &mut impl Outlet) {
+        let Some(&h) = self.nicks.get(&fold(nick)) else {
+            self.answer(format!("-- nobody called {nick} is online"));
+            return;
+        };
+        let why = if reason.is_empty() { "kicked by the operator".to_owned() } else { format!("kicked: {reason}") };
+        self.leave_server(clock, h, NoticeKind::Kick, &why, out);
+        out.close(h, close::KICKED, &why);
+    }
+
+    fn ban(&mut self, clock: Clock, target: &str, reason: &str, out: &mut impl Outlet) {
+        let why = if reason.is_empty() { "banned by the operator".to_owned() } else { format!("banned: {reason}") };
+        let victims: Vec<_> = match target.parse::<IpAddr>() {
+            Ok(ip) => {
+                self.banned_ips.insert(ip);
+                self.sessions.iter().filter(|(_, s)| s.addr.ip() == ip).map(|(h, _)| *h).collect()
+            }
+            Err(_) => {
+                self.banned_nicks.insert(fold(target));
+                self.nicks.get(&fold(target)).copied().into_iter().collect()
+            }
+        };
+        self.answer(format!("-- {target} banned ({} session(s) closed)", victims.len()));
+        for h in victims {
+            self.leave_server(clock, h, NoticeKind::Kick, &why, out);
+            out.close(h, close::BANNED, &why);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_time() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00");
+        assert_eq!(format_time(1_763_745_481_000), "2025-11-21 17:18:01");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,251 @@
+//! The server's I/O: one UDP socket, one protocol endpoint owning every
+//! session, and the chat state machine, on one tokio task. Datagrams are
+//! received in batches (recvmmsg, and GRO where the kernel has it) and sent
+//! through quinn-udp, which uses GSO to send several datagrams to one peer
+//! in one call.
+//!
+//! The loop: handle everything received, run due timers, feed the
+//! endpoint's events to the chat server, send everything queued, then wait
+//! for the socket, the next deadline, a console line or shutdown.
+
+use std::io::{self, IoSliceMut, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use udpchat_proto::{ConnectionHandle, Endpoint, Event, SendError, ServerConfig, ServerKey, TransportConfig};
+
+use crate::chat::{ChatServer, Clock, Outlet};
+use crate::settings::Settings;
+
+/// Datagrams taken from the socket per receive call.
+const RECV_BATCH: usize = 32;
+/// Most datagrams in one GSO send.
+const MAX_GSO_SEGMENTS: usize = 32;
+/// How long a shutdown waits for clients to acknowledge the goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Opens the listening socket. An unspecified IPv6 address (`[::]`)
+/// accepts IPv4 too.
+pub fn bind(listen: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(listen), Type::DGRAM, Some(Protocol::UDP))?;
+    if listen.is_ipv6() && listen.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    // Bigger buffers absorb bursts; the kernel caps them at its limits.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&listen.into())?;
+    Ok(socket.into())
+}
+
+/// The protocol configuration the settings ask for.
+pub fn server_config(settings: &Settings, key: ServerKey) -> ServerConfig {
+    let mut config = ServerConfig::new(key);
+    config.transport = TransportConfig {
+        idle_timeout: settings.idle_timeout(),
+        send_buffer: settings.send_queue_bytes,
+        ..TransportConfig::server()
+    };
+    config.max_connections = settings.max_sessions;
+    config.retry_always = settings.retry_always;
+    config
+}
+
+/// Replies go straight into the endpoint.
+struct EndpointOutlet<'a> {
+    endpoint: &'a mut Endpoint,
+    now: Instant,
+}
+
+impl Outlet for EndpointOutlet<'_> {
+    fn send(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError> {
+        self.endpoint.send(to, bytes)
+    }
+    fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str) {
+        self.endpoint.close(self.now, h, code, reason);
+    }
+}
+
+pub struct Server {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    endpoint: Endpoint,
+    chat: ChatServer,
+    transmit_buf: Vec<u8>,
+    recv_bufs: Vec<Vec<u8>>,
+    gso_segments: usize,
+}
+
+impl Server {
+    /// Wraps a socket from [`bind`]. Must be called inside a tokio runtime.
+    pub fn new(socket: std::net::UdpSocket, settings: Settings, key: ServerKey) -> io::Result<Self> {
+        let state = UdpSocketState::new((&socket).into())?;
+        let socket = UdpSocket::from_std(socket)?;
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;
+        let endpoint = Endpoint::new(seed, Some(server_config(&settings, key)))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let gro = state.gro_segments().max(1);
+        let gso_segments = state.max_gso_segments().clamp(1, MAX_GSO_SEGMENTS);
+        Ok(Self {
+            socket,
+            state,
+            endpoint,
+            chat: ChatServer::new(settings),
+            transmit_buf: Vec::with_capacity(MAX_GSO_SEGMENTS * 1200),
+            recv_bufs: (0..RECV_BATCH).map(|_| vec![0u8; (gro * 1500).max(1500)]).collect(),
+            gso_segments,
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Runs until `shutdown` completes, then says goodbye to every client.
+    /// Console lines (operator input) arrive on `console`; what the console
+    /// shows is written to `output`.
+    pub async fn run(
+        mut self,
+        mut console: Option<mpsc::Receiver<String>>,
+        output: &mut (dyn Write + Send),
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> io::Result<()> {
+        tokio::pin!(shutdown);
+        let mut next_tick = Instant::now() + Duration::from_secs(1);
+        loop {
+            self.process_events(output)?;
+            self.flush().await?;
+            let now = Instant::now();
+            let deadline = self.endpoint.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
+            tokio::select! {
+                r = self.socket.readable() => {
+                    r?;
+                    self.receive()?;
+                }
+                _ = tokio::time::sleep_until(deadline.max(now).into()) => {
+                    let now = Instant::now();
+                    self.endpoint.handle_timeout(now);
+                    if now >= next_tick {
+                        next_tick = now + Duration::from_secs(1);
+                        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now };
+                        self.chat.tick(Clock::system(), &mut outlet);
+                    }
+                }
+                line = async { console.as_mut()?.recv().await }, if console.is_some() => match line {
+                    Some(line) => {
+                        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+                        self.chat.operator(Clock::system(), &line, &mut outlet);
+                    }
+                    None => console = None,
+                },
+                _ = &mut shutdown => break,
+            }
+        }
+        self.shut_down(output).await
+    }
+
+    /// Tells every client the server is going away and waits (briefly) for
+    /// the goodbyes to be acknowledged.
+    async fn shut_down(mut self, output: &mut (dyn Write + Send)) -> io::Result<()> {
+        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+        self.chat.shutdown(Clock::system(), &mut outlet);
+        let until = Instant::now() + SHUTDOWN_GRACE;
+        while self.endpoint.connection_count() > 0 && Instant::now() < until {
+            self.process_events(output)?;
+            self.flush().await?;
+            let deadline = self.endpoint.poll_timeout().unwrap_or(until).min(until);
+            tokio::select! {
+                r = self.socket.readable() => { r?; self.receive()?; }
+                _ = tokio::time::sleep_until(deadline.into()) => self.endpoint.handle_timeout(Instant::now()),
+            }
+        }
+        self.flush().await
+    }
+
+    /// Reads every datagram the socket has, in batches.
+    fn receive(&mut self) -> io::Result<()> {
+        let mut meta = [RecvMeta::default(); RECV_BATCH];
+        loop {
+            let mut slices: Vec<IoSliceMut<'_>> = self.recv_bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            let state = &self.state;
+            let socket = &self.socket;
+            let result = socket.try_io(Interest::READABLE, || state.recv(socket.into(), &mut slices, &mut meta));
+            let count = match result {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                // ICMP errors from a client that went away, and the like:
+                // nothing to do about them here.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(e),
+            };
+            drop(slices);
+            let now = Instant::now();
+            for (m, buf) in meta.iter().zip(&self.recv_bufs).take(count) {
+                let stride = m.stride.max(1);
+                for datagram in buf[..m.len].chunks(stride) {
+                    self.endpoint.handle(now, m.addr, datagram);
+                }
+            }
+        }
+    }
+
+    /// Feeds endpoint events to the chat server and prints the console.
+    fn process_events(&mut self, output: &mut (dyn Write + Send)) -> io::Result<()> {
+        let clock = Clock::system();
+        while let Some((h, event)) = self.endpoint.poll_event() {
+            let addr = self.endpoint.remote_address(h);
+            let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: clock.now };
+            match event {
+                Event::Connected { .. } => {
+                    if let Some(addr) = addr {
+                        self.chat.connected(clock, h, addr, &mut outlet);
+                    }
+                }
+                Event::Message(bytes) => self.chat.message(clock, h, &bytes, &mut outlet),
+                Event::Closed(reason) => self.chat.closed(clock, h, &reason, &mut outlet),
+                Event::Writable | Event::Migrated { .. } => {}
+            }
+        }
+        let lines = self.chat.take_console();
+        if !lines.is_empty() {
+            for line in lines {
+                writeln!(output, "{line}")?;
+            }
+            output.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends everything the endpoint has queued.
+    async fn flush(&mut self) -> io::Result<()> {
+        loop {
+            let now = Instant::now();
+            let Some(t) = self.endpoint.poll_transmit(now, self.gso_segments, &mut self.transmit_buf) else {
+                return Ok(());
+            };
+            let transmit = Transmit {
+                destination: t.destination,
+                ecn: None,
+                contents: &self.transmit_buf[..t.size],
+                segment_size: t.segment_size,
+                src_ip: None,
+            };
+            let state = &self.state;
+            let socket = &self.socket;
+            let sent = socket.async_io(Interest::WRITABLE, || state.try_send(socket.into(), &transmit)).await;
+            if let Err(e) = sent {
+                // One unreachable client must not stop the server: the
+                // datagram counts as lost and the protocol recovers.
+                tracing::debug!("send to {} failed: {e}", t.destination);
+            }
+        }
+    }
+}

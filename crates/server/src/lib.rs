@@ -1,0 +1,16 @@
+//! The udpchat server: the chat state machine (rooms, members, commands,
+//! the operator console) and the UDP driver that runs it over the
+//! protocol endpoint.
+//!
+//! `chat` is sans-IO like the protocol crate, so it is tested without
+//! sockets; `driver` owns the socket, the endpoint and the clock.
+
+pub mod chat;
+pub mod driver;
+pub mod key_file;
+pub mod limits;
+pub mod names;
+pub mod settings;
+
+pub use chat::{ChatServer, Clock, Outlet};
+pub use settings::{DEFAULT_PORT, Settings};

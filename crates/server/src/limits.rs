@@ -1,0 +1,111 @@
+//! Rate limits of the chat layer: a token bucket per session for lines and
+//! commands (ergo's default of a burst of 5, then 2 per second), and login
+//! failures per source address, which lock that address out for a growing
+//! time (bounded table; the oldest entry is evicted when it is full).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: f64,
+    burst: f64,
+    per_second: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(burst: u32, per_second: f64, now: Instant) -> Self {
+        Self { tokens: f64::from(burst), burst: f64::from(burst), per_second, updated: now }
+    }
+
+    /// Takes a token; false when the bucket is empty. A zero rate means
+    /// unlimited (for benchmarks: "flood limits lifted").
+    pub fn take(&mut self, now: Instant) -> bool {
+        if self.per_second <= 0.0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Failures before an address is slowed down, and the longest lockout.
+const FREE_FAILURES: u32 = 3;
+const MAX_LOCKOUT: Duration = Duration::from_secs(60);
+const MAX_TRACKED: usize = 10_000;
+
+#[derive(Default)]
+pub struct LoginFailures {
+    table: HashMap<IpAddr, (u32, Instant)>,
+}
+
+impl LoginFailures {
+    /// If the address is locked out, until when.
+    pub fn locked_until(&self, ip: IpAddr, now: Instant) -> Option<Instant> {
+        self.table.get(&ip).map(|&(_, until)| until).filter(|&until| until > now)
+    }
+
+    /// Records a failure; after the first few each one doubles the lockout.
+    pub fn fail(&mut self, ip: IpAddr, now: Instant) {
+        if self.table.len() >= MAX_TRACKED && !self.table.contains_key(&ip) {
+            self.table.retain(|_, (_, until)| *until > now);
+            if self.table.len() >= MAX_TRACKED {
+                if let Some(oldest) = self.table.iter().min_by_key(|(_, (_, until))| *until).map(|(ip, _)| *ip) {
+                    self.table.remove(&oldest);
+                }
+            }
+        }
+        let entry = self.table.entry(ip).or_insert((0, now));
+        entry.0 += 1;
+        if entry.0 > FREE_FAILURES {
+            let secs = 1u64 << (entry.0 - FREE_FAILURES - 1).min(6);
+            entry.1 = now + Duration::from_secs(secs).min(MAX_LOCKOUT);
+        }
+    }
+
+    pub fn succeed(&mut self, ip: IpAddr) {
+        self.table.remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_bursts_then_refills() {
+        let now = Instant::now();
+        let mut b = TokenBucket::new(5, 2.0, now);
+        assert!((0..5).all(|_| b.take(now)));
+        assert!(!b.take(now));
+        assert!(b.take(now + Duration::from_millis(500)));
+        let mut unlimited = TokenBucket::new(1, 0.0, now);
+        assert!((0..1000).all(|_| unlimited.take(now)));
+    }
+
+    #[test]
+    fn failures_lock_out_growing() {
+        let now = Instant::now();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut f = LoginFailures::default();
+        for _ in 0..3 {
+            f.fail(ip, now);
+        }
+        assert_eq!(f.locked_until(ip, now), None);
+        f.fail(ip, now);
+        assert_eq!(f.locked_until(ip, now), Some(now + Duration::from_secs(1)));
+        f.fail(ip, now);
+        assert_eq!(f.locked_until(ip, now), Some(now + Duration::from_secs(2)));
+        f.succeed(ip);
+        assert_eq!(f.locked_until(ip, now), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! Server settings: built-in defaults, overridden by a TOML file, overridden
+//! by command-line flags and environment variables (the binary applies
+//! those). Every key is listed in README.md's configuration reference.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The port udpchat listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7667;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address and port to listen on; `[::]` accepts IPv4 and IPv6.
+    pub listen: SocketAddr,
+    /// Holds the server key.
+    pub data_dir: PathBuf,
+    /// A file whose first line is the shared server password.
+    pub password_file: Option<PathBuf>,
+    /// The shared password itself (set from the environment, never a flag).
+    #[serde(skip)]
+    pub password: Option<String>,
+    pub server_name: String,
+    /// Message of the day, sent with the welcome.
+    pub motd: String,
+    /// Longest line, in bytes of UTF-8.
+    pub max_line_bytes: usize,
+    /// Lines and commands a session may send at once...
+    pub rate_burst: u32,
+    /// ...and per second after that; 0 lifts the limit (for benchmarks).
+    pub rate_per_second: f64,
+    pub max_sessions: usize,
+    pub max_sessions_per_address: usize,
+    pub max_rooms: usize,
+    /// Bytes queued for one session before it is dropped as too slow.
+    pub send_queue_bytes: usize,
+    pub idle_timeout_secs: u64,
+    /// Seconds a session may take to log in.
+    pub login_timeout_secs: u64,
+    /// Print every room line on the console.
+    pub console_log: bool,
+    /// Ask every new client to prove its address with a retry cookie.
+    pub retry_always: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 0], DEFAULT_PORT)),
+            data_dir: default_data_dir(),
+            password_file: None,
+            password: None,
+            server_name: "udpchat".into(),
+            motd: "Welcome to udpchat! Type /help for commands.".into(),
+            max_line_bytes: 4096,
+            rate_burst: 5,
+            rate_per_second: 2.0,
+            max_sessions: 10_000,
+            max_sessions_per_address: 100,
+            max_rooms: 10_000,
+            send_queue_bytes: 1024 * 1024,
+            idle_timeout_secs: 30,
+            login_timeout_secs: 30,
+            console_log: true,
+            retry_always: false,
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/udpchat`, else `~/.local/share/udpchat`, else `./udpchat-data`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map(|d| d.join("udpchat"))
+        .unwrap_or_else(|| PathBuf::from("udpchat-data"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot read password file {path}: {source}")]
+    PasswordFile { path: PathBuf, source: std::io::Error },
+    #[error("password file {path} is empty")]
+    EmptyPassword { path: PathBuf },
+    #[error("setting {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+impl Settings {
+    pub fn from_file(path: &Path) -> Result<Self, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|e| SettingsError::Parse { path: path.into(), message: e.to_string() })
+    }
+
+    /// Reads the password file, if one is set and no password is yet.
+    pub fn load_password(&mut self) -> Result<(), SettingsError> {
+        if self.password.is_some() {
+            return Ok(());
+        }
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| SettingsError::PasswordFile { path: path.clone(), source })?;
+            let first = text.lines().next().unwrap_or("").trim_end_matches('\r').to_owned();
+            if first.is_empty() {
+                return Err(SettingsError::EmptyPassword { path: path.clone() });
+            }
+            self.password = Some(first);
+        }
+        Ok(())
+    }
+
+    /// Rejects values that cannot work, naming the setting.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |name, message: &str| Err(SettingsError::Invalid { name, message: message.into() });
+        if self.max_line_bytes == 0 || self.max_line_bytes > 60_000 {
+            return invalid("max_line_bytes", "must be between 1 and 60000");
+        }
+        if self.rate_burst == 0 {
+            return invalid("rate_burst", "must be at least 1");
+        }
+        if !(self.rate_per_second >= 0.0 && self.rate_per_second.is_finite()) {
+            return invalid("rate_per_second", "must be 0 (unlimited) or more");
+        }
+        if self.max_sessions == 0 || self.max_sessions_per_address == 0 || self.max_rooms == 0 {
+            return invalid("max_sessions / max_sessions_per_address / max_rooms", "must be at least 1");
+        }
+        if self.send_queue_bytes < 128 * 1024 {
+            return invalid("send_queue_bytes", "must be at least 131072");
+        }
+        if self.idle_timeout_secs < 5 {
+            return invalid("idle_timeout_secs", "must be at least 5");
+        }
+        if self.login_timeout_secs == 0 {
+            return invalid("login_timeout_secs", "must be at least 1");
+        }
+        if self.server_name.trim().is_empty() {
+            return invalid("server_name", "must not be empty");
+        }
+        Ok(())
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nmotd = \"hi\"\n").unwrap();
+        let s = Settings::from_file(&path).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.motd, "hi");
+        assert_eq!(s.max_line_bytes, 4096);
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = Settings::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn password_file_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "GAS1\nignored\n").unwrap();
+        let mut s = Settings { password_file: Some(path), ..Settings::default() };
+        s.load_password().unwrap();
+        assert_eq!(s.password.as_deref(), Some("GAS1"));
+    }
+}
