@@ -80,7 +80,6 @@ pub struct Server {
     chat: ChatServer,
     transmit_buf: Vec<u8>,
     recv_bufs: Vec<Vec<u8>>,
-    gso_segments: usize,
 }
 
 impl Server {
@@ -93,7 +92,6 @@ impl Server {
         let endpoint = Endpoint::new(seed, Some(server_config(&settings, key)))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let gro = state.gro_segments().max(1);
-        let gso_segments = state.max_gso_segments().clamp(1, MAX_GSO_SEGMENTS);
         Ok(Self {
             socket,
             state,
@@ -101,7 +99,6 @@ impl Server {
             chat: ChatServer::new(settings),
             transmit_buf: Vec::with_capacity(MAX_GSO_SEGMENTS * 1200),
             recv_bufs: (0..RECV_BATCH).map(|_| vec![0u8; (gro * 1500).max(1500)]).collect(),
-            gso_segments,
         })
     }
 
@@ -228,7 +225,9 @@ impl Server {
     async fn flush(&mut self) -> io::Result<()> {
         loop {
             let now = Instant::now();
-            let Some(t) = self.endpoint.poll_transmit(now, self.gso_segments, &mut self.transmit_buf) else {
+            // Asked each time: quinn-udp turns GSO off if the kernel rejects it.
+            let segments = self.state.max_gso_segments().clamp(1, MAX_GSO_SEGMENTS);
+            let Some(t) = self.endpoint.poll_transmit(now, segments, &mut self.transmit_buf) else {
                 return Ok(());
             };
             let transmit = Transmit {

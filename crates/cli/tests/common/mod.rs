@@ -110,11 +110,24 @@ impl ServerProc {
 
 /// Waits for the first event matching `pred`; panics with what was seen
 /// if none comes within [`WAIT`].
-pub async fn expect(events: &mut Receiver<ClientEvent>, what: &str, pred: impl FnMut(&ClientEvent) -> bool) -> Vec<ClientEvent> {
-    match udpchat_client::wait_for(events, WAIT, pred).await {
-        Some(seen) => seen,
-        None => panic!("timed out waiting for {what}"),
+pub async fn expect(events: &mut Receiver<ClientEvent>, what: &str, mut pred: impl FnMut(&ClientEvent) -> bool) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(e) = events.recv().await {
+            let hit = pred(&e);
+            seen.push(e);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    if found != Ok(true) {
+        let tail: Vec<_> = seen.iter().rev().take(8).rev().collect();
+        panic!("timed out waiting for {what}; last events: {tail:?}");
     }
+    seen
 }
 
 /// Collects events for `span` (for checking something did *not* happen).

@@ -1,0 +1,173 @@
+//! End-to-end tests that need a client the library would never be: one
+//! that sends text that is not UTF-8, one that throws garbage datagrams at
+//! the server, and one that stops reading. Built directly on the protocol
+//! endpoint and a plain UDP socket.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::{ServerProc, expect, login};
+use udpchat_client::ClientEvent;
+use udpchat_client::chat::{ClientMsg, ErrorCode, NoticeKind, ServerMsg};
+use udpchat_proto::coding::Writer;
+use udpchat_proto::{ClientConfig, ConnectionHandle, Endpoint, Event};
+
+/// A protocol client driven by hand, with a blocking socket.
+struct RawClient {
+    socket: UdpSocket,
+    server: SocketAddr,
+    endpoint: Endpoint,
+    h: ConnectionHandle,
+    buf: Vec<u8>,
+    reading: bool,
+}
+
+impl RawClient {
+    fn connect(server: SocketAddr) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut endpoint = Endpoint::new([7; 32], None).unwrap();
+        let h = endpoint.connect(Instant::now(), server, ClientConfig::default()).unwrap();
+        Self { socket, server, endpoint, h, buf: Vec::new(), reading: true }
+    }
+
+    /// Runs the protocol for up to `span`, returning decoded server messages.
+    fn pump(&mut self, span: Duration) -> Vec<ServerMsg> {
+        let mut out = Vec::new();
+        let until = Instant::now() + span;
+        let mut rx = vec![0u8; 2048];
+        while Instant::now() < until {
+            let now = Instant::now();
+            self.endpoint.handle_timeout(now);
+            while let Some(t) = self.endpoint.poll_transmit(now, 1, &mut self.buf) {
+                let _ = self.socket.send_to(&self.buf[..t.size], t.destination);
+            }
+            while let Some((_, e)) = self.endpoint.poll_event() {
+                if let Event::Message(m) = e {
+                    out.push(ServerMsg::decode(&m).expect("server speaks the protocol"));
+                }
+            }
+            if self.reading {
+                if let Ok((n, from)) = self.socket.recv_from(&mut rx) {
+                    self.endpoint.handle(Instant::now(), from, &rx[..n]);
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        out
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.endpoint.send(self.h, bytes).unwrap();
+    }
+
+    fn login(&mut self, nick: &str) {
+        self.pump(Duration::from_millis(300));
+        self.send(&ClientMsg::Login { nick: nick.into(), password: String::new() }.to_bytes());
+        let got = self.pump(Duration::from_millis(500));
+        assert!(got.iter().any(|m| matches!(m, ServerMsg::Welcome { .. })), "{got:?}");
+    }
+}
+
+#[test]
+fn invalid_utf8_gets_its_error_and_the_session_keeps_working() {
+    let server = ServerProc::start("", &["--console", "off"], &[]);
+    let mut raw = RawClient::connect(server.addr().parse().unwrap());
+    raw.login("raw");
+    // A Say whose text is not UTF-8, built byte by byte.
+    let mut bad = vec![0x02];
+    bad.put_varint(41);
+    bad.put_varint_bytes(b"lobby");
+    bad.put_varint_bytes(&[0x68, 0xff, 0xfe]);
+    bad.put_varint(0);
+    raw.send(&bad);
+    let got = raw.pump(Duration::from_millis(500));
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Error { id: 41, code: ErrorCode::InvalidUtf8, .. })),
+        "{got:?}"
+    );
+    // An unknown request type: an error, not a disconnect.
+    raw.send(&[0x7e, 1, 2, 3]);
+    let got = raw.pump(Duration::from_millis(300));
+    assert!(got.iter().any(|m| matches!(m, ServerMsg::Error { code: ErrorCode::InvalidRequest, .. })), "{got:?}");
+    raw.send(&ClientMsg::Say { id: 42, room: "lobby".into(), text: "still here".into(), action: false }.to_bytes());
+    let got = raw.pump(Duration::from_millis(500));
+    assert!(got.iter().any(|m| matches!(m, ServerMsg::Ack { id: 42, .. })), "{got:?}");
+}
+
+#[tokio::test]
+async fn garbage_datagrams_do_not_disturb_the_server() {
+    let server = ServerProc::start("", &["--console", "off"], &[]);
+    let (ana, mut ana_ev) = login(server.options("ana")).await;
+    let (_bob, mut bob_ev) = login(server.options("bob")).await;
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target: SocketAddr = server.addr().parse().unwrap();
+    // Bounded: 3,000 datagrams of every type byte and many lengths.
+    for i in 0..3000usize {
+        let len = (i * 37) % 1400;
+        let mut d: Vec<u8> = (0..len).map(|j| (i * 31 + j * 7) as u8).collect();
+        if let Some(first) = d.first_mut() {
+            *first = (i % 8) as u8;
+        }
+        let _ = junk.send_to(&d, target);
+    }
+    ana.say("lobby", "after the storm").await;
+    let seen = expect(&mut bob_ev, "the line", |e| matches!(e, ClientEvent::Server(ServerMsg::Line(_)))).await;
+    assert_eq!(common::lines(&seen), vec![("ana".to_owned(), "after the storm".to_owned())]);
+    expect(&mut ana_ev, "the ack", |e| matches!(e, ClientEvent::Delivered { .. })).await;
+}
+
+/// A member that stops reading is dropped with a reason once its bounded
+/// queue fills, and the others keep getting every line meanwhile.
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_dropped_not_waited_for() {
+    let config = "send_queue_bytes = 131072\nrate_per_second = 0\n";
+    let mut server = ServerProc::start(config, &["--console", "off"], &[]);
+    let addr: SocketAddr = server.addr().parse().unwrap();
+    let (asleep_tx, asleep_rx) = tokio::sync::oneshot::channel();
+    let mut sleeper = tokio::task::spawn_blocking(move || {
+        let mut raw = RawClient::connect(addr);
+        raw.login("sleeper");
+        raw.reading = false;
+        let _ = asleep_tx.send(());
+        raw.pump(Duration::from_secs(3));
+        raw
+    });
+    let (ana, mut ana_ev) = login(server.options("ana")).await;
+    let (_bob, mut bob_ev) = login(server.options("bob")).await;
+    expect(&mut ana_ev, "sleeper in the lobby", |e| {
+        matches!(e, ClientEvent::Server(ServerMsg::Notice { kind: NoticeKind::Join, nick, .. }) if nick == "sleeper")
+    })
+    .await;
+    asleep_rx.await.expect("sleeper logged in");
+    // Ana's own events (acks) must be read, or her client waits for us.
+    let drain = tokio::spawn(async move { while ana_ev.recv().await.is_some() {} });
+    // Rounds of 200 lines: a reader that keeps up never has more than one
+    // round queued, the sleeper accumulates all of them (3000 lines, about
+    // 375 KB, well past its 128 KiB queue).
+    let text = "z".repeat(100);
+    let (rounds, per_round) = (15, 200);
+    let mut got = 0;
+    let mut dropped = false;
+    for round in 1..=rounds {
+        for _ in 0..per_round {
+            ana.say("lobby", &text).await;
+        }
+        while got < round * per_round {
+            let seen = expect(&mut bob_ev, "lines", |e| matches!(e, ClientEvent::Server(ServerMsg::Line(_)))).await;
+            got += common::lines(&seen).len();
+            dropped |= seen.iter().any(|e| {
+                matches!(e, ClientEvent::Server(ServerMsg::Notice { kind: NoticeKind::Quit, nick, text, .. })
+                    if nick == "sleeper" && text.contains("too slow"))
+            });
+        }
+    }
+    assert_eq!(got, rounds * per_round, "the reader that keeps up got every line");
+    assert!(dropped, "the sleeper was dropped with a reason");
+    server.wait_line(|l| l.contains("sleeper left (dropped: too slow to keep up)"));
+    drain.abort();
+    let _ = (&mut sleeper).await;
+}
