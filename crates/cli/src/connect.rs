@@ -31,11 +31,8 @@ pub fn options(args: &ConnectArgs, interactive: bool) -> anyhow::Result<ClientOp
     } else {
         std::env::var("UDPCHAT_PASSWORD").unwrap_or_default()
     };
-    let server_key = args
-        .server_key
-        .as_deref()
-        .map(|k| k.parse().map_err(|e| anyhow::anyhow!("--server-key: {e}")))
-        .transpose()?;
+    let server_key =
+        args.server_key.as_deref().map(|k| k.parse().map_err(|e| anyhow::anyhow!("--server-key: {e}"))).transpose()?;
     let known_hosts = args.known_servers.clone().or_else(KnownHosts::default_path);
     let mut options = ClientOptions::new(&args.server, &nick);
     options.password = password;

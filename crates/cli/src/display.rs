@@ -30,10 +30,7 @@ pub struct Item {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn item(room: Option<&str>, kind: Kind, text: String) -> Item {
@@ -50,7 +47,8 @@ pub fn clock(time_ms: u64) -> String {
 pub fn items(event: &ClientEvent) -> Vec<Item> {
     match event {
         ClientEvent::Connecting { attempt } => {
-            let text = if *attempt <= 1 { "connecting…".into() } else { format!("reconnecting (attempt {attempt})…") };
+            let text =
+                if *attempt <= 1 { "connecting…".into() } else { format!("reconnecting (attempt {attempt})…") };
             vec![item(None, Kind::Info, text)]
         }
         ClientEvent::Connected { server_key, first_use } => {
@@ -108,7 +106,11 @@ fn server_items(msg: &ServerMsg) -> Vec<Item> {
         ServerMsg::Ack { .. } => vec![],
         ServerMsg::Error { text, .. } => vec![item(None, Kind::Error, text.clone())],
         ServerMsg::Joined { room, topic, members } => {
-            let mut v = vec![item(Some(room), Kind::Notice, format!("you joined #{room} ({} here: {})", members.len(), members.join(", ")))];
+            let mut v = vec![item(
+                Some(room),
+                Kind::Notice,
+                format!("you joined #{room} ({} here: {})", members.len(), members.join(", ")),
+            )];
             if !topic.is_empty() {
                 v.push(item(Some(room), Kind::Notice, format!("topic: {topic}")));
             }

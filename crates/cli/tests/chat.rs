@@ -54,7 +54,9 @@ async fn three_clients_chat_in_order_with_join_and_leave_notices() {
     expect(&mut cat_ev, "cat's client to close", |e| matches!(e, ClientEvent::Closed { .. })).await;
     bob.input(udpchat_client::input::parse("/quit off to lunch", "lobby").unwrap()).await;
     let seen = expect(&mut ana_ev, "bob's quit notice", |e| notice(e, NoticeKind::Quit, "bob")).await;
-    assert!(seen.iter().any(|e| matches!(e, ClientEvent::Server(ServerMsg::Notice { text, .. }) if text == "off to lunch")));
+    assert!(
+        seen.iter().any(|e| matches!(e, ClientEvent::Server(ServerMsg::Notice { text, .. }) if text == "off to lunch"))
+    );
     drop(ana);
 }
 
@@ -71,7 +73,12 @@ async fn duplicate_nickname_is_refused_and_another_can_be_chosen() {
     second.login("ａｎａ").await;
     expect(&mut ev, "a second refusal", |e| matches!(e, ClientEvent::Server(ServerMsg::LoginRefused { .. }))).await;
     second.login("ana2").await;
-    expect(&mut ev, "the welcome", |e| matches!(e, ClientEvent::Server(ServerMsg::Welcome { nick, .. }) if nick == "ana2")).await;
+    expect(
+        &mut ev,
+        "the welcome",
+        |e| matches!(e, ClientEvent::Server(ServerMsg::Welcome { nick, .. }) if nick == "ana2"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -81,7 +88,10 @@ async fn wrong_password_is_refused_with_its_reason() {
     options.password = "kegeprek".into();
     let (_c, mut ev) = Client::connect(options).await.unwrap();
     let seen = expect(&mut ev, "a refusal", |e| matches!(e, ClientEvent::Server(ServerMsg::LoginRefused { .. }))).await;
-    assert!(matches!(seen.last(), Some(ClientEvent::Server(ServerMsg::LoginRefused { code: RefuseCode::BadPassword, .. }))));
+    assert!(matches!(
+        seen.last(),
+        Some(ClientEvent::Server(ServerMsg::LoginRefused { code: RefuseCode::BadPassword, .. }))
+    ));
     expect(&mut ev, "the client to stop", |e| matches!(e, ClientEvent::Closed { .. })).await;
 
     let mut options = server.options("ana");
@@ -96,8 +106,12 @@ async fn private_messages_reach_only_their_target() {
     let (_bob, mut bob_ev) = login(server.options("bob")).await;
     let (_cat, mut cat_ev) = login(server.options("cat")).await;
     ana.input(Input::Msg { to: "BOB".into(), text: "just for you".into() }).await;
-    let seen = expect(&mut bob_ev, "the private message", |e| matches!(e, ClientEvent::Server(ServerMsg::Private { .. }))).await;
-    assert!(matches!(seen.last(), Some(ClientEvent::Server(ServerMsg::Private { from, text, .. })) if from == "ana" && text == "just for you"));
+    let seen =
+        expect(&mut bob_ev, "the private message", |e| matches!(e, ClientEvent::Server(ServerMsg::Private { .. })))
+            .await;
+    assert!(
+        matches!(seen.last(), Some(ClientEvent::Server(ServerMsg::Private { from, text, .. })) if from == "ana" && text == "just for you")
+    );
     expect(&mut ana_ev, "delivery", |e| matches!(e, ClientEvent::Delivered { .. })).await;
     let cat_saw = collect(&mut cat_ev, Duration::from_millis(500)).await;
     assert!(!cat_saw.iter().any(|e| matches!(e, ClientEvent::Server(ServerMsg::Private { .. }))));
@@ -115,13 +129,21 @@ async fn join_list_who_part_and_topic() {
     let (ana, mut ana_ev) = login(server.options("ana")).await;
     let (bob, mut bob_ev) = login(server.options("bob")).await;
     ana.input(Input::Join("Rust".into())).await;
-    let seen = expect(&mut ana_ev, "joined #rust", |e| matches!(e, ClientEvent::Server(ServerMsg::Joined { room, .. }) if room == "rust")).await;
-    assert!(matches!(seen.last(), Some(ClientEvent::Server(ServerMsg::Joined { members, .. })) if *members == vec!["ana".to_owned()]));
+    let seen = expect(
+        &mut ana_ev,
+        "joined #rust",
+        |e| matches!(e, ClientEvent::Server(ServerMsg::Joined { room, .. }) if room == "rust"),
+    )
+    .await;
+    assert!(
+        matches!(seen.last(), Some(ClientEvent::Server(ServerMsg::Joined { members, .. })) if *members == vec!["ana".to_owned()])
+    );
     bob.input(Input::Join("#rust".into())).await;
     expect(&mut ana_ev, "bob joining #rust", |e| notice(e, NoticeKind::Join, "bob")).await;
 
     bob.input(Input::List).await;
-    let seen = expect(&mut bob_ev, "the room list", |e| matches!(e, ClientEvent::Server(ServerMsg::RoomList { .. }))).await;
+    let seen =
+        expect(&mut bob_ev, "the room list", |e| matches!(e, ClientEvent::Server(ServerMsg::RoomList { .. }))).await;
     let Some(ClientEvent::Server(ServerMsg::RoomList { rooms })) = seen.last() else { unreachable!() };
     let counts: Vec<(String, u64)> = rooms.iter().map(|r| (r.name.clone(), r.members)).collect();
     assert_eq!(counts, vec![("lobby".into(), 2), ("rust".into(), 2)]);
@@ -132,7 +154,12 @@ async fn join_list_who_part_and_topic() {
 
     // A line in #rust reaches #rust only.
     ana.say("rust", "borrow checker").await;
-    let seen = expect(&mut bob_ev, "the #rust line", |e| matches!(e, ClientEvent::Server(ServerMsg::Line(l)) if l.room == "rust")).await;
+    let seen = expect(
+        &mut bob_ev,
+        "the #rust line",
+        |e| matches!(e, ClientEvent::Server(ServerMsg::Line(l)) if l.room == "rust"),
+    )
+    .await;
     assert_eq!(lines(&seen), vec![("ana".to_owned(), "borrow checker".to_owned())]);
 
     ana.input(Input::Topic { room: "rust".into(), topic: Some("ownership".into()) }).await;
@@ -143,7 +170,10 @@ async fn join_list_who_part_and_topic() {
     expect(&mut ana_ev, "bob's part notice", |e| notice(e, NoticeKind::Part, "bob")).await;
     // Saying something in a room one is not in is refused.
     bob.say("rust", "still here?").await;
-    expect(&mut bob_ev, "not in room", |e| matches!(e, ClientEvent::Server(ServerMsg::Error { code: ErrorCode::NotInRoom, .. }))).await;
+    expect(&mut bob_ev, "not in room", |e| {
+        matches!(e, ClientEvent::Server(ServerMsg::Error { code: ErrorCode::NotInRoom, .. }))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -167,15 +197,19 @@ async fn oversized_lines_get_an_error_and_the_session_keeps_working() {
     let (_bob, mut bob_ev) = login(server.options("bob")).await;
     let long = "x".repeat(101);
     let id = ana.say("lobby", &long).await;
-    let seen = expect(&mut ana_ev, "line too long", |e| matches!(e, ClientEvent::Server(ServerMsg::Error { .. }))).await;
-    assert!(matches!(seen.last(), Some(ClientEvent::Server(ServerMsg::Error { id: i, code: ErrorCode::LineTooLong, .. })) if *i == id));
+    let seen =
+        expect(&mut ana_ev, "line too long", |e| matches!(e, ClientEvent::Server(ServerMsg::Error { .. }))).await;
+    assert!(
+        matches!(seen.last(), Some(ClientEvent::Server(ServerMsg::Error { id: i, code: ErrorCode::LineTooLong, .. })) if *i == id)
+    );
     let id = ana.say("lobby", "bell\u{7}").await;
     expect(&mut ana_ev, "control characters", |e| {
         matches!(e, ClientEvent::Server(ServerMsg::Error { id: i, code: ErrorCode::ControlCharacters, .. }) if *i == id)
     })
     .await;
     ana.say("lobby", &"y".repeat(100)).await;
-    let seen = expect(&mut bob_ev, "the line at the limit", |e| matches!(e, ClientEvent::Server(ServerMsg::Line(_)))).await;
+    let seen =
+        expect(&mut bob_ev, "the line at the limit", |e| matches!(e, ClientEvent::Server(ServerMsg::Line(_)))).await;
     assert_eq!(lines(&seen).len(), 1);
     drop(ana);
 }
@@ -187,7 +221,10 @@ async fn flood_is_rate_limited_with_an_error() {
     for i in 0..6 {
         ana.say("lobby", &format!("flood {i}")).await;
     }
-    expect(&mut ana_ev, "rate limited", |e| matches!(e, ClientEvent::Server(ServerMsg::Error { code: ErrorCode::RateLimited, .. }))).await;
+    expect(&mut ana_ev, "rate limited", |e| {
+        matches!(e, ClientEvent::Server(ServerMsg::Error { code: ErrorCode::RateLimited, .. }))
+    })
+    .await;
     let _ = ana.request(ClientMsg::List).await;
 }
 

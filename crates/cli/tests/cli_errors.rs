@@ -44,7 +44,8 @@ fn server_reports_bad_settings_by_name() {
     let (ok, err) = run(&["server", "--data-dir", data, "--config", "/nonexistent/udpchat.toml"], &[]);
     assert!(!ok && err.contains("/nonexistent/udpchat.toml"), "{err}");
 
-    let (ok, err) = run(&["server", "--data-dir", data, "--password-file", "/nonexistent/pw", "--listen", "127.0.0.1:0"], &[]);
+    let (ok, err) =
+        run(&["server", "--data-dir", data, "--password-file", "/nonexistent/pw", "--listen", "127.0.0.1:0"], &[]);
     assert!(!ok && err.contains("/nonexistent/pw"), "{err}");
 
     // A corrupt key file is not silently replaced: clients pinned the old key.

@@ -17,7 +17,6 @@ use udpchat_proto::{ClientConfig, ConnectionHandle, Endpoint, Event};
 /// A protocol client driven by hand, with a blocking socket.
 struct RawClient {
     socket: UdpSocket,
-    server: SocketAddr,
     endpoint: Endpoint,
     h: ConnectionHandle,
     buf: Vec<u8>,
@@ -30,7 +29,7 @@ impl RawClient {
         socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let mut endpoint = Endpoint::new([7; 32], None).unwrap();
         let h = endpoint.connect(Instant::now(), server, ClientConfig::default()).unwrap();
-        Self { socket, server, endpoint, h, buf: Vec::new(), reading: true }
+        Self { socket, endpoint, h, buf: Vec::new(), reading: true }
     }
 
     /// Runs the protocol for up to `span`, returning decoded server messages.
@@ -85,10 +84,7 @@ fn invalid_utf8_gets_its_error_and_the_session_keeps_working() {
     bad.put_varint(0);
     raw.send(&bad);
     let got = raw.pump(Duration::from_millis(500));
-    assert!(
-        got.iter().any(|m| matches!(m, ServerMsg::Error { id: 41, code: ErrorCode::InvalidUtf8, .. })),
-        "{got:?}"
-    );
+    assert!(got.iter().any(|m| matches!(m, ServerMsg::Error { id: 41, code: ErrorCode::InvalidUtf8, .. })), "{got:?}");
     // An unknown request type: an error, not a disconnect.
     raw.send(&[0x7e, 1, 2, 3]);
     let got = raw.pump(Duration::from_millis(300));

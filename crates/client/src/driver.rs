@@ -48,7 +48,9 @@ fn random_seed() -> [u8; 32] {
 /// Whether a session end means trying again is pointless.
 fn is_final(reason: &CloseReason) -> bool {
     match reason {
-        CloseReason::KeyMismatch { .. } | CloseReason::VersionMismatch { .. } | CloseReason::ProtocolViolation(_) => true,
+        CloseReason::KeyMismatch { .. } | CloseReason::VersionMismatch { .. } | CloseReason::ProtocolViolation(_) => {
+            true
+        }
         CloseReason::Peer { code: c, .. } => udpchat_proto::chat::close::is_final(*c),
         _ => false,
     }
@@ -138,10 +140,11 @@ impl Driver {
     fn take_request(&mut self, req: Request) {
         match req {
             Request::Send(msg) => {
-                if self.outbox.len() >= MAX_OUTBOX {
-                    if let Some(msg @ (ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. })) = self.outbox.pop_front() {
-                        self.unacked.insert(id, msg);
-                    }
+                if self.outbox.len() >= MAX_OUTBOX
+                    && let Some(msg @ (ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. })) =
+                        self.outbox.pop_front()
+                {
+                    self.unacked.insert(id, msg);
                 }
                 self.outbox.push_back(msg);
             }
@@ -153,7 +156,8 @@ impl Driver {
     /// One session, from handshake to close. Returns (why it ended, whether
     /// it is final) and whether it got as far as logging in.
     async fn session(&mut self) -> ((String, bool), bool) {
-        let pinned = self.options.server_key.or_else(|| self.known_hosts.as_ref().and_then(|k| k.get(&self.options.server)));
+        let pinned =
+            self.options.server_key.or_else(|| self.known_hosts.as_ref().and_then(|k| k.get(&self.options.server)));
         let config = ClientConfig { server_key: pinned, ..ClientConfig::default() };
         let h = match self.endpoint.connect(Instant::now(), self.server, config) {
             Ok(h) => h,
@@ -171,15 +175,15 @@ impl Driver {
                 match event {
                     Event::Connected { server_key } => {
                         let first_use = pinned.is_none();
-                        if first_use {
-                            if let Some(kh) = &mut self.known_hosts {
-                                if let Err(e) = kh.remember(&self.options.server, server_key) {
-                                    tracing::warn!("{e}");
-                                }
-                            }
+                        if first_use
+                            && let Some(kh) = &mut self.known_hosts
+                            && let Err(e) = kh.remember(&self.options.server, server_key)
+                        {
+                            tracing::warn!("{e}");
                         }
                         self.emit(ClientEvent::Connected { server_key, first_use }).await;
-                        let login = ClientMsg::Login { nick: self.nick.clone(), password: self.options.password.clone() };
+                        let login =
+                            ClientMsg::Login { nick: self.nick.clone(), password: self.options.password.clone() };
                         let _ = self.endpoint.send(h, &login.to_bytes());
                     }
                     Event::Message(bytes) => match ServerMsg::decode(&bytes) {
@@ -193,10 +197,10 @@ impl Driver {
                             if matches!(msg, ServerMsg::Welcome { .. }) {
                                 logged_in_once = true;
                             }
-                            if let ServerMsg::Ack { id, room, seq } = &msg {
-                                if let Some(delivered) = self.delivered(*id, room, *seq) {
-                                    self.emit(delivered).await;
-                                }
+                            if let ServerMsg::Ack { id, room, seq } = &msg
+                                && let Some(delivered) = self.delivered(*id, room, *seq)
+                            {
+                                self.emit(delivered).await;
                             }
                             self.emit(ClientEvent::Server(msg)).await;
                         }
@@ -228,10 +232,10 @@ impl Driver {
             }
             if now >= next_rtt {
                 next_rtt = now + RTT_REPORT;
-                if let Some(stats) = self.endpoint.connection_stats(h) {
-                    if self.logged_in {
-                        self.emit(ClientEvent::Rtt(stats.rtt)).await;
-                    }
+                if let Some(stats) = self.endpoint.connection_stats(h)
+                    && self.logged_in
+                {
+                    self.emit(ClientEvent::Rtt(stats.rtt)).await;
                 }
             }
             let deadline = self.endpoint.poll_timeout().unwrap_or(now + Duration::from_secs(60)).min(next_rtt);
@@ -273,14 +277,13 @@ impl Driver {
                     let _ = self.endpoint.send(h, &ClientMsg::Join { room }.to_bytes());
                 }
             }
-            ServerMsg::LoginRefused { code, text } => {
+            ServerMsg::LoginRefused { code, text }
                 // A taken or invalid nickname can be retried with another;
                 // a wrong password or a ban cannot.
-                if !matches!(code, RefuseCode::NickTaken | RefuseCode::NickInvalid | RefuseCode::NickRegistered) {
+                if !matches!(code, RefuseCode::NickTaken | RefuseCode::NickInvalid | RefuseCode::NickRegistered) => {
                     self.quitting = Some(String::new());
                     return Some(text.clone());
                 }
-            }
             ServerMsg::Joined { room, .. } => {
                 self.rooms.insert(room.clone());
             }

@@ -7,19 +7,42 @@
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    Say { room: String, text: String, action: bool },
+    Say {
+        room: String,
+        text: String,
+        action: bool,
+    },
     Join(String),
-    Part { room: String, reason: String },
+    Part {
+        room: String,
+        reason: String,
+    },
     List,
     Who(String),
     Nick(String),
-    Msg { to: String, text: String },
+    Msg {
+        to: String,
+        text: String,
+    },
     /// `None`: show the topic.
-    Topic { room: String, topic: Option<String> },
+    Topic {
+        room: String,
+        topic: Option<String>,
+    },
     Quit(String),
-    History { room: String, count: u64 },
-    Kick { room: String, nick: String, reason: String },
-    Ban { target: String, reason: String },
+    History {
+        room: String,
+        count: u64,
+    },
+    Kick {
+        room: String,
+        nick: String,
+        reason: String,
+    },
+    Ban {
+        target: String,
+        reason: String,
+    },
     Help,
     /// Nothing to do (an empty line).
     Nothing,
@@ -106,10 +129,7 @@ pub fn parse(line: &str, room: &str) -> Result<Input, String> {
             }
             Input::Msg { to: to.into(), text: text.into() }
         }
-        "topic" => Input::Topic {
-            room: room.into(),
-            topic: (!args.trim().is_empty()).then(|| args.trim().into()),
-        },
+        "topic" => Input::Topic { room: room.into(), topic: (!args.trim().is_empty()).then(|| args.trim().into()) },
         "history" => {
             let (n, _) = split_word(args);
             let count = if n.is_empty() { 50 } else { n.parse().map_err(|_| need("a number"))? };
@@ -141,7 +161,10 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(parse("hello", "lobby"), Ok(Input::Say { room: "lobby".into(), text: "hello".into(), action: false }));
+        assert_eq!(
+            parse("hello", "lobby"),
+            Ok(Input::Say { room: "lobby".into(), text: "hello".into(), action: false })
+        );
         assert_eq!(parse("/me waves", "r"), Ok(Input::Say { room: "r".into(), text: "waves".into(), action: true }));
         assert_eq!(parse("/join rust", "lobby"), Ok(Input::Join("rust".into())));
         assert_eq!(parse("/part", "rust"), Ok(Input::Part { room: "rust".into(), reason: "".into() }));

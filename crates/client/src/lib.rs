@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use udpchat_proto::chat::{ClientMsg, ServerMsg};
 use udpchat_proto::PublicKey;
+use udpchat_proto::chat::{ClientMsg, ServerMsg};
 
 pub use input::{HELP, Input};
 pub use udpchat_proto::chat;
@@ -66,25 +66,40 @@ impl ClientOptions {
 /// What the client reports to its front end.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
-    Connecting { attempt: u32 },
+    Connecting {
+        attempt: u32,
+    },
     /// The encrypted session is up; login follows. `first_use` says the key
     /// was not known before (show its fingerprint to the user).
-    Connected { server_key: PublicKey, first_use: bool },
+    Connected {
+        server_key: PublicKey,
+        first_use: bool,
+    },
     /// Anything the server said, including the Welcome or LoginRefused.
     Server(ServerMsg),
     /// One of our own lines (or private messages) was accepted by the
     /// server: it comes back as the `Line` (with its room sequence number)
     /// or `Private` the others received, so front ends show it the same way.
-    Delivered { id: u64, msg: ServerMsg },
+    Delivered {
+        id: u64,
+        msg: ServerMsg,
+    },
     /// The round-trip time, every few seconds while connected.
     Rtt(Duration),
     /// The session ended; `reconnecting` says whether another attempt follows.
-    Disconnected { reason: String, reconnecting: bool },
+    Disconnected {
+        reason: String,
+        reconnecting: bool,
+    },
     /// Lines sent but never acknowledged when the session ended: the
     /// server may or may not have delivered them.
-    Unconfirmed { ids: Vec<u64> },
+    Unconfirmed {
+        ids: Vec<u64>,
+    },
     /// The client has stopped; nothing follows.
-    Closed { reason: String },
+    Closed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -45,9 +45,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use udpchat_proto::{
-    ClientConfig, ConnectionHandle, Endpoint, Event, RateLimit, ServerConfig, ServerKey,
-};
+use udpchat_proto::{ClientConfig, ConnectionHandle, Endpoint, Event, RateLimit, ServerConfig, ServerKey};
 
 const LINE: [u8; 200] = [b'x'; 200];
 /// Messages sent before the receiver's ACKs are returned. Well under the

@@ -117,23 +117,60 @@ byte_enum!(ErrorCode {
 pub enum ClientMsg {
     /// The first message of a session. `password` is the server password
     /// (or the account password of a registered nickname); empty for none.
-    Login { nick: String, password: String },
+    Login {
+        nick: String,
+        password: String,
+    },
     /// A line for a room; `id` comes back in the Ack or Error.
-    Say { id: u64, room: String, text: String, action: bool },
-    Join { room: String },
-    Part { room: String, reason: String },
+    Say {
+        id: u64,
+        room: String,
+        text: String,
+        action: bool,
+    },
+    Join {
+        room: String,
+    },
+    Part {
+        room: String,
+        reason: String,
+    },
     List,
-    Who { room: String },
-    Nick { nick: String },
-    Private { id: u64, to: String, text: String },
+    Who {
+        room: String,
+    },
+    Nick {
+        nick: String,
+    },
+    Private {
+        id: u64,
+        to: String,
+        text: String,
+    },
     /// `topic: None` asks for the topic; `Some` sets it.
-    Topic { room: String, topic: Option<String> },
-    Quit { reason: String },
-    Kick { room: String, nick: String, reason: String },
-    Ban { target: String, reason: String },
+    Topic {
+        room: String,
+        topic: Option<String>,
+    },
+    Quit {
+        reason: String,
+    },
+    Kick {
+        room: String,
+        nick: String,
+        reason: String,
+    },
+    Ban {
+        target: String,
+        reason: String,
+    },
     /// Up to `limit` lines of `room` with sequence numbers below `before`
     /// (0: the newest).
-    History { room: String, before: u64, limit: u64 },
+    History {
+        room: String,
+        before: u64,
+        limit: u64,
+    },
 }
 
 /// A stored or live room line.
@@ -160,21 +197,63 @@ pub struct RoomInfo {
 /// Server to client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerMsg {
-    Welcome { nick: String, server_name: String, motd: String },
-    LoginRefused { code: RefuseCode, text: String },
+    Welcome {
+        nick: String,
+        server_name: String,
+        motd: String,
+    },
+    LoginRefused {
+        code: RefuseCode,
+        text: String,
+    },
     Line(Line),
-    Ack { id: u64, room: String, seq: u64 },
-    Error { id: u64, code: ErrorCode, text: String },
+    Ack {
+        id: u64,
+        room: String,
+        seq: u64,
+    },
+    Error {
+        id: u64,
+        code: ErrorCode,
+        text: String,
+    },
     /// You joined `room`.
-    Joined { room: String, topic: String, members: Vec<String> },
+    Joined {
+        room: String,
+        topic: String,
+        members: Vec<String>,
+    },
     /// You left `room` (or were kicked out of it).
-    Parted { room: String },
+    Parted {
+        room: String,
+    },
     /// `room` is empty for server-wide notices.
-    Notice { room: String, kind: NoticeKind, nick: String, text: String, time_ms: u64 },
-    RoomList { rooms: Vec<RoomInfo> },
-    Members { room: String, nicks: Vec<String> },
-    Private { id: u64, from: String, to: String, text: String, time_ms: u64, history: bool },
-    Topic { room: String, topic: String },
+    Notice {
+        room: String,
+        kind: NoticeKind,
+        nick: String,
+        text: String,
+        time_ms: u64,
+    },
+    RoomList {
+        rooms: Vec<RoomInfo>,
+    },
+    Members {
+        room: String,
+        nicks: Vec<String>,
+    },
+    Private {
+        id: u64,
+        from: String,
+        to: String,
+        text: String,
+        time_ms: u64,
+        history: bool,
+    },
+    Topic {
+        room: String,
+        topic: String,
+    },
 }
 
 /// A message that could not be decoded. `id` is the request id when the
@@ -581,10 +660,23 @@ mod tests {
             ServerMsg::Error { id: 7, code: ErrorCode::LineTooLong, text: "too long".into() },
             ServerMsg::Joined { room: "rust".into(), topic: "".into(), members: vec!["a".into(), "b".into()] },
             ServerMsg::Parted { room: "rust".into() },
-            ServerMsg::Notice { room: "".into(), kind: NoticeKind::Server, nick: "".into(), text: "bye".into(), time_ms: 1 },
+            ServerMsg::Notice {
+                room: "".into(),
+                kind: NoticeKind::Server,
+                nick: "".into(),
+                text: "bye".into(),
+                time_ms: 1,
+            },
             ServerMsg::RoomList { rooms: vec![RoomInfo { name: "lobby".into(), members: 3, topic: "t".into() }] },
             ServerMsg::Members { room: "lobby".into(), nicks: vec!["a".into()] },
-            ServerMsg::Private { id: 3, from: "a".into(), to: "b".into(), text: "x".into(), time_ms: 2, history: false },
+            ServerMsg::Private {
+                id: 3,
+                from: "a".into(),
+                to: "b".into(),
+                text: "x".into(),
+                time_ms: 2,
+                history: false,
+            },
             ServerMsg::Topic { room: "lobby".into(), topic: "t".into() },
         ]
     }

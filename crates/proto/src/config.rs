@@ -50,10 +50,10 @@ impl TransportConfig {
         if self.send_buffer < MAX_MESSAGE_SIZE + 8 {
             return Err(ConfigError::SendBuffer(MAX_MESSAGE_SIZE + 8));
         }
-        if let Some(k) = self.keepalive_interval {
-            if k.is_zero() {
-                return Err(ConfigError::Keepalive);
-            }
+        if let Some(k) = self.keepalive_interval
+            && k.is_zero()
+        {
+            return Err(ConfigError::Keepalive);
         }
         Ok(())
     }
@@ -130,11 +130,7 @@ pub struct ClientConfig {
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        Self {
-            server_key: None,
-            transport: TransportConfig::client(),
-            handshake_timeout: Duration::from_secs(15),
-        }
+        Self { server_key: None, transport: TransportConfig::client(), handshake_timeout: Duration::from_secs(15) }
     }
 }
 

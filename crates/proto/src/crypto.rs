@@ -87,8 +87,7 @@ impl ServerKey {
         let builder = snow::Builder::with_resolver(params(), resolver(seed));
         // Generating a key from a working RNG cannot fail.
         let kp = builder.generate_keypair().expect("key generation");
-        Self::from_secret(kp.private.try_into().expect("32-byte X25519 key"))
-            .expect("generated key is valid")
+        Self::from_secret(kp.private.try_into().expect("32-byte X25519 key")).expect("generated key is valid")
     }
 
     /// Rebuilds the pair from a stored secret.
@@ -159,13 +158,7 @@ pub struct ClientHandshake {
 
 impl ClientHandshake {
     /// Starts a handshake and writes message 1 (carrying `payload`) to `out`.
-    pub fn start(
-        seed: [u8; 32],
-        version: u32,
-        client_cid: &ConnectionId,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Self {
+    pub fn start(seed: [u8; 32], version: u32, client_cid: &ConnectionId, payload: &[u8], out: &mut Vec<u8>) -> Self {
         let prologue = prologue(version, client_cid);
         let mut state = snow::Builder::with_resolver(params(), resolver(seed))
             .prologue(&prologue)
@@ -180,10 +173,7 @@ impl ClientHandshake {
 
     /// Reads message 2. On success returns the transport keys, the server's
     /// static key and the payload (the server's transport parameters).
-    pub fn finish(
-        mut self,
-        msg2: &[u8],
-    ) -> Result<(Transport, PublicKey, Vec<u8>), CryptoError> {
+    pub fn finish(mut self, msg2: &[u8]) -> Result<(Transport, PublicKey, Vec<u8>), CryptoError> {
         let mut payload = vec![0u8; msg2.len()];
         let n = self.state.read_message(msg2, &mut payload).map_err(|_| CryptoError::Handshake)?;
         payload.truncate(n);
@@ -193,8 +183,7 @@ impl ClientHandshake {
             .and_then(|k| k.try_into().ok())
             .map(PublicKey)
             .ok_or(CryptoError::Handshake)?;
-        let transport =
-            self.state.into_stateless_transport_mode().map_err(|_| CryptoError::Handshake)?;
+        let transport = self.state.into_stateless_transport_mode().map_err(|_| CryptoError::Handshake)?;
         Ok((Transport { inner: transport }, key, payload))
     }
 }
@@ -244,26 +233,16 @@ impl Transport {
         let start = out.len();
         out.resize(start + plaintext.len() + crate::packet::TAG_LEN, 0);
         // Fails only for payloads over 65535 bytes, which we never build.
-        let n = self
-            .inner
-            .write_message(packet_number, plaintext, &mut out[start..])
-            .expect("payload within Noise limits");
+        let n =
+            self.inner.write_message(packet_number, plaintext, &mut out[start..]).expect("payload within Noise limits");
         out.truncate(start + n);
     }
 
     /// Opens `ciphertext` into `out` (cleared first).
-    pub fn open(
-        &self,
-        packet_number: u64,
-        ciphertext: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), CryptoError> {
+    pub fn open(&self, packet_number: u64, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
         out.clear();
         out.resize(ciphertext.len(), 0);
-        let n = self
-            .inner
-            .read_message(packet_number, ciphertext, out)
-            .map_err(|_| CryptoError::Decrypt)?;
+        let n = self.inner.read_message(packet_number, ciphertext, out).map_err(|_| CryptoError::Decrypt)?;
         out.truncate(n);
         Ok(())
     }
@@ -309,8 +288,7 @@ mod tests {
         // the client reads message 2.
         let mut msg1b = Vec::new();
         let client = ClientHandshake::start([2; 32], 1, &[8; 8], b"", &mut msg1b);
-        let (msg2, _) =
-            ServerHandshake::respond(&key, [3; 32], 1, &[9; 8], &msg1b, |_| Some(vec![])).unwrap();
+        let (msg2, _) = ServerHandshake::respond(&key, [3; 32], 1, &[9; 8], &msg1b, |_| Some(vec![])).unwrap();
         assert_eq!(client.finish(&msg2).err(), Some(CryptoError::Handshake));
     }
 

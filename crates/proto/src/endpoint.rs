@@ -18,13 +18,15 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::config::{ClientConfig, ConfigError, ServerConfig};
-use crate::connection::{ClientConnecting, Connection, ConnectionStats, Events, MIN_PEER_WINDOW, Path, Side, State};
+use crate::connection::{
+    ClientConnecting, Connection, ConnectionStats, DataPacket, Events, MIN_PEER_WINDOW, Path, Side, State,
+};
 use crate::crypto::{ClientHandshake, PublicKey, ServerHandshake};
 use crate::event::{Event, SendError, code};
 use crate::handshake_limit::HandshakeLimiter;
 use crate::packet::{
-    ConnectionId, Datagram, Handshake, Initial, MAX_DATAGRAM_SIZE, MIN_INITIAL_SIZE, Retry,
-    SUPPORTED_VERSIONS, VERSION_1, VersionNegotiation,
+    ConnectionId, Datagram, Handshake, Initial, MAX_DATAGRAM_SIZE, MIN_INITIAL_SIZE, Retry, SUPPORTED_VERSIONS,
+    VERSION_1, VersionNegotiation,
 };
 use crate::params::TransportParams;
 use crate::retry::RetryTokens;
@@ -279,15 +281,8 @@ impl Endpoint {
                 };
                 let slot = &mut self.slots[index as usize];
                 let Some(conn) = slot.conn.as_mut() else { return };
-                conn.handle_data(
-                    now,
-                    from,
-                    header.packet_number,
-                    ciphertext,
-                    datagram.len(),
-                    &mut self.plaintext,
-                    &mut self.events,
-                );
+                let packet = DataPacket { from, pn: header.packet_number, ciphertext, datagram_len: datagram.len() };
+                conn.handle_data(now, packet, &mut self.plaintext, &mut self.events);
                 if slot.half_open && conn.confirmed {
                     slot.half_open = false;
                     if let Some(server) = &mut self.server {
@@ -349,8 +344,7 @@ impl Endpoint {
         };
         if !SUPPORTED_VERSIONS.contains(&init.version) {
             let mut out = Vec::new();
-            VersionNegotiation { client_cid: init.client_cid, versions: SUPPORTED_VERSIONS.to_vec() }
-                .encode(&mut out);
+            VersionNegotiation { client_cid: init.client_cid, versions: SUPPORTED_VERSIONS.to_vec() }.encode(&mut out);
             self.stats.version_negotiations_sent += 1;
             self.queue_stateless(from, out);
             return;

@@ -30,9 +30,15 @@ pub enum Frame<'a> {
     Ping,
     Ack(AckFrame<'a>),
     /// Bytes of the message stream starting at `offset`.
-    Stream { offset: u64, data: &'a [u8] },
+    Stream {
+        offset: u64,
+        data: &'a [u8],
+    },
     MaxData(u64),
-    Close { code: u64, reason: &'a [u8] },
+    Close {
+        code: u64,
+        reason: &'a [u8],
+    },
     CloseAck,
     PathChallenge([u8; 8]),
     PathResponse([u8; 8]),
@@ -90,8 +96,7 @@ impl<'a> AckFrame<'a> {
         for _ in 0..range_count {
             let gap = r.varint()?;
             let len = r.varint()?;
-            let next_largest =
-                smallest.checked_sub(gap).and_then(|v| v.checked_sub(2)).ok_or(DecodeError::Invalid)?;
+            let next_largest = smallest.checked_sub(gap).and_then(|v| v.checked_sub(2)).ok_or(DecodeError::Invalid)?;
             smallest = next_largest.checked_sub(len).ok_or(DecodeError::Invalid)?;
         }
         let used = r.position() - before;

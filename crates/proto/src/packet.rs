@@ -152,11 +152,10 @@ impl VersionNegotiation {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let client_cid = r.array()?;
         let rest = r.rest();
-        if rest.is_empty() || rest.len() % 4 != 0 || rest.len() > 4 * 16 {
+        if rest.is_empty() || !rest.len().is_multiple_of(4) || rest.len() > 4 * 16 {
             return Err(DecodeError::Invalid);
         }
-        let versions =
-            rest.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let versions = rest.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
         Ok(Self { client_cid, versions })
     }
 
@@ -215,9 +214,7 @@ impl<'a> Datagram<'a> {
             }
             PacketType::Handshake => Self::Handshake(Handshake::decode(&mut r)?),
             PacketType::Retry => Self::Retry(Retry::decode(&mut r)?),
-            PacketType::VersionNegotiation => {
-                Self::VersionNegotiation(VersionNegotiation::decode(&mut r)?)
-            }
+            PacketType::VersionNegotiation => Self::VersionNegotiation(VersionNegotiation::decode(&mut r)?),
             PacketType::Data => {
                 let header = DataHeader::decode(&mut r)?;
                 let ciphertext = r.rest();

@@ -47,14 +47,15 @@ impl RangeSet {
             return false;
         }
         // Fast path: at or past the top, which is where new data lands.
-        if let Some(last) = self.ranges.last_mut() {
-            if range.start >= last.start && range.start <= last.end {
-                let grew = range.end > last.end;
-                if grew {
-                    last.end = range.end;
-                }
-                return grew;
+        if let Some(last) = self.ranges.last_mut()
+            && range.start >= last.start
+            && range.start <= last.end
+        {
+            let grew = range.end > last.end;
+            if grew {
+                last.end = range.end;
             }
+            return grew;
         }
         // First range that touches or lies after `range`.
         let first = self.ranges.partition_point(|r| r.end < range.start);

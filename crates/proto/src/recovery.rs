@@ -45,13 +45,7 @@ pub struct RttEstimator {
 
 impl Default for RttEstimator {
     fn default() -> Self {
-        Self {
-            latest: INITIAL_RTT,
-            smoothed: INITIAL_RTT,
-            var: INITIAL_RTT / 2,
-            min: INITIAL_RTT,
-            has_sample: false,
-        }
+        Self { latest: INITIAL_RTT, smoothed: INITIAL_RTT, var: INITIAL_RTT / 2, min: INITIAL_RTT, has_sample: false }
     }
 }
 
@@ -73,8 +67,7 @@ impl RttEstimator {
             return;
         }
         self.min = self.min.min(sample);
-        let adjusted =
-            if sample >= self.min + ack_delay { sample - ack_delay } else { sample };
+        let adjusted = if sample >= self.min + ack_delay { sample - ack_delay } else { sample };
         let diff = self.smoothed.abs_diff(adjusted);
         self.var = (self.var * 3 + diff) / 4;
         self.smoothed = (self.smoothed * 7 + adjusted) / 8;

@@ -31,10 +31,7 @@ pub struct RetryTokens {
 impl RetryTokens {
     pub fn new(now: Instant, mut random: impl FnMut() -> [u8; 32]) -> Self {
         Self {
-            keys: [
-                hmac::Key::new(hmac::HMAC_SHA256, &random()),
-                hmac::Key::new(hmac::HMAC_SHA256, &random()),
-            ],
+            keys: [hmac::Key::new(hmac::HMAC_SHA256, &random()), hmac::Key::new(hmac::HMAC_SHA256, &random())],
             current: 0,
             epoch: now,
             rotated_at: now,

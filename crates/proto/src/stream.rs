@@ -35,14 +35,7 @@ pub struct SendStream {
 
 impl SendStream {
     pub fn new(limit: usize) -> Self {
-        Self {
-            buf: VecDeque::new(),
-            base: 0,
-            next: 0,
-            acked: RangeSet::new(),
-            retransmit: RangeSet::new(),
-            limit,
-        }
+        Self { buf: VecDeque::new(), base: 0, next: 0, acked: RangeSet::new(), retransmit: RangeSet::new(), limit }
     }
 
     pub fn end(&self) -> u64 {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use sim::{NetConfig, Recorder, Sim, UntilApp};
 use udpchat_proto::packet::{Datagram, Initial, MIN_INITIAL_SIZE};
 use udpchat_proto::{
-    ClientConfig, CloseReason, ConnectionHandle, Endpoint, Event, MAX_MESSAGE_SIZE, RateLimit, SendError,
-    ServerConfig, ServerKey, code,
+    ClientConfig, CloseReason, ConnectionHandle, Endpoint, Event, MAX_MESSAGE_SIZE, RateLimit, SendError, ServerConfig,
+    ServerKey, code,
 };
 
 const SERVER: usize = 0;
@@ -27,7 +27,12 @@ fn client_addr() -> SocketAddr {
 }
 
 /// A server and one client on `net`, with the server configured by `tweak`.
-fn pair(seed: u64, net: NetConfig, tweak: impl FnOnce(&mut ServerConfig), client: ClientConfig) -> (Sim, ConnectionHandle, ServerKey) {
+fn pair(
+    seed: u64,
+    net: NetConfig,
+    tweak: impl FnOnce(&mut ServerConfig),
+    client: ClientConfig,
+) -> (Sim, ConnectionHandle, ServerKey) {
     let mut sim = Sim::new(sim::seed(seed), net);
     let key = ServerKey::generate(sim.endpoint_seed());
     let mut config = ServerConfig::new(key.clone());
@@ -49,7 +54,9 @@ fn run_until(sim: &mut Sim, rec: &mut Recorder, limit: Duration, pred: impl Fn(&
 }
 
 fn connect(sim: &mut Sim, rec: &mut Recorder) -> ConnectionHandle {
-    run_until(sim, rec, Duration::from_secs(30), |r| !r.connected(SERVER).is_empty() && !r.connected(CLIENT).is_empty());
+    run_until(sim, rec, Duration::from_secs(30), |r| {
+        !r.connected(SERVER).is_empty() && !r.connected(CLIENT).is_empty()
+    });
     rec.connected(SERVER)[0]
 }
 
@@ -90,7 +97,9 @@ fn roaming_client_keeps_its_session() {
         sim.nodes[CLIENT].endpoint.send(client_h, &numbered(i)).unwrap();
         sim.nodes[SERVER].endpoint.send(server_h, &numbered(100 + i)).unwrap();
     }
-    run_until(&mut sim, &mut rec, Duration::from_secs(10), |r| r.messages(SERVER).len() == 5 && r.messages(CLIENT).len() == 5);
+    run_until(&mut sim, &mut rec, Duration::from_secs(10), |r| {
+        r.messages(SERVER).len() == 5 && r.messages(CLIENT).len() == 5
+    });
 
     // NAT rebinding: the client's packets now come from a new address, and
     // anything sent to the old one is lost.
@@ -105,7 +114,9 @@ fn roaming_client_keeps_its_session() {
     });
     assert_eq!(rec.messages(SERVER), (0..10).map(numbered).collect::<Vec<_>>());
     assert_eq!(rec.messages(CLIENT), (100..110).map(numbered).collect::<Vec<_>>());
-    assert!(rec.events.iter().any(|(n, h, e)| *n == SERVER && *h == server_h && *e == Event::Migrated { remote: new_addr }));
+    assert!(
+        rec.events.iter().any(|(n, h, e)| *n == SERVER && *h == server_h && *e == Event::Migrated { remote: new_addr })
+    );
     assert_eq!(sim.nodes[SERVER].endpoint.remote_address(server_h), Some(new_addr));
     assert!(rec.closed(SERVER).is_empty() && rec.closed(CLIENT).is_empty());
 }
@@ -120,7 +131,14 @@ fn spoofed_packet_from_another_address_does_not_move_the_session() {
     run_until(&mut sim, &mut rec, Duration::from_secs(5), |r| r.messages(SERVER).len() == 1);
     // An attacker replays a captured client packet from its own address:
     // the replay window drops it, so the path stays where it was.
-    let captured = sim.delivered.iter().rev().find(|(from, to, _)| *from == client_addr() && *to == server_addr()).unwrap().2.clone();
+    let captured = sim
+        .delivered
+        .iter()
+        .rev()
+        .find(|(from, to, _)| *from == client_addr() && *to == server_addr())
+        .unwrap()
+        .2
+        .clone();
     let attacker: SocketAddr = "127.0.0.66:6666".parse().unwrap();
     sim.inject(attacker, server_addr(), captured);
     sim.run_for(&mut rec, Duration::from_secs(2));
@@ -137,7 +155,9 @@ fn handshake_through_a_retry_cookie() {
     assert_eq!(sim.nodes[SERVER].endpoint.stats().retries_sent, 1);
     sim.nodes[CLIENT].endpoint.send(client_h, b"after retry").unwrap();
     sim.nodes[SERVER].endpoint.send(server_h, b"welcome").unwrap();
-    run_until(&mut sim, &mut rec, Duration::from_secs(5), |r| r.messages(SERVER).len() == 1 && r.messages(CLIENT).len() == 1);
+    run_until(&mut sim, &mut rec, Duration::from_secs(5), |r| {
+        r.messages(SERVER).len() == 1 && r.messages(CLIENT).len() == 1
+    });
 }
 
 #[test]
@@ -151,7 +171,9 @@ fn replayed_forged_and_garbage_datagrams_are_ignored_without_reply() {
     let to_server: Vec<Vec<u8>> = sim
         .delivered
         .iter()
-        .filter(|(f, t, d)| *f == client_addr() && *t == server_addr() && matches!(Datagram::parse(d), Ok(Datagram::Data { .. })))
+        .filter(|(f, t, d)| {
+            *f == client_addr() && *t == server_addr() && matches!(Datagram::parse(d), Ok(Datagram::Data { .. }))
+        })
         .map(|(_, _, d)| d.clone())
         .collect();
     assert!(!to_server.is_empty());
@@ -314,7 +336,8 @@ fn client_gives_up_when_versions_do_not_match() {
 
 #[test]
 fn graceful_close_delivers_pending_data_then_reason() {
-    let (mut sim, client_h, _) = pair(21, NetConfig { loss: 0.2, ..NetConfig::default() }, |_| {}, ClientConfig::default());
+    let (mut sim, client_h, _) =
+        pair(21, NetConfig { loss: 0.2, ..NetConfig::default() }, |_| {}, ClientConfig::default());
     let mut rec = Recorder::default();
     let server_h = connect(&mut sim, &mut rec);
     for i in 0..20 {
@@ -323,7 +346,9 @@ fn graceful_close_delivers_pending_data_then_reason() {
     let now = sim.now;
     sim.nodes[CLIENT].endpoint.close(now, client_h, code::APPLICATION_BASE + 1, "gone fishing");
     assert_eq!(sim.nodes[CLIENT].endpoint.send(client_h, b"late"), Err(SendError::Closed));
-    run_until(&mut sim, &mut rec, Duration::from_secs(30), |r| !r.closed(SERVER).is_empty() && !r.closed(CLIENT).is_empty());
+    run_until(&mut sim, &mut rec, Duration::from_secs(30), |r| {
+        !r.closed(SERVER).is_empty() && !r.closed(CLIENT).is_empty()
+    });
     assert_eq!(rec.messages(SERVER), (0..20).map(numbered).collect::<Vec<_>>());
     assert_eq!(rec.closed(SERVER), vec![CloseReason::Peer { code: 0x101, reason: "gone fishing".into() }]);
     assert_eq!(rec.closed(CLIENT), vec![CloseReason::Local { code: 0x101 }]);
@@ -342,7 +367,9 @@ fn idle_timeout_when_the_peer_vanishes() {
     let start = sim.now;
     // The client's machine vanishes: nothing to or from it gets through.
     sim.net.filter = Some(Box::new(|_, from, to, _| from == client_addr() || to == client_addr()));
-    run_until(&mut sim, &mut rec, Duration::from_secs(60), |r| !r.closed(SERVER).is_empty() && !r.closed(CLIENT).is_empty());
+    run_until(&mut sim, &mut rec, Duration::from_secs(60), |r| {
+        !r.closed(SERVER).is_empty() && !r.closed(CLIENT).is_empty()
+    });
     assert_eq!(rec.closed(SERVER), vec![CloseReason::TimedOut]);
     assert_eq!(rec.closed(CLIENT), vec![CloseReason::TimedOut]);
     let took = sim.now - start;

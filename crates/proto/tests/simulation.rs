@@ -215,7 +215,11 @@ fn run_once(name: &str, seed: u64, net: NetConfig, limit: Duration) {
     // Keep the network running a while: a late duplicate or a spurious
     // close would show up now.
     sim.run_for(&mut chat, Duration::from_secs(20));
-    assert!(chat.errors.is_empty(), "{name} (seed {seed}) after completion: {:?}", &chat.errors[..chat.errors.len().min(5)]);
+    assert!(
+        chat.errors.is_empty(),
+        "{name} (seed {seed}) after completion: {:?}",
+        &chat.errors[..chat.errors.len().min(5)]
+    );
     assert!(chat.up_received.iter().chain(&chat.down_received).all(|&n| n == MESSAGES_EACH_WAY));
     let lost: u64 = (1..=CLIENTS)
         .filter_map(|n| chat.client_handle[n - 1].and_then(|h| sim.nodes[n].endpoint.connection_stats(h)))

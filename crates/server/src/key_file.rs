@@ -37,13 +37,10 @@ pub fn load_or_create(data_dir: &Path) -> Result<(ServerKey, bool), KeyFileError
             Ok((ServerKey::from_secret(secret).ok_or_else(invalid)?, false))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir)
-                .map_err(|source| KeyFileError::CreateDir { path: data_dir.into(), source })?;
+            fs::create_dir_all(data_dir).map_err(|source| KeyFileError::CreateDir { path: data_dir.into(), source })?;
             let mut seed = [0u8; 32];
-            getrandom::getrandom(&mut seed).map_err(|e| KeyFileError::Write {
-                path: path.clone(),
-                source: io::Error::other(e.to_string()),
-            })?;
+            getrandom::getrandom(&mut seed)
+                .map_err(|e| KeyFileError::Write { path: path.clone(), source: io::Error::other(e.to_string()) })?;
             let key = ServerKey::generate(seed);
             write_private(&path, &BASE64.encode(key.secret))
                 .map_err(|source| KeyFileError::Write { path: path.clone(), source })?;

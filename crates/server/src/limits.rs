@@ -58,10 +58,10 @@ impl LoginFailures {
     pub fn fail(&mut self, ip: IpAddr, now: Instant) {
         if self.table.len() >= MAX_TRACKED && !self.table.contains_key(&ip) {
             self.table.retain(|_, (_, until)| *until > now);
-            if self.table.len() >= MAX_TRACKED {
-                if let Some(oldest) = self.table.iter().min_by_key(|(_, (_, until))| *until).map(|(ip, _)| *ip) {
-                    self.table.remove(&oldest);
-                }
+            if self.table.len() >= MAX_TRACKED
+                && let Some(oldest) = self.table.iter().min_by_key(|(_, (_, until))| *until).map(|(ip, _)| *ip)
+            {
+                self.table.remove(&oldest);
             }
         }
         let entry = self.table.entry(ip).or_insert((0, now));

@@ -110,7 +110,11 @@ impl ServerProc {
 
 /// Waits for the first event matching `pred`; panics with what was seen
 /// if none comes within [`WAIT`].
-pub async fn expect(events: &mut Receiver<ClientEvent>, what: &str, mut pred: impl FnMut(&ClientEvent) -> bool) -> Vec<ClientEvent> {
+pub async fn expect(
+    events: &mut Receiver<ClientEvent>,
+    what: &str,
+    mut pred: impl FnMut(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
     let mut seen = Vec::new();
     let found = tokio::time::timeout(WAIT, async {
         while let Some(e) = events.recv().await {
@@ -146,9 +150,11 @@ pub async fn collect(events: &mut Receiver<ClientEvent>, span: Duration) -> Vec<
 pub async fn login(options: ClientOptions) -> (Client, Receiver<ClientEvent>) {
     let nick = options.nick.clone();
     let (client, mut events) = Client::connect(options).await.expect("client starts");
-    expect(&mut events, &format!("{nick} to join the lobby"), |e| {
-        matches!(e, ClientEvent::Server(ServerMsg::Joined { room, .. }) if room == "lobby")
-    })
+    expect(
+        &mut events,
+        &format!("{nick} to join the lobby"),
+        |e| matches!(e, ClientEvent::Server(ServerMsg::Joined { room, .. }) if room == "lobby"),
+    )
     .await;
     (client, events)
 }

@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
                     if i > 0 {
                         // Descending, not overlapping or touching.
                         let above = &ranges[i - 1];
-                        assert!(r.end().checked_add(2).is_some_and(|e| e <= *above.start()), "ranges {above:?} then {r:?}");
+                        assert!(
+                            r.end().checked_add(2).is_some_and(|e| e <= *above.start()),
+                            "ranges {above:?} then {r:?}"
+                        );
                     }
                 }
                 // Re-encode (at most MAX_ACK_RANGES survive) and decode again.

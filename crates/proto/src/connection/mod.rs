@@ -7,7 +7,7 @@
 mod recv;
 mod send;
 
-pub(crate) use recv::MIN_PEER_WINDOW;
+pub(crate) use recv::{DataPacket, MIN_PEER_WINDOW};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -258,11 +258,7 @@ impl Connection {
     }
 
     pub(crate) fn stats(&self) -> ConnectionStats {
-        ConnectionStats {
-            rtt: self.rtt.smoothed(),
-            congestion_window: self.cc.window(),
-            ..self.stats
-        }
+        ConnectionStats { rtt: self.rtt.smoothed(), congestion_window: self.cc.window(), ..self.stats }
     }
 
     pub(crate) fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
@@ -394,8 +390,7 @@ impl Connection {
             return None;
         }
         let interval = self.config.keepalive_interval?;
-        let interval =
-            if self.idle_timeout.is_zero() { interval } else { interval.min(self.idle_timeout / 2) };
+        let interval = if self.idle_timeout.is_zero() { interval } else { interval.min(self.idle_timeout / 2) };
         Some(self.last_sent + interval)
     }
 
@@ -473,12 +468,12 @@ impl Connection {
             self.finish(reason, events);
             return;
         }
-        if let Some(m) = self.migration {
-            if now >= m.deadline {
-                // The new address never answered the challenge: go back.
-                self.path = m.previous;
-                self.migration = None;
-            }
+        if let Some(m) = self.migration
+            && now >= m.deadline
+        {
+            // The new address never answered the challenge: go back.
+            self.path = m.previous;
+            self.migration = None;
         }
         if self.ack_deadline.is_some_and(|t| now >= t) {
             self.ack_now = true;
@@ -521,11 +516,11 @@ impl Connection {
             self.blocked = false;
             self.emit(Event::Writable, events);
         }
-        if let State::Flushing { code, reason, .. } = &mut self.state {
-            if self.send_stream.is_fully_acked() {
-                let (code, reason) = (*code, std::mem::take(reason));
-                self.start_closing(now, code, reason);
-            }
+        if let State::Flushing { code, reason, .. } = &mut self.state
+            && self.send_stream.is_fully_acked()
+        {
+            let (code, reason) = (*code, std::mem::take(reason));
+            self.start_closing(now, code, reason);
         }
     }
 }

@@ -18,6 +18,15 @@ use crate::stream::{MAX_MESSAGE_SIZE, RecvError};
 /// its length prefix.
 pub(crate) const MIN_PEER_WINDOW: u64 = MAX_MESSAGE_SIZE as u64 + 8;
 
+/// A received DATA packet, as the endpoint parsed it.
+pub(crate) struct DataPacket<'a> {
+    pub(crate) from: SocketAddr,
+    pub(crate) pn: u64,
+    pub(crate) ciphertext: &'a [u8],
+    /// The whole datagram's length, for the anti-amplification budget.
+    pub(crate) datagram_len: usize,
+}
+
 impl Connection {
     /// Client: the server's HANDSHAKE arrived.
     pub(crate) fn handle_handshake(&mut self, now: Instant, noise: &[u8], events: &mut Events) {
@@ -40,16 +49,16 @@ impl Connection {
             self.finish(CloseReason::ProtocolViolation("server sent no connection id"), events);
             return;
         };
-        if let Some(expected) = connecting.expected_key {
-            if expected != key {
-                self.finish(CloseReason::KeyMismatch { expected, got: key }, events);
-                return;
-            }
+        if let Some(expected) = connecting.expected_key
+            && expected != key
+        {
+            self.finish(CloseReason::KeyMismatch { expected, got: key }, events);
+            return;
         }
-        if connecting.retransmits == 0 {
-            if let Some(sent) = connecting.first_sent {
-                self.rtt.update(now.saturating_duration_since(sent), Duration::ZERO);
-            }
+        if connecting.retransmits == 0
+            && let Some(sent) = connecting.first_sent
+        {
+            self.rtt.update(now.saturating_duration_since(sent), Duration::ZERO);
         }
         if !self.apply_peer_params(&params) {
             self.finish(CloseReason::ProtocolViolation("server's receive window is below one message"), events);
@@ -79,8 +88,7 @@ impl Connection {
         c.first_sent = None;
         c.retransmits = 0;
         let mut datagram = Vec::with_capacity(MIN_INITIAL_SIZE);
-        Initial { version: VERSION_1, client_cid: self.local_cid, token, noise: &c.noise_msg1 }
-            .encode(&mut datagram);
+        Initial { version: VERSION_1, client_cid: self.local_cid, token, noise: &c.noise_msg1 }.encode(&mut datagram);
         c.datagram = datagram;
         c.send_pending = true;
     }
@@ -124,13 +132,11 @@ impl Connection {
     pub(crate) fn handle_data(
         &mut self,
         now: Instant,
-        from: SocketAddr,
-        pn: u64,
-        ciphertext: &[u8],
-        datagram_len: usize,
+        packet: DataPacket<'_>,
         plaintext: &mut Vec<u8>,
         events: &mut Events,
     ) {
+        let DataPacket { from, pn, ciphertext, datagram_len } = packet;
         let Some(transport) = &self.transport else { return };
         if matches!(self.state, State::Drained) {
             return;
@@ -233,12 +239,8 @@ impl Connection {
         }
         self.path = Path::new(from, false);
         self.path.bytes_received = len as u64;
-        self.migration = Some(Migration {
-            previous,
-            challenge,
-            send_pending: true,
-            deadline: now + self.pto_base() * 3,
-        });
+        self.migration =
+            Some(Migration { previous, challenge, send_pending: true, deadline: now + self.pto_base() * 3 });
     }
 
     fn handle_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame<'_>, events: &mut Events) {
@@ -284,12 +286,13 @@ impl Connection {
             }
             Frame::PathChallenge(data) => self.path_response = Some((data, from)),
             Frame::PathResponse(data) => {
-                if let Some(m) = self.migration {
-                    if m.challenge == data && from == self.path.remote {
-                        self.path.validated = true;
-                        self.migration = None;
-                        self.emit(Event::Migrated { remote: from }, events);
-                    }
+                if let Some(m) = self.migration
+                    && m.challenge == data
+                    && from == self.path.remote
+                {
+                    self.path.validated = true;
+                    self.migration = None;
+                    self.emit(Event::Migrated { remote: from }, events);
                 }
             }
         }

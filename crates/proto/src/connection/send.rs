@@ -67,17 +67,17 @@ impl Connection {
             return None;
         }
         // A PATH_RESPONSE goes back to where its challenge came from, alone.
-        if let Some((data, addr)) = self.path_response {
-            if addr != self.path.remote {
-                if only_to.is_some_and(|a| a != addr) {
-                    return None;
-                }
-                scratch.clear();
-                frame::Frame::PathResponse(data).encode(scratch);
-                self.path_response = None;
-                self.seal_packet(now, out, scratch, false, None);
-                return Some(addr);
+        if let Some((data, addr)) = self.path_response
+            && addr != self.path.remote
+        {
+            if only_to.is_some_and(|a| a != addr) {
+                return None;
             }
+            scratch.clear();
+            frame::Frame::PathResponse(data).encode(scratch);
+            self.path_response = None;
+            self.seal_packet(now, out, scratch, false, None);
+            return Some(addr);
         }
         if !to_path {
             return None;
@@ -88,13 +88,7 @@ impl Connection {
         }
         let max_plain = budget - DATA_HEADER_LEN - TAG_LEN;
         scratch.clear();
-        let mut record = SentPacket {
-            time_sent: now,
-            size: 0,
-            stream: [(0, 0); 4],
-            stream_count: 0,
-            max_data: false,
-        };
+        let mut record = SentPacket { time_sent: now, size: 0, stream: [(0, 0); 4], stream_count: 0, max_data: false };
         let mut ack_eliciting = false;
 
         match &self.state {
@@ -129,24 +123,18 @@ impl Connection {
 
     /// Writes the frames of a packet in an open session. Returns whether the
     /// packet is ack-eliciting.
-    fn write_frames(
-        &mut self,
-        now: Instant,
-        scratch: &mut Vec<u8>,
-        max_plain: usize,
-        record: &mut SentPacket,
-    ) -> bool {
+    fn write_frames(&mut self, now: Instant, scratch: &mut Vec<u8>, max_plain: usize, record: &mut SentPacket) -> bool {
         let mut ack_eliciting = false;
         if let Some((data, _)) = self.path_response.take() {
             frame::Frame::PathResponse(data).encode(scratch);
             ack_eliciting = true;
         }
-        if let Some(m) = &mut self.migration {
-            if m.send_pending {
-                frame::Frame::PathChallenge(m.challenge).encode(scratch);
-                m.send_pending = false;
-                ack_eliciting = true;
-            }
+        if let Some(m) = &mut self.migration
+            && m.send_pending
+        {
+            frame::Frame::PathChallenge(m.challenge).encode(scratch);
+            m.send_pending = false;
+            ack_eliciting = true;
         }
         // The ACK is encoded first but kept aside: it is sent if it is due,
         // or if the packet goes out anyway (piggybacking costs nothing).
@@ -227,21 +215,19 @@ impl Connection {
         self.last_sent = now;
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += size as u64;
-        if track {
-            if let Some(mut record) = record {
-                record.size = size as u16;
-                if self.sent.is_empty() {
-                    self.sent_base = pn;
-                }
-                while self.sent_base + (self.sent.len() as u64) < pn {
-                    self.sent.push_back(None);
-                }
-                self.sent.push_back(Some(record));
-                self.in_flight += size as u64;
-                self.ack_eliciting_in_flight += 1;
-                self.last_ack_eliciting_sent = Some(now);
-                self.probes_pending = self.probes_pending.saturating_sub(1);
+        if track && let Some(mut record) = record {
+            record.size = size as u16;
+            if self.sent.is_empty() {
+                self.sent_base = pn;
             }
+            while self.sent_base + (self.sent.len() as u64) < pn {
+                self.sent.push_back(None);
+            }
+            self.sent.push_back(Some(record));
+            self.in_flight += size as u64;
+            self.ack_eliciting_in_flight += 1;
+            self.last_ack_eliciting_sent = Some(now);
+            self.probes_pending = self.probes_pending.saturating_sub(1);
         }
     }
 }

@@ -42,12 +42,7 @@ pub struct NetConfig {
 
 impl Default for NetConfig {
     fn default() -> Self {
-        Self {
-            loss: 0.0,
-            duplicate: 0.0,
-            delay: (Duration::from_millis(5), Duration::from_millis(5)),
-            filter: None,
-        }
+        Self { loss: 0.0, duplicate: 0.0, delay: (Duration::from_millis(5), Duration::from_millis(5)), filter: None }
     }
 }
 
@@ -133,10 +128,10 @@ impl Sim {
     }
 
     fn enqueue(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
-        if let Some(filter) = &mut self.net.filter {
-            if filter(self.now, from, to, &data) {
-                return;
-            }
+        if let Some(filter) = &mut self.net.filter
+            && filter(self.now, from, to, &data)
+        {
+            return;
         }
         if self.chance(self.net.loss) {
             return;

@@ -50,7 +50,8 @@ impl ChatServer {
         }
         let Some(command) = line.strip_prefix('/') else {
             let room = self.console_room.clone();
-            self.post(clock, &room, OPERATOR.into(), line.into(), LineKind::Operator, None, out);
+            let line = super::requests::NewLine { from: OPERATOR.into(), text: line.into(), kind: LineKind::Operator };
+            self.post(clock, &room, line, None, out);
             return;
         };
         let (name, rest) = command.split_once(' ').unwrap_or((command, ""));

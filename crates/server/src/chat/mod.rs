@@ -172,12 +172,12 @@ impl ChatServer {
     }
 
     fn forget(&mut self, h: ConnectionHandle) {
-        if let Some(session) = self.sessions.remove(&h) {
-            if let Some(count) = self.per_address.get_mut(&session.addr.ip()) {
-                *count -= 1;
-                if *count == 0 {
-                    self.per_address.remove(&session.addr.ip());
-                }
+        if let Some(session) = self.sessions.remove(&h)
+            && let Some(count) = self.per_address.get_mut(&session.addr.ip())
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.per_address.remove(&session.addr.ip());
             }
         }
     }
@@ -205,19 +205,14 @@ impl ChatServer {
         let what = if kind == NoticeKind::Timeout { "timed out" } else { "left" };
         let detail = if text.is_empty() { String::new() } else { format!(" ({text})") };
         self.log(clock, format!("-- {nick} {what}{detail}"));
-        let notice = ServerMsg::Notice {
-            room: String::new(),
-            kind,
-            nick,
-            text: text.to_owned(),
-            time_ms: clock.unix_ms,
-        };
-        self.to_rooms(&rooms, &notice, None, out);
+        let notice =
+            ServerMsg::Notice { room: String::new(), kind, nick, text: text.to_owned(), time_ms: clock.unix_ms };
+        self.broadcast_rooms(&rooms, &notice, None, out);
     }
 
     /// Sends `msg` once to every member of any of `rooms` (a member of two
     /// rooms gets it once), except `skip`.
-    pub(crate) fn to_rooms(
+    pub(crate) fn broadcast_rooms(
         &mut self,
         rooms: &BTreeSet<String>,
         msg: &ServerMsg,
@@ -239,7 +234,13 @@ impl ChatServer {
 
     /// Sends `msg` to every member of `room` except `skip`. The message is
     /// encoded once, however many members there are.
-    pub(crate) fn to_room(&mut self, room: &str, msg: &ServerMsg, skip: Option<ConnectionHandle>, out: &mut impl Outlet) {
+    pub(crate) fn broadcast(
+        &mut self,
+        room: &str,
+        msg: &ServerMsg,
+        skip: Option<ConnectionHandle>,
+        out: &mut impl Outlet,
+    ) {
         let Some(r) = self.rooms.get(room) else { return };
         let bytes = msg.to_bytes();
         for &m in &r.members {

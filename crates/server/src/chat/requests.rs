@@ -5,16 +5,23 @@
 
 use std::collections::BTreeSet;
 
+use udpchat_proto::ConnectionHandle;
 use udpchat_proto::chat::{
     ClientMsg, ErrorCode, Line, LineKind, MsgErrorKind, NoticeKind, RefuseCode, RoomInfo, ServerMsg, close,
 };
-use udpchat_proto::ConnectionHandle;
 
 use super::{ChatServer, Clock, LOBBY, Outlet, Room};
 use crate::names::{check_line, check_nick, fold, room_name};
 
 /// Login attempts one session may make before it is closed.
 const MAX_LOGIN_ATTEMPTS: u32 = 5;
+
+/// A room line before it is numbered.
+pub(crate) struct NewLine {
+    pub(crate) from: String,
+    pub(crate) text: String,
+    pub(crate) kind: LineKind,
+}
 
 fn error(id: u64, code: ErrorCode, text: impl Into<String>) -> ServerMsg {
     ServerMsg::Error { id, code, text: text.into() }
@@ -143,7 +150,11 @@ impl ChatServer {
                     .rooms
                     .iter()
                     .filter(|(name, r)| !r.members.is_empty() || name.as_str() == LOBBY)
-                    .map(|(name, r)| RoomInfo { name: name.clone(), members: r.members.len() as u64, topic: r.topic.clone() })
+                    .map(|(name, r)| RoomInfo {
+                        name: name.clone(),
+                        members: r.members.len() as u64,
+                        topic: r.topic.clone(),
+                    })
                     .collect();
                 self.reply(h, &ServerMsg::RoomList { rooms }, out);
             }
@@ -169,7 +180,16 @@ impl ChatServer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn say(&mut self, clock: Clock, h: ConnectionHandle, id: u64, room: &str, text: String, action: bool, out: &mut impl Outlet) {
+    fn say(
+        &mut self,
+        clock: Clock,
+        h: ConnectionHandle,
+        id: u64,
+        room: &str,
+        text: String,
+        action: bool,
+        out: &mut impl Outlet,
+    ) {
         if let Err((code, why)) = check_line(&text, self.settings.max_line_bytes) {
             self.reply(h, &error(id, code, why), out);
             return;
@@ -181,7 +201,8 @@ impl ChatServer {
             return;
         }
         let kind = if action { LineKind::Action } else { LineKind::Normal };
-        self.post(clock, &name, self.nick_of(h), text, kind, Some((h, id)), out);
+        let line = NewLine { from: self.nick_of(h), text, kind };
+        self.post(clock, &name, line, Some((h, id)), out);
     }
 
     /// Numbers a line, shows it on the console, delivers it to the room and
@@ -190,12 +211,11 @@ impl ChatServer {
         &mut self,
         clock: Clock,
         room: &str,
-        from: String,
-        text: String,
-        kind: LineKind,
+        line: NewLine,
         sender: Option<(ConnectionHandle, u64)>,
         out: &mut impl Outlet,
     ) {
+        let NewLine { from, text, kind } = line;
         let Some(r) = self.rooms.get_mut(room) else { return };
         let seq = r.next_seq;
         r.next_seq += 1;
@@ -217,7 +237,7 @@ impl ChatServer {
             history: false,
         });
         let skip = sender.map(|(h, _)| h);
-        self.to_room(room, &line, skip, out);
+        self.broadcast(room, &line, skip, out);
         if let Some((h, id)) = sender {
             self.reply(h, &ServerMsg::Ack { id, room: room.to_owned(), seq }, out);
         }
@@ -248,7 +268,7 @@ impl ChatServer {
                 text: String::new(),
                 time_ms: clock.unix_ms,
             };
-            self.to_room(room, &notice, Some(h), out);
+            self.broadcast(room, &notice, Some(h), out);
         }
     }
 
@@ -272,7 +292,7 @@ impl ChatServer {
             text: reason.to_owned(),
             time_ms: clock.unix_ms,
         };
-        self.to_room(&name, &notice, None, out);
+        self.broadcast(&name, &notice, None, out);
     }
 
     fn change_nick(&mut self, clock: Clock, h: ConnectionHandle, nick: String, out: &mut impl Outlet) {
@@ -300,7 +320,7 @@ impl ChatServer {
             time_ms: clock.unix_ms,
         };
         // The session itself hears it too, even in no room.
-        self.to_rooms(&rooms, &notice, Some(h), out);
+        self.broadcast_rooms(&rooms, &notice, Some(h), out);
         self.reply(h, &notice, out);
     }
 
@@ -355,6 +375,6 @@ impl ChatServer {
             time_ms: clock.unix_ms,
         };
         let rooms = BTreeSet::from([room.to_owned()]);
-        self.to_rooms(&rooms, &notice, None, out);
+        self.broadcast_rooms(&rooms, &notice, None, out);
     }
 }
