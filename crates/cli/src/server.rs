@@ -2,7 +2,7 @@
 //! config file, the environment and flags; the key from the data
 //! directory; then the driver until Ctrl-C or SIGTERM.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -93,16 +93,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let server = Server::new(socket, settings.clone(), key.clone())?;
     let addr = server.local_addr()?;
     let key_note = if created { " (new)" } else { "" };
-    println!("udpchat server listening on {addr}");
-    println!("server key{key_note}: {}", key.public);
-    println!("data directory: {}; password: {password}", settings.data_dir.display());
-    if read_console {
-        println!("your chats will be recorded here; type to talk as the operator, /help for commands");
-    }
-    let console = read_console.then(console_reader);
     let mut stdout = std::io::stdout();
+    // Standard output may be a pipe that closes; the server must not die
+    // of it (println! would panic), so write errors are ignored here.
+    let _ = writeln!(stdout, "udpchat server listening on {addr}");
+    let _ = writeln!(stdout, "server key{key_note}: {}", key.public);
+    let _ = writeln!(stdout, "data directory: {}; password: {password}", settings.data_dir.display());
+    if read_console {
+        let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
+    }
+    let _ = stdout.flush();
+    let console = read_console.then(console_reader);
     server.run(console, &mut stdout, shutdown_signal()).await?;
-    println!("server stopped");
+    let _ = writeln!(stdout, "server stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -91,6 +91,14 @@ pub struct ServerConfig {
     /// A half-open session that has not heard from its client for this long
     /// is forgotten.
     pub handshake_timeout: Duration,
+    /// Answer DATA for unknown sessions with a stateless reset, so clients
+    /// of a restarted server reconnect at once rather than after their idle
+    /// timeout. Off by default: it is a reply to an unauthenticated packet
+    /// (17 bytes, smaller than the packet, rate-limited), which tells a
+    /// scanner that a udpchat server listens here.
+    pub stateless_reset: bool,
+    /// Stateless resets sent, in all; bounds the work they cost.
+    pub reset_rate: RateLimit,
 }
 
 impl ServerConfig {
@@ -105,6 +113,8 @@ impl ServerConfig {
             validated_handshake_rate: RateLimit { burst: 64, per_second: 32 },
             rate_limit_entries: 65_536,
             handshake_timeout: Duration::from_secs(10),
+            stateless_reset: false,
+            reset_rate: RateLimit { burst: 1000, per_second: 1000 },
         }
     }
 

@@ -23,12 +23,13 @@ use crate::connection::{
 };
 use crate::crypto::{ClientHandshake, PublicKey, ServerHandshake};
 use crate::event::{Event, SendError, code};
-use crate::handshake_limit::HandshakeLimiter;
+use crate::handshake_limit::{Bucket, HandshakeLimiter};
 use crate::packet::{
     ConnectionId, Datagram, Handshake, Initial, MAX_DATAGRAM_SIZE, MIN_INITIAL_SIZE, Retry, SUPPORTED_VERSIONS,
-    VERSION_1, VersionNegotiation,
+    VERSION_1, VersionNegotiation, encode_stateless_reset,
 };
 use crate::params::TransportParams;
+use crate::reset::{ResetKey, ResetToken};
 use crate::retry::RetryTokens;
 
 /// Most stateless replies (RETRY, VERSION_NEGOTIATION) waiting to be sent;
@@ -67,6 +68,7 @@ pub struct EndpointStats {
     pub retries_sent: u64,
     pub version_negotiations_sent: u64,
     pub handshakes_rate_limited: u64,
+    pub stateless_resets_sent: u64,
 }
 
 struct Slot {
@@ -89,6 +91,9 @@ struct ServerState {
     /// session.
     by_initial: HashMap<(SocketAddr, ConnectionId), u32>,
     half_open: usize,
+    reset_key: ResetKey,
+    /// Budget for stateless resets; created on first use (it needs a time).
+    reset_bucket: Option<Bucket>,
 }
 
 pub struct Endpoint {
@@ -98,6 +103,8 @@ pub struct Endpoint {
     free: Vec<u32>,
     live: usize,
     by_cid: HashMap<ConnectionId, u32>,
+    /// Client sessions by the reset token their server gave them.
+    by_reset_token: HashMap<ResetToken, u32>,
     events: Events,
     ready: VecDeque<u32>,
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
@@ -116,6 +123,7 @@ impl Endpoint {
             Some(config) => {
                 config.validate()?;
                 Some(ServerState {
+                    reset_key: ResetKey::new(&config.key),
                     limiter: HandshakeLimiter::new(
                         config.handshake_rate,
                         config.validated_handshake_rate,
@@ -125,6 +133,7 @@ impl Endpoint {
                     retry: None,
                     by_initial: HashMap::new(),
                     half_open: 0,
+                    reset_bucket: None,
                 })
             }
             None => None,
@@ -136,6 +145,7 @@ impl Endpoint {
             free: Vec::new(),
             live: 0,
             by_cid: HashMap::new(),
+            by_reset_token: HashMap::new(),
             events: VecDeque::new(),
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -213,6 +223,7 @@ impl Endpoint {
             idle_timeout: config.transport.idle_timeout,
             initial_max_data: config.transport.receive_window,
             connection_id: None,
+            reset_token: None,
         }
         .encode(&mut params);
         let mut msg1 = Vec::new();
@@ -277,6 +288,7 @@ impl Endpoint {
             Datagram::Data { header, ciphertext } => {
                 let Some(&index) = self.by_cid.get(&header.dest_cid) else {
                     self.stats.dropped_unknown_session += 1;
+                    self.send_reset(now, from, &header.dest_cid);
                     return;
                 };
                 let slot = &mut self.slots[index as usize];
@@ -296,6 +308,9 @@ impl Endpoint {
                 if let Some(index) = self.client_connecting(from, &client_cid, version) {
                     let conn = self.slots[index as usize].conn.as_mut().expect("checked");
                     conn.handle_handshake(now, noise, &mut self.events);
+                    if let Some(token) = conn.reset_token {
+                        self.by_reset_token.insert(token, index);
+                    }
                     self.refresh(index);
                 }
             }
@@ -303,6 +318,17 @@ impl Endpoint {
                 if let Some(index) = self.client_connecting(from, &client_cid, version) {
                     let conn = self.slots[index as usize].conn.as_mut().expect("checked");
                     conn.handle_retry(token);
+                    self.refresh(index);
+                }
+            }
+            Datagram::StatelessReset { token } => {
+                let Some(&index) = self.by_reset_token.get(&token) else {
+                    self.stats.dropped_invalid += 1;
+                    return;
+                };
+                let Some(conn) = self.slots[index as usize].conn.as_mut() else { return };
+                if conn.remote() == from {
+                    conn.handle_reset(&mut self.events);
                     self.refresh(index);
                 }
             }
@@ -329,6 +355,25 @@ impl Endpoint {
             self.stats.dropped_invalid += 1;
         }
         ok.then_some(index)
+    }
+
+    /// Answers a DATA packet for a session we do not have (server role):
+    /// the client learns at once that its session is gone. The reply is
+    /// smaller than the packet, and the total rate is bounded.
+    fn send_reset(&mut self, now: Instant, to: SocketAddr, cid: &ConnectionId) {
+        let Some(server) = &mut self.server else { return };
+        if !server.config.stateless_reset {
+            return;
+        }
+        let limit = server.config.reset_rate;
+        let bucket = server.reset_bucket.get_or_insert_with(|| Bucket::full(limit, now));
+        if !bucket.take(limit, now) {
+            return;
+        }
+        let mut out = Vec::with_capacity(17);
+        encode_stateless_reset(&server.reset_key.token(cid), &mut out);
+        self.stats.stateless_resets_sent += 1;
+        self.queue_stateless(to, out);
     }
 
     fn queue_stateless(&mut self, to: SocketAddr, bytes: Vec<u8>) {
@@ -393,6 +438,7 @@ impl Endpoint {
         let handshake_timeout = config.handshake_timeout;
 
         let server_cid = self.new_cid();
+        let reset_token = self.server.as_ref().map(|s| s.reset_key.token(&server_cid)).unwrap_or_default();
         let seed = self.random_seed();
         let mut client_params = None;
         let result = ServerHandshake::respond(&key, seed, init.version, &init.client_cid, init.noise, |payload| {
@@ -406,6 +452,7 @@ impl Endpoint {
                 idle_timeout: transport_config.idle_timeout,
                 initial_max_data: transport_config.receive_window,
                 connection_id: Some(server_cid),
+                reset_token: Some(reset_token),
             }
             .encode(&mut out);
             Some(out)
@@ -456,6 +503,9 @@ impl Endpoint {
                 }
             }
             self.by_cid.remove(&conn.local_cid);
+            if let Some(token) = conn.reset_token {
+                self.by_reset_token.remove(&token);
+            }
             slot.generation = slot.generation.wrapping_add(1);
             slot.timer = None;
             self.free.push(index);

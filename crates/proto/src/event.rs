@@ -58,6 +58,8 @@ pub enum CloseReason {
     VersionMismatch { offered: Vec<u32> },
     #[error("the peer broke the protocol: {0}")]
     ProtocolViolation(&'static str),
+    #[error("the server no longer knows this session (it probably restarted)")]
+    Reset,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

@@ -18,14 +18,15 @@ use std::time::Instant;
 
 use crate::config::RateLimit;
 
+/// A token bucket (also used for the endpoint's stateless-reset budget).
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub(crate) struct Bucket {
     tokens: f64,
     updated: Instant,
 }
 
 impl Bucket {
-    fn full(limit: RateLimit, now: Instant) -> Self {
+    pub(crate) fn full(limit: RateLimit, now: Instant) -> Self {
         Self { tokens: f64::from(limit.burst), updated: now }
     }
 
@@ -35,7 +36,7 @@ impl Bucket {
         self.updated = now;
     }
 
-    fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
+    pub(crate) fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
         self.refill(limit, now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;

@@ -49,6 +49,7 @@ mod params;
 mod ranges;
 mod recovery;
 mod replay;
+mod reset;
 mod retry;
 mod stream;
 

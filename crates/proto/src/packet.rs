@@ -38,6 +38,7 @@ pub enum PacketType {
     Retry = 0x03,
     VersionNegotiation = 0x04,
     Data = 0x05,
+    StatelessReset = 0x06,
 }
 
 impl PacketType {
@@ -48,6 +49,7 @@ impl PacketType {
             0x03 => Self::Retry,
             0x04 => Self::VersionNegotiation,
             0x05 => Self::Data,
+            0x06 => Self::StatelessReset,
             _ => return None,
         })
     }
@@ -195,7 +197,14 @@ pub enum Datagram<'a> {
     Handshake(Handshake<'a>),
     Retry(Retry<'a>),
     VersionNegotiation(VersionNegotiation),
-    Data { header: DataHeader, ciphertext: &'a [u8] },
+    Data {
+        header: DataHeader,
+        ciphertext: &'a [u8],
+    },
+    /// The server has no session for the connection id the client used.
+    StatelessReset {
+        token: [u8; 16],
+    },
 }
 
 impl<'a> Datagram<'a> {
@@ -223,9 +232,26 @@ impl<'a> Datagram<'a> {
                 }
                 Self::Data { header, ciphertext }
             }
+            PacketType::StatelessReset => {
+                let token = r.array()?;
+                if !r.is_empty() {
+                    return Err(DecodeError::Invalid);
+                }
+                Self::StatelessReset { token }
+            }
         })
     }
 }
+
+/// A stateless reset: type byte and token, 17 bytes, always smaller than
+/// the DATA packet (at least 34 bytes) that provokes it.
+pub fn encode_stateless_reset(token: &[u8; 16], out: &mut Vec<u8>) {
+    out.put_u8(PacketType::StatelessReset as u8);
+    out.put_bytes(token);
+}
+
+/// The smallest DATA datagram: header, one byte of payload, the tag.
+pub const MIN_DATA_SIZE: usize = DATA_HEADER_LEN + 1 + TAG_LEN;
 
 #[cfg(test)]
 mod tests {
@@ -258,7 +284,7 @@ mod tests {
         }
 
         #[test]
-        fn parse_never_panics_with_valid_type(ty in 1u8..=5, rest in proptest::collection::vec(any::<u8>(), 0..1300)) {
+        fn parse_never_panics_with_valid_type(ty in 1u8..=6, rest in proptest::collection::vec(any::<u8>(), 0..1300)) {
             let mut bytes = vec![ty];
             bytes.extend(rest);
             let _ = Datagram::parse(&bytes);

@@ -11,6 +11,7 @@ mod id {
     pub const IDLE_TIMEOUT_MS: u64 = 0x01;
     pub const INITIAL_MAX_DATA: u64 = 0x02;
     pub const CONNECTION_ID: u64 = 0x03;
+    pub const STATELESS_RESET_TOKEN: u64 = 0x04;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct TransportParams {
     pub initial_max_data: u64,
     /// The server's connection id; absent in the client's parameters.
     pub connection_id: Option<ConnectionId>,
+    /// The server's reset token for this session; absent from the client.
+    pub reset_token: Option<[u8; 16]>,
 }
 
 impl TransportParams {
@@ -38,6 +41,10 @@ impl TransportParams {
             value.put_bytes(&cid);
             put(out, id::CONNECTION_ID, &mut value);
         }
+        if let Some(token) = self.reset_token {
+            value.put_bytes(&token);
+            put(out, id::STATELESS_RESET_TOKEN, &mut value);
+        }
     }
 
     /// Decodes a parameter list. Unknown ids are skipped; a missing
@@ -47,6 +54,7 @@ impl TransportParams {
         let mut idle = None;
         let mut max_data = None;
         let mut cid = None;
+        let mut reset_token = None;
         while !r.is_empty() {
             let pid = r.varint()?;
             let mut v = Reader::new(r.varint_bytes()?);
@@ -54,6 +62,7 @@ impl TransportParams {
                 id::IDLE_TIMEOUT_MS => idle = Some(Duration::from_millis(v.varint()?)),
                 id::INITIAL_MAX_DATA => max_data = Some(v.varint()?),
                 id::CONNECTION_ID => cid = Some(v.array::<CID_LEN>()?),
+                id::STATELESS_RESET_TOKEN => reset_token = Some(v.array::<16>()?),
                 _ => continue,
             }
             if !v.is_empty() {
@@ -64,6 +73,7 @@ impl TransportParams {
             idle_timeout: idle.unwrap_or(Duration::ZERO),
             initial_max_data: max_data.ok_or(DecodeError::Invalid)?,
             connection_id: cid,
+            reset_token,
         })
     }
 }
@@ -79,6 +89,7 @@ mod tests {
             idle_timeout: Duration::from_secs(30),
             initial_max_data: 1 << 20,
             connection_id: Some([3; 8]),
+            reset_token: Some([9; 16]),
         };
         let mut out = Vec::new();
         p.encode(&mut out);

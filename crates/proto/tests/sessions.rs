@@ -440,3 +440,50 @@ fn server_at_capacity_refuses_with_a_reason() {
     assert!(matches!(&rec.closed(n)[0], CloseReason::Peer { code, .. } if *code == code::SERVER_BUSY));
     assert_eq!(rec.connected(SERVER).len(), 1, "the refused session never reaches the server application");
 }
+
+#[test]
+fn restarted_server_resets_old_sessions_at_once() {
+    let (mut sim, client_h, key) =
+        pair(27, NetConfig::default(), |c| c.stateless_reset = true, ClientConfig::default());
+    let mut rec = Recorder::default();
+    connect(&mut sim, &mut rec);
+    // The server restarts: same key, no sessions.
+    let seed = sim.endpoint_seed();
+    let mut config = ServerConfig::new(key);
+    config.stateless_reset = true;
+    sim.nodes[SERVER].endpoint = Endpoint::new(seed, Some(config)).unwrap();
+    let start = sim.now;
+    sim.nodes[CLIENT].endpoint.send(client_h, b"anyone there?").unwrap();
+    run_until(&mut sim, &mut rec, Duration::from_secs(5), |r| !r.closed(CLIENT).is_empty());
+    assert_eq!(rec.closed(CLIENT), vec![CloseReason::Reset]);
+    assert!(sim.now - start < Duration::from_millis(100), "{:?}", sim.now - start);
+    assert_eq!(sim.nodes[SERVER].endpoint.stats().stateless_resets_sent, 1);
+}
+
+#[test]
+fn stateless_reset_cannot_be_forged_or_amplified() {
+    let (mut sim, client_h, _) = pair(28, NetConfig::default(), |_| {}, ClientConfig::default());
+    let mut rec = Recorder::default();
+    connect(&mut sim, &mut rec);
+    // Anyone can send a reset-shaped datagram; without the token it is ignored.
+    let mut fake = Vec::new();
+    udpchat_proto::packet::encode_stateless_reset(&[0xab; 16], &mut fake);
+    sim.inject(server_addr(), client_addr(), fake);
+    sim.run_for(&mut rec, Duration::from_secs(1));
+    assert!(rec.closed(CLIENT).is_empty());
+    assert!(sim.nodes[CLIENT].endpoint.connection_stats(client_h).is_some());
+    // A server answers an unknown session with fewer bytes than it got,
+    // and a client endpoint never answers at all.
+    let mut config = ServerConfig::new(ServerKey::generate([2; 32]));
+    config.stateless_reset = true;
+    let mut server = Endpoint::new([1; 32], Some(config)).unwrap();
+    let unknown: Vec<u8> = [5u8].into_iter().chain([9u8; 8]).chain([0u8; 8]).chain([1u8; 17]).collect();
+    assert_eq!(unknown.len(), udpchat_proto::packet::MIN_DATA_SIZE);
+    server.handle(sim.now, "127.0.0.9:9".parse().unwrap(), &unknown);
+    let mut buf = Vec::new();
+    let t = server.poll_transmit(sim.now, 1, &mut buf).unwrap();
+    assert!(t.size < unknown.len());
+    let mut client = Endpoint::new([3; 32], None).unwrap();
+    client.handle(sim.now, "127.0.0.9:9".parse().unwrap(), &unknown);
+    assert!(client.poll_transmit(sim.now, 1, &mut buf).is_none());
+}

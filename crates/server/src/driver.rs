@@ -55,6 +55,7 @@ pub fn server_config(settings: &Settings, key: ServerKey) -> ServerConfig {
     };
     config.max_connections = settings.max_sessions;
     config.retry_always = settings.retry_always;
+    config.stateless_reset = settings.stateless_reset;
     config
 }
 
@@ -80,6 +81,7 @@ pub struct Server {
     chat: ChatServer,
     transmit_buf: Vec<u8>,
     recv_bufs: Vec<Vec<u8>>,
+    console_open: bool,
 }
 
 impl Server {
@@ -99,6 +101,7 @@ impl Server {
             chat: ChatServer::new(settings),
             transmit_buf: Vec::with_capacity(MAX_GSO_SEGMENTS * 1200),
             recv_bufs: (0..RECV_BATCH).map(|_| vec![0u8; (gro * 1500).max(1500)]).collect(),
+            console_open: true,
         })
     }
 
@@ -212,11 +215,14 @@ impl Server {
             }
         }
         let lines = self.chat.take_console();
-        if !lines.is_empty() {
-            for line in lines {
-                writeln!(output, "{line}")?;
+        if !lines.is_empty() && self.console_open {
+            // The console is best effort: if whoever reads it goes away
+            // (a closed pipe), the server keeps serving and stops writing.
+            let written = lines.iter().try_for_each(|line| writeln!(output, "{line}")).and_then(|()| output.flush());
+            if let Err(e) = written {
+                tracing::warn!("console output failed ({e}); no more console output");
+                self.console_open = false;
             }
-            output.flush()?;
         }
         Ok(())
     }

@@ -44,6 +44,10 @@ pub struct Settings {
     pub console_log: bool,
     /// Ask every new client to prove its address with a retry cookie.
     pub retry_always: bool,
+    /// Tell clients of sessions this server does not know (after a
+    /// restart) at once, so they reconnect without waiting out the idle
+    /// timeout. Off by default: it answers unauthenticated packets.
+    pub stateless_reset: bool,
 }
 
 impl Default for Settings {
@@ -66,6 +70,7 @@ impl Default for Settings {
             login_timeout_secs: 30,
             console_log: true,
             retry_always: false,
+            stateless_reset: false,
         }
     }
 }

@@ -45,14 +45,13 @@ impl ServerProc {
         std::fs::write(&config_path, config).expect("write config");
         let mut cmd = Command::new(BIN);
         cmd.arg("server")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--config")
             .arg(&config_path)
             .args(args)
             .env_remove("UDPCHAT_SERVER_PASSWORD")
+            .env("UDPCHAT_LISTEN", "127.0.0.1:0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -75,6 +74,14 @@ impl ServerProc {
         let line = server.wait_line(|l| l.contains("listening on"));
         server.port = line.rsplit(':').next().and_then(|p| p.trim().parse().ok()).expect("port in listening line");
         server
+    }
+
+    /// Kills the server with SIGKILL (no goodbye) and hands back its
+    /// directory, so it can be restarted on the same data.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 
     pub fn addr(&self) -> String {

@@ -129,6 +129,8 @@ pub(crate) struct Connection {
     pub(crate) path_response: Option<([u8; 8], SocketAddr)>,
     pub(crate) transport: Option<Transport>,
     pub(crate) server_key: Option<PublicKey>,
+    /// Client: the server's stateless reset token for this session.
+    pub(crate) reset_token: Option<[u8; 16]>,
     /// Server: the HANDSHAKE datagram, kept to answer retransmitted
     /// INITIALs until the client confirms.
     pub(crate) handshake_response: Option<Vec<u8>>,
@@ -205,6 +207,7 @@ impl Connection {
             path_response: None,
             transport: None,
             server_key: None,
+            reset_token: None,
             handshake_response: None,
             handshake_resend: false,
             handshake_sent_at: None,

@@ -65,6 +65,7 @@ impl Connection {
             return;
         }
         self.remote_cid = server_cid;
+        self.reset_token = params.reset_token;
         self.transport = Some(transport);
         self.server_key = Some(key);
         self.state = State::Established;
@@ -73,6 +74,14 @@ impl Connection {
         // hears an authenticated packet from us.
         self.ping_pending = true;
         self.emit(Event::Connected { server_key: key }, events);
+    }
+
+    /// Client: the server says it has no such session. The token proved
+    /// it is really the server (docs/PROTOCOL.md §5.5).
+    pub(crate) fn handle_reset(&mut self, events: &mut Events) {
+        if self.is_open() || matches!(self.state, State::Flushing { .. } | State::Closing { .. }) {
+            self.finish(CloseReason::Reset, events);
+        }
     }
 
     /// Client: the server asked for a retry cookie.
