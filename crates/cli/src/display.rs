@@ -74,10 +74,13 @@ pub fn items(event: &ClientEvent) -> Vec<Item> {
 
 fn server_items(msg: &ServerMsg) -> Vec<Item> {
     match msg {
-        ServerMsg::Welcome { nick, server_name, motd } => vec![
-            item(None, Kind::Info, format!("logged in to {server_name} as {nick}")),
-            item(None, Kind::Notice, motd.clone()),
-        ],
+        ServerMsg::Welcome { nick, server_name, motd } => {
+            let mut v = vec![item(None, Kind::Info, format!("logged in to {server_name} as {nick}"))];
+            if !motd.trim().is_empty() {
+                v.push(item(None, Kind::Notice, motd.clone()));
+            }
+            v
+        }
         ServerMsg::LoginRefused { code, text } => {
             let hint = match code {
                 RefuseCode::NickTaken | RefuseCode::NickInvalid | RefuseCode::NickRegistered => {

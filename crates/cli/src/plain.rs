@@ -56,6 +56,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
                 let Some(event) = event else { break };
                 match &event {
                     ClientEvent::Server(ServerMsg::Joined { room: r, .. }) => room = r.clone(),
+                    ClientEvent::Server(ServerMsg::Parted { room: r }) if *r == room => room = "lobby".into(),
                     ClientEvent::Server(ServerMsg::LoginRefused { .. }) => code = ExitCode::FAILURE,
                     _ => {}
                 }

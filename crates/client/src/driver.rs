@@ -36,6 +36,8 @@ pub(crate) struct Driver {
     unacked: HashMap<u64, ClientMsg>,
     logged_in: bool,
     quitting: Option<String>,
+    /// Why the client stops, when it is not the user's own quit.
+    end_reason: Option<String>,
 }
 
 fn random_seed() -> [u8; 32] {
@@ -86,6 +88,7 @@ impl Driver {
             unacked: HashMap::new(),
             logged_in: false,
             quitting: None,
+            end_reason: None,
         })
     }
 
@@ -104,7 +107,7 @@ impl Driver {
                 self.emit(ClientEvent::Unconfirmed { ids: unconfirmed }).await;
             }
             if self.quitting.is_some() {
-                break "you left the server".into();
+                break self.end_reason.take().unwrap_or_else(|| "you left the server".into());
             }
             let stop = !self.options.reconnect || ended.1;
             self.emit(ClientEvent::Disconnected { reason: ended.0.clone(), reconnecting: !stop }).await;
@@ -272,8 +275,8 @@ impl Driver {
             ServerMsg::Welcome { nick, .. } => {
                 self.nick = nick.clone();
                 self.logged_in = true;
-                // Rejoin what we were in (the server puts us in the lobby).
-                for room in self.rooms.clone() {
+                // Rejoin what we were in; the server puts us in the lobby.
+                for room in self.rooms.clone().into_iter().filter(|r| r != "lobby") {
                     let _ = self.endpoint.send(h, &ClientMsg::Join { room }.to_bytes());
                 }
             }
@@ -282,6 +285,7 @@ impl Driver {
                 // a wrong password or a ban cannot.
                 if !matches!(code, RefuseCode::NickTaken | RefuseCode::NickInvalid | RefuseCode::NickRegistered) => {
                     self.quitting = Some(String::new());
+                    self.end_reason = Some(format!("login refused: {text}"));
                     return Some(text.clone());
                 }
             ServerMsg::Joined { room, .. } => {

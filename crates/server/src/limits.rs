@@ -42,6 +42,8 @@ impl TokenBucket {
 const FREE_FAILURES: u32 = 3;
 const MAX_LOCKOUT: Duration = Duration::from_secs(60);
 const MAX_TRACKED: usize = 10_000;
+/// Failures this long after the last one start the count over.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Default)]
 pub struct LoginFailures {
@@ -65,7 +67,13 @@ impl LoginFailures {
             }
         }
         let entry = self.table.entry(ip).or_insert((0, now));
+        if now.saturating_duration_since(entry.1) > FORGET_AFTER {
+            *entry = (0, now);
+        }
         entry.0 += 1;
+        if entry.0 <= FREE_FAILURES {
+            entry.1 = now;
+        }
         if entry.0 > FREE_FAILURES {
             let secs = 1u64 << (entry.0 - FREE_FAILURES - 1).min(6);
             entry.1 = now + Duration::from_secs(secs).min(MAX_LOCKOUT);

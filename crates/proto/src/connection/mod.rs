@@ -457,6 +457,8 @@ impl Connection {
                     *resend_at = now + self.rtt.pto_base(MAX_ACK_DELAY);
                     self.close_send_pending = true;
                 }
+                // Only the close timers run now; its deadline ends it.
+                return;
             }
             State::Flushing { deadline, code, reason } => {
                 if now >= *deadline {

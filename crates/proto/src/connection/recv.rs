@@ -205,7 +205,8 @@ impl Connection {
             self.rtt.update(now.saturating_duration_since(sent), Duration::ZERO);
         }
         if let Some(code) = self.refuse {
-            self.confirmed = false; // the application never sees it
+            // Confirmed (no longer half-open), but the application never
+            // sees it: report_closed stays silent for refused sessions.
             self.start_closing(now, code, "server is full".to_owned());
             return;
         }

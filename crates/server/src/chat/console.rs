@@ -58,6 +58,9 @@ impl ChatServer {
         let (arg, reason) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
         match name {
             "join" | "room" => match room_name(arg) {
+                Ok(room) if !self.rooms.contains_key(&room) && self.rooms.len() >= self.settings.max_rooms => {
+                    self.answer(format!("-- cannot create #{room}: the server has too many rooms"));
+                }
                 Ok(room) => {
                     self.rooms.entry(room.clone()).or_insert_with(super::Room::new);
                     self.answer(format!("-- operator lines now go to #{room}"));

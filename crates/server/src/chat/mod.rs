@@ -23,6 +23,25 @@ pub use console::format_time;
 /// The lobby every session starts in; it always exists.
 pub const LOBBY: &str = "lobby";
 
+/// Most names one Joined, Members or RoomList reply lists, so that a reply
+/// stays far below the 64 KiB message limit (names are at most 32
+/// characters, 128 bytes of UTF-8). Larger rooms are listed in part.
+pub const MAX_LISTED: usize = 400;
+
+/// A part or quit reason as others will see it: control characters
+/// removed, at most 256 bytes.
+pub(crate) fn clean_reason(reason: &str) -> String {
+    let mut out: String = reason.chars().filter(|c| !c.is_control()).collect();
+    if out.len() > 256 {
+        let mut end = 256;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
 /// Where replies go.
 pub trait Outlet {
     /// Queues a message; `Blocked` means the session's queue is full.
@@ -224,7 +243,7 @@ impl ChatServer {
         for room in rooms {
             let Some(r) = self.rooms.get(room) else { continue };
             for &m in &r.members {
-                if Some(m) != skip && seen.insert(m) && out.send(m, &bytes).is_err() {
+                if Some(m) != skip && seen.insert(m) && out.send(m, &bytes) == Err(SendError::Blocked) {
                     self.slow.push(m);
                 }
             }
@@ -244,15 +263,18 @@ impl ChatServer {
         let Some(r) = self.rooms.get(room) else { return };
         let bytes = msg.to_bytes();
         for &m in &r.members {
-            if Some(m) != skip && out.send(m, &bytes).is_err() {
+            if Some(m) != skip && out.send(m, &bytes) == Err(SendError::Blocked) {
                 self.slow.push(m);
             }
         }
         self.drop_slow(out);
     }
 
+    /// Only a full queue makes a session slow; other send errors (it is
+    /// already closing) need nothing, and replies are kept under the
+    /// message size limit by construction (see [`MAX_LISTED`]).
     pub(crate) fn reply(&mut self, h: ConnectionHandle, msg: &ServerMsg, out: &mut impl Outlet) {
-        if out.send(h, &msg.to_bytes()).is_err() {
+        if out.send(h, &msg.to_bytes()) == Err(SendError::Blocked) {
             self.slow.push(h);
             self.drop_slow(out);
         }

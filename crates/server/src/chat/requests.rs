@@ -49,8 +49,15 @@ impl ChatServer {
         };
         match msg {
             ClientMsg::Login { nick, password } => self.login(clock, h, nick, password, out),
-            _ if !logged_in => self.reply(h, &error(0, ErrorCode::InvalidRequest, "log in first"), out),
+            other if !logged_in => {
+                let id = match other {
+                    ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. } => id,
+                    _ => 0,
+                };
+                self.reply(h, &error(id, ErrorCode::InvalidRequest, "log in first"), out);
+            }
             ClientMsg::Quit { reason } => {
+                let reason = super::clean_reason(&reason);
                 self.leave_server(clock, h, NoticeKind::Quit, &reason, out);
                 out.close(h, close::QUIT, "goodbye");
             }
@@ -155,13 +162,19 @@ impl ChatServer {
                         members: r.members.len() as u64,
                         topic: r.topic.clone(),
                     })
+                    .take(super::MAX_LISTED)
                     .collect();
                 self.reply(h, &ServerMsg::RoomList { rooms }, out);
             }
             ClientMsg::Who { room } => {
                 let name = room_name(&room).unwrap_or_default();
                 let nicks = match self.rooms.get(&name) {
-                    Some(r) => r.members.iter().filter_map(|m| self.sessions.get(m)?.nick.clone()).collect(),
+                    Some(r) => r
+                        .members
+                        .iter()
+                        .filter_map(|m| self.sessions.get(m)?.nick.clone())
+                        .take(super::MAX_LISTED)
+                        .collect(),
                     None => Vec::new(),
                 };
                 self.reply(h, &ServerMsg::Members { room: name, nicks }, out);
@@ -257,7 +270,8 @@ impl ChatServer {
         let r = self.rooms.get_mut(room).expect("inserted above");
         r.members.insert(h);
         let topic = r.topic.clone();
-        let members: Vec<String> = r.members.iter().filter_map(|m| self.sessions.get(m)?.nick.clone()).collect();
+        let members: Vec<String> =
+            r.members.iter().filter_map(|m| self.sessions.get(m)?.nick.clone()).take(super::MAX_LISTED).collect();
         self.reply(h, &ServerMsg::Joined { room: room.to_owned(), topic, members }, out);
         if new {
             self.log(clock, format!("-- {nick} joined #{room}"));
@@ -289,7 +303,7 @@ impl ChatServer {
             room: name.clone(),
             kind: NoticeKind::Part,
             nick,
-            text: reason.to_owned(),
+            text: super::clean_reason(reason),
             time_ms: clock.unix_ms,
         };
         self.broadcast(&name, &notice, None, out);

@@ -1,0 +1,1051 @@
+//! The terminal client's model, with no terminal in it: one scrollback per
+//! room plus a server buffer, the member lists, the connection state, the
+//! input line with its history and nickname completion. Client events and
+//! typed lines go in; what to ask the client for comes out. Everything
+//! here is unit-tested without a screen.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use udpchat_client::chat::{NoticeKind, RefuseCode, ServerMsg};
+use udpchat_client::{ClientEvent, HELP, Input, input};
+use udpchat_server::names;
+
+use crate::display::{self, Item, Kind};
+
+/// Items kept per buffer; older ones are dropped.
+pub const SCROLLBACK: usize = 5000;
+/// Typed lines remembered for Up/Down.
+pub const HISTORY: usize = 200;
+
+/// Case-insensitive key of a nickname, the way the server compares them.
+pub fn nick_key(nick: &str) -> String {
+    names::fold(nick)
+}
+
+/// The server's name for a room as typed (`#Rust` is `rust`).
+pub fn room_key(room: &str) -> String {
+    names::room_name(room).unwrap_or_else(|_| names::fold(room.trim_start_matches('#')))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Where the session stands, for the status bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conn {
+    Connecting {
+        attempt: u32,
+        again: bool,
+    },
+    LoggingIn,
+    Connected {
+        rtt: Option<Duration>,
+    },
+    Disconnected,
+    /// The nickname was refused; the next typed line is another one.
+    NickRefused,
+    Closed,
+}
+
+impl Conn {
+    pub fn describe(&self) -> String {
+        match self {
+            Conn::Connecting { attempt, again } if *again || *attempt > 1 => {
+                format!("reconnecting (attempt {attempt})…")
+            }
+            Conn::Connecting { .. } => "connecting…".into(),
+            Conn::LoggingIn => "logging in…".into(),
+            Conn::Connected { rtt: None } => "connected".into(),
+            Conn::Connected { rtt: Some(rtt) } => {
+                let ms = rtt.as_secs_f64() * 1000.0;
+                // Loopback and LAN round trips are well under a millisecond.
+                if ms < 10.0 { format!("connected, rtt {ms:.1} ms") } else { format!("connected, rtt {ms:.0} ms") }
+            }
+            Conn::Disconnected => "disconnected".into(),
+            Conn::NickRefused => "nickname refused: type another".into(),
+            Conn::Closed => "closed".into(),
+        }
+    }
+}
+
+/// One scrollback: a room's, or the server buffer (`room: None`).
+#[derive(Debug, Default)]
+pub struct Buffer {
+    pub room: Option<String>,
+    pub topic: String,
+    pub lines: VecDeque<Item>,
+    /// Sorted case-insensitively.
+    pub members: Vec<String>,
+    /// Screen rows scrolled up from the newest line (0: following).
+    pub scroll: usize,
+    /// Lines said here since it was last looked at.
+    pub unread: usize,
+    /// One of them mentions our nickname.
+    pub mentioned: bool,
+}
+
+impl Buffer {
+    fn new(room: Option<String>) -> Self {
+        Buffer { room, ..Buffer::default() }
+    }
+
+    pub fn name(&self) -> String {
+        match &self.room {
+            Some(r) => format!("#{r}"),
+            None => "(server)".into(),
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        self.lines.push_back(item);
+        if self.lines.len() > SCROLLBACK {
+            self.lines.pop_front();
+        }
+        // Someone reading older lines should not have them slide away.
+        if self.scroll > 0 {
+            self.scroll += 1;
+        }
+    }
+
+    fn has_member(&self, nick: &str) -> bool {
+        let key = nick_key(nick);
+        self.members.iter().any(|m| nick_key(m) == key)
+    }
+
+    fn add_member(&mut self, nick: &str) {
+        if !self.has_member(nick) {
+            self.members.push(nick.to_owned());
+            self.sort_members();
+        }
+    }
+
+    fn remove_member(&mut self, nick: &str) {
+        let key = nick_key(nick);
+        self.members.retain(|m| nick_key(m) != key);
+    }
+
+    fn set_members(&mut self, nicks: &[String]) {
+        self.members.clear();
+        for n in nicks {
+            self.add_member(n);
+        }
+    }
+
+    fn sort_members(&mut self) {
+        self.members.sort_by_cached_key(|m| nick_key(m));
+    }
+}
+
+/// The line being typed; `cursor` is a byte offset, always on a char
+/// boundary, so multi-byte characters are moved over and deleted whole.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct InputLine {
+    text: String,
+    cursor: usize,
+}
+
+impl InputLine {
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    pub fn insert(&mut self, c: char) {
+        // Control characters would be refused by the server and could
+        // upset the terminal; a pasted tab or newline becomes a space.
+        let c = if c.is_control() { ' ' } else { c };
+        self.text.insert(self.cursor, c);
+        self.cursor += c.len_utf8();
+    }
+
+    pub fn insert_str(&mut self, s: &str) {
+        for c in s.chars() {
+            self.insert(c);
+        }
+    }
+
+    fn prev_boundary(&self) -> Option<usize> {
+        self.text[..self.cursor].char_indices().next_back().map(|(i, _)| i)
+    }
+
+    pub fn backspace(&mut self) {
+        if let Some(i) = self.prev_boundary() {
+            self.text.drain(i..self.cursor);
+            self.cursor = i;
+        }
+    }
+
+    pub fn delete(&mut self) {
+        if let Some(c) = self.text[self.cursor..].chars().next() {
+            self.text.drain(self.cursor..self.cursor + c.len_utf8());
+        }
+    }
+
+    pub fn left(&mut self) {
+        if let Some(i) = self.prev_boundary() {
+            self.cursor = i;
+        }
+    }
+
+    pub fn right(&mut self) {
+        if let Some(c) = self.text[self.cursor..].chars().next() {
+            self.cursor += c.len_utf8();
+        }
+    }
+
+    pub fn home(&mut self) {
+        self.cursor = 0;
+    }
+
+    pub fn end(&mut self) {
+        self.cursor = self.text.len();
+    }
+
+    /// Ctrl-W: the word before the cursor and the spaces after it.
+    pub fn delete_word(&mut self) {
+        let before = &self.text[..self.cursor];
+        let trimmed = before.trim_end();
+        let start = trimmed.char_indices().rev().find(|(_, c)| c.is_whitespace()).map_or(0, |(i, c)| i + c.len_utf8());
+        self.text.drain(start..self.cursor);
+        self.cursor = start;
+    }
+
+    /// Ctrl-K: everything from the cursor on.
+    pub fn kill_to_end(&mut self) {
+        self.text.truncate(self.cursor);
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.cursor = 0;
+    }
+
+    pub fn set(&mut self, text: &str) {
+        self.text = text.to_owned();
+        self.cursor = self.text.len();
+    }
+
+    pub fn take(&mut self) -> String {
+        self.cursor = 0;
+        std::mem::take(&mut self.text)
+    }
+
+    fn replace(&mut self, range: std::ops::Range<usize>, with: &str) {
+        self.text.replace_range(range.clone(), with);
+        self.cursor = range.start + with.len();
+    }
+}
+
+/// Lines typed before, walked with Up and Down.
+#[derive(Debug, Default)]
+pub struct History {
+    entries: VecDeque<String>,
+    /// Which entry is shown; `None`: the line being typed.
+    pos: Option<usize>,
+    /// The line being typed when Up was first pressed.
+    draft: String,
+}
+
+impl History {
+    pub fn push(&mut self, line: &str) {
+        self.pos = None;
+        self.draft.clear();
+        if line.trim().is_empty() || self.entries.back().is_some_and(|l| l == line) {
+            return;
+        }
+        self.entries.push_back(line.to_owned());
+        if self.entries.len() > HISTORY {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The older entry to show, if any.
+    pub fn up(&mut self, current: &str) -> Option<&str> {
+        let pos = match self.pos {
+            None if self.entries.is_empty() => return None,
+            None => {
+                self.draft = current.to_owned();
+                self.entries.len() - 1
+            }
+            Some(0) => return None,
+            Some(p) => p - 1,
+        };
+        self.pos = Some(pos);
+        self.entries.get(pos).map(String::as_str)
+    }
+
+    /// The newer entry to show, or the draft past the newest.
+    pub fn down(&mut self) -> Option<String> {
+        let p = self.pos?;
+        if p + 1 < self.entries.len() {
+            self.pos = Some(p + 1);
+            self.entries.get(p + 1).cloned()
+        } else {
+            self.pos = None;
+            Some(std::mem::take(&mut self.draft))
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Tab completion in progress: repeated Tabs cycle through `candidates`.
+#[derive(Debug)]
+struct Completion {
+    /// Where the completed word starts.
+    start: usize,
+    candidates: Vec<String>,
+    index: usize,
+    /// The input line as the last Tab left it; if it changed since, the
+    /// next Tab starts a new completion.
+    left: InputLine,
+}
+
+/// What the front end should ask the client for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Send(Input),
+    /// Try another nickname after a refusal.
+    Login(String),
+    Quit(String),
+    /// Leave the interface (the client has already stopped).
+    Exit,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub nick: String,
+    pub conn: Conn,
+    /// `buffers[0]` is the server buffer; the rest are rooms we are in.
+    pub buffers: Vec<Buffer>,
+    pub current: usize,
+    pub input: InputLine,
+    pub history: History,
+    completion: Option<Completion>,
+    /// The room to show once its Joined arrives (`/join`, `--room`).
+    pending_room: Option<String>,
+    /// The user picked a buffer: joins no longer move them.
+    moved: bool,
+    /// Still joining the rooms we start in: each such room is given a copy
+    /// of the server buffer (the key fingerprint, the welcome), since that
+    /// is where the user will look first.
+    starting: bool,
+    /// We have been logged in once, so connecting again is reconnecting.
+    ever_connected: bool,
+    pub quitting: bool,
+    /// The client stopped; why.
+    pub closed: Option<String>,
+    /// Why the session ended for good (for the message after exiting).
+    pub end_reason: Option<String>,
+    /// A login refusal that stopped the client.
+    pub refused: Option<String>,
+    /// Rows of the chat pane at the last draw, for paging.
+    pub chat_rows: usize,
+}
+
+impl State {
+    /// `room`: the extra room to join and show (`--room`).
+    pub fn new(nick: &str, room: Option<&str>) -> Self {
+        State {
+            nick: nick.to_owned(),
+            conn: Conn::Connecting { attempt: 1, again: false },
+            buffers: vec![Buffer::new(None)],
+            current: 0,
+            input: InputLine::default(),
+            history: History::default(),
+            completion: None,
+            pending_room: Some(room.map_or_else(|| "lobby".to_owned(), room_key)),
+            moved: false,
+            starting: true,
+            ever_connected: false,
+            quitting: false,
+            closed: None,
+            end_reason: None,
+            refused: None,
+            chat_rows: 20,
+        }
+    }
+
+    pub fn buffer(&self) -> &Buffer {
+        &self.buffers[self.current]
+    }
+
+    pub fn current_room(&self) -> Option<&str> {
+        self.buffer().room.as_deref()
+    }
+
+    /// Waiting for another nickname after a refusal.
+    pub fn awaiting_nick(&self) -> bool {
+        self.conn == Conn::NickRefused
+    }
+
+    fn find(&self, room: &str) -> Option<usize> {
+        self.buffers.iter().position(|b| b.room.as_deref() == Some(room))
+    }
+
+    pub fn select(&mut self, index: usize) {
+        if index < self.buffers.len() {
+            self.current = index;
+            let b = &mut self.buffers[index];
+            b.unread = 0;
+            b.mentioned = false;
+        }
+    }
+
+    /// The user picks a buffer; later joins no longer move them.
+    pub fn goto(&mut self, index: usize) {
+        self.moved = true;
+        self.starting = false;
+        self.select(index);
+    }
+
+    pub fn next_buffer(&mut self) {
+        self.goto((self.current + 1) % self.buffers.len());
+    }
+
+    pub fn prev_buffer(&mut self) {
+        self.goto((self.current + self.buffers.len() - 1) % self.buffers.len());
+    }
+
+    pub fn scroll_up(&mut self) {
+        let page = self.chat_rows.saturating_sub(1).max(1);
+        self.buffers[self.current].scroll += page;
+    }
+
+    pub fn scroll_down(&mut self) {
+        let page = self.chat_rows.saturating_sub(1).max(1);
+        let b = &mut self.buffers[self.current];
+        b.scroll = b.scroll.saturating_sub(page);
+    }
+
+    /// A line of our own (help, a typing error) in the buffer on screen.
+    pub fn local(&mut self, kind: Kind, text: &str) {
+        let item = Item { time_ms: now_ms(), room: None, nick: None, text: text.to_owned(), kind, history: false };
+        self.buffers[self.current].push(item);
+    }
+
+    fn push_to(&mut self, index: usize, item: Item) {
+        let visible = index == self.current;
+        let said = matches!(item.kind, Kind::Chat | Kind::Action | Kind::Operator | Kind::Private);
+        let mention = said && item.nick.as_deref() != Some(self.nick.as_str()) && mentions(&item.text, &self.nick);
+        let b = &mut self.buffers[index];
+        if !visible && said {
+            b.unread += 1;
+            b.mentioned |= mention;
+        }
+        b.push(item);
+    }
+
+    /// Files an item: a room's goes to that room (or to the buffer on
+    /// screen when we are not in it); a server-wide one to the server
+    /// buffer and to the buffer on screen, so it is both seen and kept.
+    fn route(&mut self, item: Item) {
+        if item.kind == Kind::Notice && item.text.is_empty() {
+            // An empty message of the day.
+            return;
+        }
+        match item.room.as_deref().and_then(|r| self.find(r)) {
+            Some(i) => self.push_to(i, item),
+            None if item.room.is_some() => self.push_to(self.current, item),
+            None if self.current != 0 => {
+                self.push_to(self.current, item.clone());
+                // Already seen where it was shown: no unread mark here.
+                self.buffers[0].push(item);
+            }
+            None => self.push_to(0, item),
+        }
+    }
+
+    /// Takes in one client event.
+    pub fn on_event(&mut self, event: &ClientEvent) {
+        let items = display::items(event);
+        match event {
+            ClientEvent::Connecting { attempt } => {
+                self.conn = Conn::Connecting { attempt: *attempt, again: self.ever_connected };
+            }
+            ClientEvent::Connected { .. } => self.conn = Conn::LoggingIn,
+            ClientEvent::Rtt(rtt) => self.conn = Conn::Connected { rtt: Some(*rtt) },
+            ClientEvent::Disconnected { reason, reconnecting } => {
+                self.conn = Conn::Disconnected;
+                if !reconnecting {
+                    self.end_reason = Some(reason.clone());
+                }
+            }
+            ClientEvent::Unconfirmed { .. } => {}
+            ClientEvent::Closed { reason } => {
+                self.conn = Conn::Closed;
+                self.closed = Some(reason.clone());
+                self.end_reason.get_or_insert_with(|| reason.clone());
+            }
+            ClientEvent::Server(msg) | ClientEvent::Delivered { msg, .. } => {
+                return self.on_server(msg, items);
+            }
+        }
+        for it in items {
+            self.route(it);
+        }
+    }
+
+    fn on_server(&mut self, msg: &ServerMsg, items: Vec<Item>) {
+        match msg {
+            ServerMsg::Welcome { nick, .. } => {
+                self.nick = nick.clone();
+                self.conn = Conn::Connected { rtt: None };
+                self.ever_connected = true;
+            }
+            ServerMsg::LoginRefused { code, text } => {
+                if matches!(code, RefuseCode::NickTaken | RefuseCode::NickInvalid | RefuseCode::NickRegistered) {
+                    self.conn = Conn::NickRefused;
+                } else {
+                    // The client gives up after this; Closed follows.
+                    self.refused = Some(text.clone());
+                }
+            }
+            ServerMsg::Joined { room, topic, members } => {
+                let i = match self.find(room) {
+                    Some(i) => i,
+                    None => {
+                        let mut b = Buffer::new(Some(room.clone()));
+                        if self.starting {
+                            b.lines = self.buffers[0].lines.clone();
+                        }
+                        self.buffers.push(b);
+                        self.buffers.len() - 1
+                    }
+                };
+                self.buffers[i].set_members(members);
+                self.buffers[i].topic = topic.clone();
+                for it in items {
+                    self.route(it);
+                }
+                let wanted = self.pending_room.as_deref() == Some(room.as_str());
+                if wanted {
+                    self.pending_room = None;
+                    self.starting = false;
+                }
+                if wanted || (self.current == 0 && !self.moved) {
+                    self.select(i);
+                }
+                return;
+            }
+            ServerMsg::Parted { room } => {
+                if let Some(i) = self.find(room) {
+                    self.buffers.remove(i);
+                    if self.current >= i {
+                        self.select(self.current.saturating_sub(1).max(usize::from(self.buffers.len() > 1)));
+                    }
+                }
+            }
+            ServerMsg::Notice { room, kind, nick, text, .. } => {
+                if let Some(i) = (!room.is_empty()).then(|| self.find(room)).flatten() {
+                    match kind {
+                        NoticeKind::Join => self.buffers[i].add_member(nick),
+                        NoticeKind::Part | NoticeKind::Quit | NoticeKind::Timeout | NoticeKind::Kick => {
+                            self.buffers[i].remove_member(nick)
+                        }
+                        NoticeKind::Nick => rename(&mut self.buffers[i], nick, text),
+                        NoticeKind::Topic => self.buffers[i].topic = text.clone(),
+                        NoticeKind::Server => {}
+                    }
+                } else if room.is_empty() && kind != &NoticeKind::Server {
+                    return self.server_wide_notice(*kind, nick, text, items);
+                }
+            }
+            ServerMsg::Members { room, nicks } => {
+                if let Some(i) = self.find(room) {
+                    self.buffers[i].set_members(nicks);
+                }
+            }
+            ServerMsg::Topic { room, topic } => {
+                if let Some(i) = self.find(room) {
+                    self.buffers[i].topic = topic.clone();
+                }
+            }
+            _ => {}
+        }
+        for it in items {
+            self.route(it);
+        }
+    }
+
+    /// Someone quit, timed out, was removed or changed nickname: the
+    /// server says so once, for every room we share with them. Show it in
+    /// those rooms (before they leave the member lists), then update them.
+    fn server_wide_notice(&mut self, kind: NoticeKind, nick: &str, text: &str, items: Vec<Item>) {
+        let shared: Vec<usize> = (1..self.buffers.len()).filter(|&i| self.buffers[i].has_member(nick)).collect();
+        for it in items {
+            if shared.is_empty() {
+                self.route(it);
+            } else {
+                for &i in &shared {
+                    self.push_to(i, it.clone());
+                }
+            }
+        }
+        for &i in &shared {
+            match kind {
+                NoticeKind::Nick => rename(&mut self.buffers[i], nick, text),
+                _ => self.buffers[i].remove_member(nick),
+            }
+        }
+        if kind == NoticeKind::Nick && nick_key(nick) == nick_key(&self.nick) {
+            self.nick = text.to_owned();
+        }
+    }
+
+    /// Enter: what the typed line asks for. Help, typing errors and lines
+    /// that need a room in the server buffer are answered here.
+    pub fn submit(&mut self) -> Option<Action> {
+        self.completion = None;
+        let line = self.input.take();
+        self.history.push(&line);
+        if self.closed.is_some() {
+            return Some(Action::Exit);
+        }
+        if self.awaiting_nick() {
+            if let Ok(Input::Quit(reason)) = input::parse(&line, "") {
+                return Some(Action::Quit(reason));
+            }
+            let nick = line.trim();
+            if nick.is_empty() || nick.contains(char::is_whitespace) {
+                self.local(Kind::Error, "type a nickname (one word)");
+                return None;
+            }
+            self.nick = nick.to_owned();
+            self.conn = Conn::LoggingIn;
+            self.local(Kind::Info, &format!("trying the nickname {nick}…"));
+            return Some(Action::Login(nick.to_owned()));
+        }
+        let room = self.current_room().unwrap_or_default().to_owned();
+        match input::parse(&line, &room) {
+            Ok(Input::Nothing) => None,
+            Ok(Input::Help) => {
+                for l in HELP.lines() {
+                    self.local(Kind::Info, l);
+                }
+                self.local(Kind::Info, "keys: PgUp/PgDn scroll, Tab completes nicknames, Ctrl-N/Ctrl-P or Alt-Left/Right switch rooms, Ctrl-C quits");
+                None
+            }
+            Ok(Input::Quit(reason)) => Some(Action::Quit(reason)),
+            Ok(Input::Join(r)) => {
+                let key = room_key(&r);
+                self.moved = true;
+                self.starting = false;
+                match self.find(&key) {
+                    Some(i) => self.select(i),
+                    None => self.pending_room = Some(key),
+                }
+                Some(Action::Send(Input::Join(r)))
+            }
+            Ok(i) if room.is_empty() && needs_room(&i) => {
+                self.local(Kind::Error, "this is the server buffer: switch to a room (Ctrl-N) or /join one");
+                None
+            }
+            Ok(i) => Some(Action::Send(i)),
+            Err(e) => {
+                self.local(Kind::Error, &e);
+                None
+            }
+        }
+    }
+
+    /// Any key but Tab ends a completion.
+    pub fn end_completion(&mut self) {
+        self.completion = None;
+    }
+
+    /// Tab: completes the word before the cursor to a member of the room
+    /// on screen; again, to the next one. A nickname at the start of the
+    /// line is addressed (`bob: `).
+    pub fn complete(&mut self) {
+        if let Some(c) = self.completion.as_mut().filter(|c| c.left == self.input) {
+            c.index = (c.index + 1) % c.candidates.len();
+            let with = completed(&c.candidates[c.index], c.start);
+            self.input.replace(c.start..self.input.cursor(), &with);
+            c.left = self.input.clone();
+            return;
+        }
+        let before = &self.input.text()[..self.input.cursor()];
+        let start = before.char_indices().rev().find(|(_, c)| c.is_whitespace()).map_or(0, |(i, c)| i + c.len_utf8());
+        let word = &before[start..];
+        if word.is_empty() {
+            return;
+        }
+        let prefix = nick_key(word);
+        let me = nick_key(&self.nick);
+        let candidates: Vec<String> = self
+            .buffer()
+            .members
+            .iter()
+            .filter(|m| {
+                let k = nick_key(m);
+                k.starts_with(&prefix) && k != me
+            })
+            .cloned()
+            .collect();
+        let Some(first) = candidates.first() else {
+            return;
+        };
+        let with = completed(first, start);
+        self.input.replace(start..self.input.cursor(), &with);
+        self.completion = Some(Completion { start, candidates, index: 0, left: self.input.clone() });
+    }
+}
+
+fn completed(nick: &str, start: usize) -> String {
+    if start == 0 { format!("{nick}: ") } else { format!("{nick} ") }
+}
+
+fn rename(b: &mut Buffer, old: &str, new: &str) {
+    if b.has_member(old) {
+        b.remove_member(old);
+        b.add_member(new);
+    }
+}
+
+/// Whether `text` names `nick` as a word.
+pub fn mentions(text: &str, nick: &str) -> bool {
+    let key = nick_key(nick);
+    !key.is_empty()
+        && text.split(|c: char| !(c.is_alphanumeric() || "_-[]{}|^`".contains(c))).any(|w| nick_key(w) == key)
+}
+
+/// Inputs that act on the current room, which the server buffer lacks.
+fn needs_room(i: &Input) -> bool {
+    match i {
+        Input::Say { .. } | Input::Topic { .. } | Input::History { .. } | Input::Kick { .. } => true,
+        Input::Part { room, .. } | Input::Who(room) => room.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use udpchat_client::chat::{Line, LineKind};
+
+    use super::*;
+
+    fn server(msg: ServerMsg) -> ClientEvent {
+        ClientEvent::Server(msg)
+    }
+
+    fn joined(room: &str, members: &[&str]) -> ClientEvent {
+        server(ServerMsg::Joined {
+            room: room.into(),
+            topic: String::new(),
+            members: members.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    fn notice(room: &str, kind: NoticeKind, nick: &str, text: &str) -> ClientEvent {
+        server(ServerMsg::Notice { room: room.into(), kind, nick: nick.into(), text: text.into(), time_ms: 0 })
+    }
+
+    fn line(room: &str, from: &str, text: &str) -> ClientEvent {
+        server(ServerMsg::Line(Line {
+            room: room.into(),
+            seq: 1,
+            time_ms: 0,
+            from: from.into(),
+            text: text.into(),
+            kind: LineKind::Normal,
+            history: false,
+        }))
+    }
+
+    /// Logged in as ana, in the lobby with bob, bert and carol.
+    fn lobby() -> State {
+        let mut s = State::new("ana", None);
+        s.on_event(&server(ServerMsg::Welcome { nick: "ana".into(), server_name: "t".into(), motd: String::new() }));
+        s.on_event(&joined("lobby", &["ana", "bob", "bert", "Carol"]));
+        s
+    }
+
+    fn typed(s: &mut State, text: &str) {
+        s.input.clear();
+        s.input.insert_str(text);
+    }
+
+    #[test]
+    fn first_join_is_shown_and_members_sorted() {
+        let s = lobby();
+        assert_eq!(s.current_room(), Some("lobby"));
+        assert_eq!(s.buffer().members, ["ana", "bert", "bob", "Carol"]);
+        assert!(s.buffer().lines.iter().any(|l| l.text.starts_with("you joined #lobby")));
+    }
+
+    #[test]
+    fn members_follow_notices() {
+        let mut s = lobby();
+        s.on_event(&joined("rust", &["ana", "bob"]));
+        s.on_event(&notice("lobby", NoticeKind::Join, "dave", ""));
+        assert!(s.buffers[1].members.contains(&"dave".to_owned()));
+        s.on_event(&notice("lobby", NoticeKind::Part, "bert", "bye"));
+        assert!(!s.buffers[1].members.contains(&"bert".to_owned()));
+        // Room-less: applies to every room we share, and is shown in each.
+        s.on_event(&notice("", NoticeKind::Nick, "BOB", "robert"));
+        assert!(s.buffers[1].members.contains(&"robert".to_owned()) && !s.buffers[1].has_member("bob"));
+        assert_eq!(s.buffers[2].members, ["ana", "robert"]);
+        assert!(s.buffers[2].lines.back().is_some_and(|l| l.text == "BOB is now known as robert"));
+        s.on_event(&notice("", NoticeKind::Quit, "robert", "later"));
+        assert!(!s.buffers[1].has_member("robert") && !s.buffers[2].has_member("robert"));
+        s.on_event(&notice("", NoticeKind::Timeout, "carol", ""));
+        s.on_event(&notice("", NoticeKind::Kick, "dave", "spam"));
+        assert_eq!(s.buffers[1].members, ["ana"]);
+        // /who replaces the list.
+        s.on_event(&server(ServerMsg::Members { room: "lobby".into(), nicks: vec!["zed".into(), "ana".into()] }));
+        assert_eq!(s.buffers[1].members, ["ana", "zed"]);
+        // Our own nickname change.
+        s.on_event(&notice("", NoticeKind::Nick, "ana", "anna"));
+        assert_eq!(s.nick, "anna");
+        assert_eq!(s.buffers[1].members, ["anna", "zed"]);
+    }
+
+    #[test]
+    fn join_switches_when_joined_and_part_removes() {
+        let mut s = lobby();
+        typed(&mut s, "/join #Rust");
+        assert_eq!(s.submit(), Some(Action::Send(Input::Join("#Rust".into()))));
+        assert_eq!(s.current_room(), Some("lobby"), "not before the server says so");
+        s.on_event(&joined("rust", &["ana"]));
+        assert_eq!(s.current_room(), Some("rust"));
+        // A rejoin after reconnecting does not move us.
+        s.select(1);
+        s.on_event(&joined("rust", &["ana"]));
+        assert_eq!(s.current_room(), Some("lobby"));
+        s.select(2);
+        s.on_event(&server(ServerMsg::Parted { room: "rust".into() }));
+        assert_eq!(s.buffers.len(), 2);
+        assert_eq!(s.current_room(), Some("lobby"));
+        assert!(s.buffer().lines.back().is_some_and(|l| l.text == "you left #rust"));
+    }
+
+    #[test]
+    fn extra_room_is_shown_first_with_the_key() {
+        let mut s = State::new("ana", Some("#Rust"));
+        let server_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".parse().expect("a key");
+        s.on_event(&ClientEvent::Connected { server_key, first_use: true });
+        s.on_event(&joined("lobby", &["ana"]));
+        s.on_event(&joined("rust", &["ana"]));
+        assert_eq!(s.current_room(), Some("rust"));
+        for b in &s.buffers {
+            assert!(b.lines.iter().any(|l| l.text.contains("first visit: server key")), "{:?}", b.room);
+        }
+        s.on_event(&joined("later", &["ana"]));
+        assert!(s.buffers[3].lines.iter().all(|l| !l.text.contains("server key")));
+    }
+
+    #[test]
+    fn items_are_routed_and_never_lost() {
+        let mut s = lobby();
+        s.on_event(&joined("rust", &["ana"]));
+        s.select(1);
+        s.on_event(&line("rust", "bob", "hi ana"));
+        assert_eq!(s.buffers[2].unread, 1);
+        assert!(s.buffers[2].mentioned);
+        s.on_event(&line("lobby", "bob", "hello"));
+        assert_eq!(s.buffers[1].lines.back().map(|l| l.text.as_str()), Some("hello"));
+        // Server-wide: kept in the server buffer and shown where we are.
+        s.on_event(&server(ServerMsg::Private {
+            id: 1,
+            from: "bob".into(),
+            to: "ana".into(),
+            text: "psst".into(),
+            time_ms: 0,
+            history: false,
+        }));
+        assert!(s.buffers[0].lines.back().is_some_and(|l| l.text == "psst"));
+        assert_eq!(s.buffers[0].unread, 0, "seen in the buffer on screen");
+        assert!(s.buffers[1].lines.back().is_some_and(|l| l.text == "psst"));
+        // A room we are not in: shown where we are.
+        s.on_event(&server(ServerMsg::Members { room: "other".into(), nicks: vec!["x".into()] }));
+        assert!(s.buffers[1].lines.back().is_some_and(|l| l.text == "in #other: x"));
+        s.select(2);
+        assert_eq!(s.buffers[2].unread, 0);
+    }
+
+    #[test]
+    fn own_lines_come_from_delivered() {
+        let mut s = lobby();
+        typed(&mut s, "hello all");
+        let Some(Action::Send(Input::Say { room, text, .. })) = s.submit() else { panic!("not a Say") };
+        assert_eq!((room.as_str(), text.as_str()), ("lobby", "hello all"));
+        let before = s.buffer().lines.len();
+        let ClientEvent::Server(msg) = line("lobby", "ana", "hello all") else { unreachable!() };
+        s.on_event(&ClientEvent::Delivered { id: 1, msg });
+        assert_eq!(s.buffer().lines.len(), before + 1);
+        assert_eq!(s.buffer().lines.back().and_then(|l| l.nick.as_deref()), Some("ana"));
+    }
+
+    #[test]
+    fn scrollback_is_bounded_and_scrolled_view_stays() {
+        let mut s = lobby();
+        s.chat_rows = 11;
+        s.scroll_up();
+        assert_eq!(s.buffer().scroll, 10);
+        for i in 0..SCROLLBACK + 10 {
+            s.on_event(&line("lobby", "bob", &format!("n{i}")));
+        }
+        assert_eq!(s.buffer().lines.len(), SCROLLBACK);
+        assert_eq!(s.buffer().lines.back().map(|l| l.text.clone()), Some(format!("n{}", SCROLLBACK + 9)));
+        assert_eq!(s.buffer().scroll, 10 + SCROLLBACK + 10);
+        s.scroll_down();
+        assert_eq!(s.buffer().scroll, SCROLLBACK + 10);
+    }
+
+    #[test]
+    fn tab_completion_cycles() {
+        let mut s = lobby();
+        typed(&mut s, "b");
+        s.complete();
+        assert_eq!(s.input.text(), "bert: ");
+        s.complete();
+        assert_eq!(s.input.text(), "bob: ");
+        s.complete();
+        assert_eq!(s.input.text(), "bert: ");
+        s.end_completion();
+        // Mid-line, case-insensitively, and never ourselves.
+        typed(&mut s, "hi ca");
+        s.complete();
+        assert_eq!(s.input.text(), "hi Carol ");
+        typed(&mut s, "an");
+        s.complete();
+        assert_eq!(s.input.text(), "an");
+        // The word before the cursor, not the end of the line.
+        typed(&mut s, "bo x");
+        s.input.home();
+        s.input.right();
+        s.input.right();
+        s.complete();
+        assert_eq!(s.input.text(), "bob:  x");
+        assert_eq!(s.input.cursor(), "bob: ".len());
+    }
+
+    #[test]
+    fn input_editing_is_utf8_safe() {
+        let mut i = InputLine::default();
+        i.insert_str("héllo wörld 🎉");
+        assert_eq!(i.cursor(), i.text().len());
+        i.backspace();
+        assert_eq!(i.text(), "héllo wörld ");
+        i.home();
+        i.right();
+        i.right();
+        assert_eq!(i.cursor(), "hé".len());
+        i.backspace();
+        assert_eq!(i.text(), "hllo wörld ");
+        i.insert('ë');
+        assert_eq!(i.text(), "hëllo wörld ");
+        i.delete();
+        assert_eq!(i.text(), "hëlo wörld ");
+        i.end();
+        i.left();
+        i.left();
+        i.left();
+        i.delete();
+        assert_eq!(i.text(), "hëlo wörd ");
+        i.right();
+        i.right();
+        i.right();
+        i.right();
+        assert_eq!(i.cursor(), i.text().len());
+        i.delete_word();
+        assert_eq!(i.text(), "hëlo ");
+        i.insert_str("a\tb\n");
+        assert_eq!(i.text(), "hëlo a b ");
+        i.home();
+        i.left();
+        i.kill_to_end();
+        assert_eq!(i.text(), "");
+    }
+
+    #[test]
+    fn history_walks_and_is_bounded() {
+        let mut s = lobby();
+        for l in ["one", "two", "two", "three"] {
+            typed(&mut s, l);
+            s.submit();
+        }
+        assert_eq!(s.history.len(), 3);
+        assert_eq!(s.history.up("draft"), Some("three"));
+        assert_eq!(s.history.up(""), Some("two"));
+        assert_eq!(s.history.up(""), Some("one"));
+        assert_eq!(s.history.up(""), None);
+        assert_eq!(s.history.down().as_deref(), Some("two"));
+        assert_eq!(s.history.down().as_deref(), Some("three"));
+        assert_eq!(s.history.down().as_deref(), Some("draft"));
+        assert_eq!(s.history.down(), None);
+        let mut h = History::default();
+        for i in 0..HISTORY + 5 {
+            h.push(&i.to_string());
+        }
+        assert_eq!(h.len(), HISTORY);
+    }
+
+    #[test]
+    fn help_errors_and_server_buffer_stay_local() {
+        let mut s = lobby();
+        typed(&mut s, "/help");
+        assert_eq!(s.submit(), None);
+        assert!(s.buffer().lines.iter().any(|l| l.text.starts_with("/join ROOM")));
+        typed(&mut s, "/frob");
+        assert_eq!(s.submit(), None);
+        assert_eq!(s.buffer().lines.back().map(|l| l.kind), Some(Kind::Error));
+        s.select(0);
+        typed(&mut s, "hello");
+        assert_eq!(s.submit(), None);
+        typed(&mut s, "/list");
+        assert_eq!(s.submit(), Some(Action::Send(Input::List)));
+        typed(&mut s, "QUIT");
+        assert_eq!(s.submit(), Some(Action::Quit(String::new())));
+    }
+
+    #[test]
+    fn refused_nickname_is_asked_again() {
+        let mut s = State::new("bob", None);
+        s.on_event(&server(ServerMsg::LoginRefused { code: RefuseCode::NickTaken, text: "taken".into() }));
+        assert!(s.awaiting_nick());
+        typed(&mut s, "/quit");
+        assert_eq!(s.submit(), Some(Action::Quit(String::new())));
+        typed(&mut s, "  ");
+        assert_eq!(s.submit(), None);
+        typed(&mut s, "bobby");
+        assert_eq!(s.submit(), Some(Action::Login("bobby".into())));
+        assert_eq!(s.nick, "bobby");
+        assert!(!s.awaiting_nick());
+
+        let mut s = State::new("bob", None);
+        s.on_event(&server(ServerMsg::LoginRefused { code: RefuseCode::BadPassword, text: "wrong".into() }));
+        s.on_event(&ClientEvent::Closed { reason: "you left the server".into() });
+        assert_eq!(s.refused.as_deref(), Some("wrong"));
+        assert!(s.closed.is_some());
+        assert_eq!(s.submit(), Some(Action::Exit));
+    }
+
+    #[test]
+    fn connection_state() {
+        let mut s = State::new("ana", None);
+        assert_eq!(s.conn.describe(), "connecting…");
+        s.on_event(&server(ServerMsg::Welcome { nick: "ana".into(), server_name: "t".into(), motd: "hi".into() }));
+        s.on_event(&ClientEvent::Rtt(Duration::from_micros(1500)));
+        assert_eq!(s.conn.describe(), "connected, rtt 1.5 ms");
+        s.on_event(&ClientEvent::Disconnected { reason: "timed out".into(), reconnecting: true });
+        s.on_event(&ClientEvent::Connecting { attempt: 1 });
+        assert_eq!(s.conn.describe(), "reconnecting (attempt 1)…");
+        assert!(s.buffers[0].lines.iter().any(|l| l.text == "hi"));
+    }
+
+    #[test]
+    fn mentions_are_words() {
+        assert!(mentions("hi ana!", "Ana"));
+        assert!(!mentions("banana", "ana"));
+    }
+}
