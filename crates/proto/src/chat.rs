@@ -33,66 +33,16 @@ pub mod close {
     }
 }
 
-/// What kind of line a room carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineKind {
-    Normal = 0,
-    /// `/me waves`
-    Action = 1,
-    /// Typed at the server console by the operator.
-    Operator = 2,
-}
+/// Declares a wire enum (a varint on the wire) and its decoder, so each
+/// value is written once.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant = $value,)*
+        }
 
-/// Why a login was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefuseCode {
-    NickTaken = 1,
-    NickInvalid = 2,
-    BadPassword = 3,
-    ServerFull = 4,
-    TooManyAttempts = 5,
-    Banned = 6,
-    /// The nickname is registered and needs its account password.
-    NickRegistered = 7,
-}
-
-/// Room and server notices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoticeKind {
-    Join = 1,
-    Part = 2,
-    Quit = 3,
-    Timeout = 4,
-    /// `text` is the new nickname.
-    Nick = 5,
-    /// `text` is the new topic.
-    Topic = 6,
-    /// `text` is the reason; `nick` the one kicked.
-    Kick = 7,
-    /// Free text from the server (shutdown, message of the day, ...).
-    Server = 8,
-}
-
-/// Errors the server reports for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    LineTooLong = 1,
-    InvalidUtf8 = 2,
-    ControlCharacters = 3,
-    RateLimited = 4,
-    NotInRoom = 5,
-    NoSuchNick = 6,
-    NickTaken = 7,
-    NotPermitted = 8,
-    InvalidRequest = 9,
-    NickInvalid = 10,
-    RoomInvalid = 11,
-    /// The server could not store the line; it was not delivered.
-    StorageFailed = 12,
-}
-
-macro_rules! byte_enum {
-    ($name:ident { $($variant:ident = $value:literal),* $(,)? }) => {
         impl $name {
             pub fn from_byte(b: u64) -> Option<Self> {
                 match b {
@@ -103,14 +53,68 @@ macro_rules! byte_enum {
         }
     };
 }
-byte_enum!(LineKind { Normal = 0, Action = 1, Operator = 2 });
-byte_enum!(RefuseCode { NickTaken = 1, NickInvalid = 2, BadPassword = 3, ServerFull = 4, TooManyAttempts = 5, Banned = 6, NickRegistered = 7 });
-byte_enum!(NoticeKind { Join = 1, Part = 2, Quit = 3, Timeout = 4, Nick = 5, Topic = 6, Kick = 7, Server = 8 });
-byte_enum!(ErrorCode {
-    LineTooLong = 1, InvalidUtf8 = 2, ControlCharacters = 3, RateLimited = 4, NotInRoom = 5,
-    NoSuchNick = 6, NickTaken = 7, NotPermitted = 8, InvalidRequest = 9, NickInvalid = 10,
-    RoomInvalid = 11, StorageFailed = 12,
-});
+
+wire_enum! {
+    /// What kind of line a room carries.
+    LineKind {
+        Normal = 0,
+        /// `/me waves`
+        Action = 1,
+        /// Typed at the server console by the operator.
+        Operator = 2,
+    }
+}
+
+wire_enum! {
+    /// Why a login was refused.
+    RefuseCode {
+        NickTaken = 1,
+        NickInvalid = 2,
+        BadPassword = 3,
+        ServerFull = 4,
+        TooManyAttempts = 5,
+        Banned = 6,
+        /// The nickname is registered and needs its account password.
+        NickRegistered = 7,
+    }
+}
+
+wire_enum! {
+    /// Room and server notices.
+    NoticeKind {
+        Join = 1,
+        Part = 2,
+        Quit = 3,
+        Timeout = 4,
+        /// `text` is the new nickname.
+        Nick = 5,
+        /// `text` is the new topic.
+        Topic = 6,
+        /// `text` is the reason; `nick` the one kicked.
+        Kick = 7,
+        /// Free text from the server (shutdown, message of the day, ...).
+        Server = 8,
+    }
+}
+
+wire_enum! {
+    /// Errors the server reports for a request.
+    ErrorCode {
+        LineTooLong = 1,
+        InvalidUtf8 = 2,
+        ControlCharacters = 3,
+        RateLimited = 4,
+        NotInRoom = 5,
+        NoSuchNick = 6,
+        NickTaken = 7,
+        NotPermitted = 8,
+        InvalidRequest = 9,
+        NickInvalid = 10,
+        RoomInvalid = 11,
+        /// The server could not store the line; it was not delivered.
+        StorageFailed = 12,
+    }
+}
 
 /// Client to server.
 #[derive(Debug, Clone, PartialEq, Eq)]
