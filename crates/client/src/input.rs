@@ -58,7 +58,6 @@ pub const HELP: &str = "\
 /me ACTION           say an action (* ana waves)
 /msg NICK TEXT       private message
 /topic [TEXT]        show or set the room's topic
-/history [N]         fetch N earlier lines of the room
 /kick NICK [why]     remove someone from the room (operators)
 /ban NICK|ADDR [why] ban a nickname or address (operators)
 /quit [why] or QUIT  leave the server
