@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -115,17 +115,8 @@ impl Plain {
         without_udpchat_settings(&mut cmd);
         let mut child = cmd.spawn().expect("start udpchat chat --plain");
         let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = common::line_channel(child.stdout.take().expect("piped stdout"));
         cleanup.children.push(child);
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         Plain { stdin, lines, seen: Vec::new() }
     }
 

@@ -17,6 +17,21 @@ use udpchat_client::{Client, ClientEvent, ClientOptions};
 pub const BIN: &str = env!("CARGO_BIN_EXE_udpchat");
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Reads `output` line by line on a thread, so tests can wait for lines
+/// with a timeout (and the child never blocks on a full pipe).
+pub fn line_channel(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 pub struct ServerProc {
     pub child: Child,
     pub port: u16,
@@ -60,16 +75,7 @@ impl ServerProc {
         }
         let mut child = cmd.spawn().expect("start udpchat server");
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(child.stdout.take().expect("piped stdout"));
         let mut server = Self { child, port: 0, dir, stdin, lines };
         let line = server.wait_line(|l| l.contains("listening on"));
         server.port = line.rsplit(':').next().and_then(|p| p.trim().parse().ok()).expect("port in listening line");
