@@ -11,6 +11,7 @@ pub mod key_file;
 pub mod limits;
 pub mod names;
 pub mod settings;
+pub mod store;
 
 pub use chat::{ChatServer, Clock, Outlet};
 pub use settings::{DEFAULT_PORT, Settings};

@@ -1,0 +1,102 @@
+//! Where history and accounts live. The chat server talks to the [`Store`]
+//! trait; the default (and for now only) implementation is SQLite in the
+//! data directory (`sqlite.rs`), which needs no separate server.
+//!
+//! Durability is the store's promise to the chat layer: once `append`
+//! returns Ok, the lines are on disk as far as the configured sync policy
+//! says, and only then are they acknowledged and delivered.
+
+mod sqlite;
+
+use std::path::PathBuf;
+
+use udpchat_proto::chat::LineKind;
+
+pub use sqlite::{SqliteStore, SyncPolicy};
+
+/// A room line as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLine {
+    pub room: String,
+    pub seq: u64,
+    pub time_ms: u64,
+    pub from: String,
+    pub text: String,
+    pub kind: LineKind,
+}
+
+/// A private message kept for a recipient with an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPrivate {
+    /// Assigned by the store; increasing.
+    pub id: u64,
+    /// The recipient's folded account name.
+    pub recipient: String,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub time_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// As the user spelled it when it was created.
+    pub name: String,
+    /// argon2id, PHC string.
+    pub hash: String,
+    pub operator: bool,
+}
+
+/// How much history a room keeps; `None` means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age_ms: Option<u64>,
+    pub max_lines: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{path} is not a udpchat database or is corrupt ({detail}); restore it from a backup, or move it away to start with empty history"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "{path} was written by a newer udpchat (schema {found}, this version knows up to {known}); upgrade udpchat"
+    )]
+    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    #[error("{path} is in use by another udpchat server (lock {lock}); stop it, or give this one another --data-dir")]
+    Locked { path: PathBuf, lock: PathBuf },
+    #[error("cannot write {path} ({detail}); check its permissions and the file system")]
+    ReadOnly { path: PathBuf, detail: String },
+    #[error("the history database is full (disk or max_database_mb); the line was not stored")]
+    Full,
+    #[error("history database error: {0}")]
+    Sqlite(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The storage the chat server needs.
+pub trait Store {
+    /// Stores lines and private messages in one transaction: all or none.
+    /// Private messages get their ids here.
+    fn append(&mut self, lines: &[StoredLine], privates: &mut [StoredPrivate]) -> Result<(), StoreError>;
+    /// The last sequence number of every room that has lines.
+    fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Lines of `room` with sequence numbers above `after`, oldest first.
+    fn lines_after(&self, room: &str, after: u64, limit: usize) -> Result<Vec<StoredLine>, StoreError>;
+    /// The newest lines of `room` below `before` (0: the newest of all),
+    /// oldest first.
+    fn lines_before(&self, room: &str, before: u64, limit: usize) -> Result<Vec<StoredLine>, StoreError>;
+    /// Private messages for `recipient` with ids above `after`, oldest first.
+    fn privates_after(&self, recipient: &str, after: u64, limit: usize) -> Result<Vec<StoredPrivate>, StoreError>;
+    fn account(&self, folded: &str) -> Result<Option<Account>, StoreError>;
+    fn put_account(&mut self, folded: &str, account: &Account) -> Result<(), StoreError>;
+    /// Returns whether there was such an account.
+    fn delete_account(&mut self, folded: &str) -> Result<bool, StoreError>;
+    fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Deletes at most `batch` lines of `room` that `retention` no longer
+    /// keeps (as of `now_ms`); returns how many. Small batches keep each
+    /// call short, so pruning never holds up delivery for long.
+    fn prune(&mut self, room: &str, retention: Retention, now_ms: u64, batch: usize) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,421 @@
+//! The default store: SQLite (bundled, so nothing to install) in WAL mode,
+//! in `DATA_DIR/history.sqlite3`. The schema is versioned with
+//! `PRAGMA user_version` and migrated forward on start; a file from a
+//! newer version is refused rather than misread. A lock file keeps a
+//! second server off the same data directory.
+//!
+//! Sync policy: `Full` fsyncs the write-ahead log on every commit, so an
+//! acknowledged line survives power loss; `Normal` leaves the fsync to
+//! checkpoints, so it survives a crash of the server process (kill -9)
+//! but a power cut may lose the last moments. Group commit (one
+//! transaction per batch) keeps `Full` affordable.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use udpchat_proto::chat::LineKind;
+
+use super::{Account, Retention, Store, StoreError, StoredLine, StoredPrivate};
+
+pub const DB_FILE: &str = "history.sqlite3";
+const LOCK_FILE: &str = "udpchat.lock";
+
+/// Each entry moves the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: rooms' lines, private messages, accounts.
+    "CREATE TABLE lines (
+        room TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        time_ms INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        PRIMARY KEY (room, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE privates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        target TEXT NOT NULL,
+        text TEXT NOT NULL,
+        time_ms INTEGER NOT NULL
+    );
+    CREATE INDEX privates_by_recipient ON privates (recipient, id);
+    CREATE TABLE accounts (
+        folded TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        operator INTEGER NOT NULL
+    );",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    Full,
+    Normal,
+}
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    /// Held for the store's life: the lock against a second server.
+    _lock: File,
+}
+
+fn sqlite_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => StoreError::Full,
+        _ => StoreError::Sqlite(e.to_string()),
+    }
+}
+
+fn kind_from(v: i64) -> LineKind {
+    LineKind::from_byte(v as u64).unwrap_or(LineKind::Normal)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`. `max_mb` caps
+    /// the database size; past it, appends fail with [`StoreError::Full`]
+    /// as they would on a full disk.
+    pub fn open(data_dir: &Path, sync: SyncPolicy, max_mb: Option<u64>) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let path = data_dir.join(DB_FILE);
+        let lock_path = data_dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::ReadOnly { path: lock_path.clone(), detail: e.to_string() })?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked { path, lock: lock_path });
+        }
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: path.clone(), detail: e.to_string() };
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
+                .map_err(|e| StoreError::ReadOnly { path: path.clone(), detail: e.to_string() })?;
+        // Reading the header is where a file that is not a database fails.
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(corrupt)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::NewerSchema { path, found: version, known });
+        }
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(corrupt)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt { path, detail: check });
+        }
+        let read_only = |e: rusqlite::Error| StoreError::ReadOnly { path: path.clone(), detail: e.to_string() };
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(read_only)?;
+        let sync_value = match sync {
+            SyncPolicy::Full => "FULL",
+            SyncPolicy::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync_value).map_err(sqlite_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_error)?;
+        if let Some(mb) = max_mb {
+            let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(sqlite_error)?;
+            let pages = (mb as i64 * 1024 * 1024 / page_size).max(1);
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(sqlite_error)?;
+        }
+        let mut store = Self { conn, path, _lock: lock };
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, from: i64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let read_only = |e: rusqlite::Error| StoreError::ReadOnly { path: path.clone(), detail: e.to_string() };
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+            let tx = self.conn.transaction().map_err(read_only)?;
+            tx.execute_batch(sql).map_err(read_only)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1).map_err(read_only)?;
+            tx.commit().map_err(read_only)?;
+        }
+        // A read-only file opens and reads fine; find out now, not on the
+        // first line someone sends.
+        self.conn.execute_batch("BEGIN IMMEDIATE; COMMIT;").map_err(read_only)?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLine> {
+        Ok(StoredLine {
+            room: row.get(0)?,
+            seq: row.get::<_, i64>(1)? as u64,
+            time_ms: row.get::<_, i64>(2)? as u64,
+            from: row.get(3)?,
+            text: row.get(4)?,
+            kind: kind_from(row.get(5)?),
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn append(&mut self, lines: &[StoredLine], privates: &mut [StoredPrivate]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(sqlite_error)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO lines (room, seq, time_ms, sender, text, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sqlite_error)?;
+            for l in lines {
+                insert
+                    .execute(params![l.room, l.seq as i64, l.time_ms as i64, l.from, l.text, l.kind as i64])
+                    .map_err(sqlite_error)?;
+            }
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO privates (recipient, sender, target, text, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sqlite_error)?;
+            for p in privates.iter_mut() {
+                insert.execute(params![p.recipient, p.from, p.to, p.text, p.time_ms as i64]).map_err(sqlite_error)?;
+                p.id = tx.last_insert_rowid() as u64;
+            }
+        }
+        tx.commit().map_err(sqlite_error)
+    }
+
+    fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut q = self.conn.prepare("SELECT room, MAX(seq) FROM lines GROUP BY room").map_err(sqlite_error)?;
+        let rows =
+            q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))).map_err(sqlite_error)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_error)
+    }
+
+    fn lines_after(&self, room: &str, after: u64, limit: usize) -> Result<Vec<StoredLine>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare_cached(
+                "SELECT room, seq, time_ms, sender, text, kind FROM lines WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(sqlite_error)?;
+        let rows = q.query_map(params![room, after as i64, limit as i64], Self::line_from_row).map_err(sqlite_error)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_error)
+    }
+
+    fn lines_before(&self, room: &str, before: u64, limit: usize) -> Result<Vec<StoredLine>, StoreError> {
+        let before = if before == 0 { i64::MAX } else { before as i64 };
+        let mut q = self
+            .conn
+            .prepare_cached(
+                "SELECT room, seq, time_ms, sender, text, kind FROM lines WHERE room = ?1 AND seq < ?2 \
+                 ORDER BY seq DESC LIMIT ?3",
+            )
+            .map_err(sqlite_error)?;
+        let rows = q.query_map(params![room, before, limit as i64], Self::line_from_row).map_err(sqlite_error)?;
+        let mut lines: Vec<StoredLine> = rows.collect::<Result<_, _>>().map_err(sqlite_error)?;
+        lines.reverse();
+        Ok(lines)
+    }
+
+    fn privates_after(&self, recipient: &str, after: u64, limit: usize) -> Result<Vec<StoredPrivate>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare_cached(
+                "SELECT id, recipient, sender, target, text, time_ms FROM privates \
+                 WHERE recipient = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            )
+            .map_err(sqlite_error)?;
+        let rows = q
+            .query_map(params![recipient, after as i64, limit as i64], |r| {
+                Ok(StoredPrivate {
+                    id: r.get::<_, i64>(0)? as u64,
+                    recipient: r.get(1)?,
+                    from: r.get(2)?,
+                    to: r.get(3)?,
+                    text: r.get(4)?,
+                    time_ms: r.get::<_, i64>(5)? as u64,
+                })
+            })
+            .map_err(sqlite_error)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_error)
+    }
+
+    fn account(&self, folded: &str) -> Result<Option<Account>, StoreError> {
+        self.conn
+            .query_row("SELECT name, hash, operator FROM accounts WHERE folded = ?1", [folded], |r| {
+                Ok(Account { name: r.get(0)?, hash: r.get(1)?, operator: r.get::<_, i64>(2)? != 0 })
+            })
+            .optional()
+            .map_err(sqlite_error)
+    }
+
+    fn put_account(&mut self, folded: &str, a: &Account) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO accounts (folded, name, hash, operator) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (folded) DO UPDATE SET name = ?2, hash = ?3, operator = ?4",
+                params![folded, a.name, a.hash, a.operator as i64],
+            )
+            .map(|_| ())
+            .map_err(sqlite_error)
+    }
+
+    fn delete_account(&mut self, folded: &str) -> Result<bool, StoreError> {
+        self.conn.execute("DELETE FROM accounts WHERE folded = ?1", [folded]).map(|n| n > 0).map_err(sqlite_error)
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let mut q =
+            self.conn.prepare("SELECT name, hash, operator FROM accounts ORDER BY folded").map_err(sqlite_error)?;
+        let rows = q
+            .query_map([], |r| Ok(Account { name: r.get(0)?, hash: r.get(1)?, operator: r.get::<_, i64>(2)? != 0 }))
+            .map_err(sqlite_error)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_error)
+    }
+
+    fn prune(&mut self, room: &str, retention: Retention, now_ms: u64, batch: usize) -> Result<usize, StoreError> {
+        let mut cutoff_seq: i64 = 0;
+        if let Some(max) = retention.max_lines {
+            // Keep the newest `max` lines: delete below the max-th newest seq.
+            let keep_from: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT seq FROM lines WHERE room = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2",
+                    params![room, max.saturating_sub(1) as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sqlite_error)?;
+            if let Some(s) = keep_from {
+                cutoff_seq = cutoff_seq.max(s);
+            }
+        }
+        let min_time = retention.max_age_ms.map_or(i64::MIN, |age| now_ms.saturating_sub(age) as i64);
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM lines WHERE room = ?1 AND seq IN (SELECT seq FROM lines WHERE room = ?1 \
+                 AND (seq < ?2 OR time_ms < ?3) ORDER BY seq LIMIT ?4)",
+                params![room, cutoff_seq, min_time, batch as i64],
+            )
+            .map_err(sqlite_error)?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(room: &str, seq: u64, time_ms: u64) -> StoredLine {
+        StoredLine {
+            room: room.into(),
+            seq,
+            time_ms,
+            from: "ana".into(),
+            text: format!("line {seq}"),
+            kind: LineKind::Normal,
+        }
+    }
+
+    #[test]
+    fn lines_round_trip_and_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
+        let lines: Vec<_> = (1..=10).map(|i| line("lobby", i, i * 1000)).collect();
+        s.append(&lines, &mut []).unwrap();
+        assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
+        assert_eq!(s.lines_after("lobby", 7, 100).unwrap(), lines[7..].to_vec());
+        assert_eq!(s.lines_before("lobby", 0, 3).unwrap(), lines[7..].to_vec());
+        assert_eq!(s.lines_before("lobby", 8, 3).unwrap(), lines[4..7].to_vec());
+        // A duplicate sequence number fails the whole batch.
+        assert!(s.append(&[line("lobby", 11, 1), line("lobby", 5, 1)], &mut []).is_err());
+        assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
+    }
+
+    #[test]
+    fn privates_and_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        let mut p = [StoredPrivate {
+            id: 0,
+            recipient: "bob".into(),
+            from: "ana".into(),
+            to: "Bob".into(),
+            text: "hi".into(),
+            time_ms: 1,
+        }];
+        s.append(&[], &mut p).unwrap();
+        assert!(p[0].id > 0);
+        assert_eq!(s.privates_after("bob", 0, 10).unwrap(), p.to_vec());
+        assert!(s.privates_after("bob", p[0].id, 10).unwrap().is_empty());
+        let a = Account { name: "Ana".into(), hash: "h".into(), operator: true };
+        s.put_account("ana", &a).unwrap();
+        assert_eq!(s.account("ana").unwrap(), Some(a));
+        assert!(s.delete_account("ana").unwrap());
+        assert_eq!(s.account("ana").unwrap(), None);
+    }
+
+    #[test]
+    fn retention_by_count_and_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
+        let lines: Vec<_> = (1..=100).map(|i| line("r", i, i * 1000)).collect();
+        s.append(&lines, &mut []).unwrap();
+        let by_count = Retention { max_lines: Some(30), max_age_ms: None };
+        let mut total = 0;
+        loop {
+            let n = s.prune("r", by_count, 0, 25).unwrap();
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(total, 70);
+        assert_eq!(s.lines_after("r", 0, 1000).unwrap().first().map(|l| l.seq), Some(71));
+        // Older than 10 s at t = 90 s: lines with time < 80 000 go.
+        let by_age = Retention { max_lines: None, max_age_ms: Some(10_000) };
+        assert_eq!(s.prune("r", by_age, 90_000, 1000).unwrap(), 9);
+        assert_eq!(s.lines_after("r", 0, 1000).unwrap().first().map(|l| l.seq), Some(80));
+    }
+
+    #[test]
+    fn bad_files_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), vec![0x42; 8192]).unwrap();
+        let err = SqliteStore::open(dir.path(), SyncPolicy::Full, None).err().unwrap();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains(DB_FILE));
+        // The bad file is still there: nothing was reset.
+        assert_eq!(std::fs::read(dir.path().join(DB_FILE)).unwrap(), vec![0x42; 8192]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        let err = SqliteStore::open(dir.path(), SyncPolicy::Full, None).err().unwrap();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        drop(first);
+        let s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        s.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        let err = SqliteStore::open(dir.path(), SyncPolicy::Full, None).err().unwrap();
+        assert!(matches!(err, StoreError::NewerSchema { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn full_database_refuses_appends_and_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, Some(1)).unwrap();
+        let big = "x".repeat(4000);
+        let mut seq = 0;
+        let err = loop {
+            seq += 1;
+            let l = StoredLine { text: big.clone(), ..line("r", seq, 0) };
+            if let Err(e) = s.append(&[l], &mut []) {
+                break e;
+            }
+            assert!(seq < 10_000);
+        };
+        assert!(matches!(err, StoreError::Full), "{err}");
+        // What was stored before is intact and readable.
+        assert_eq!(s.room_heads().unwrap(), vec![("r".to_owned(), seq - 1)]);
+    }
+}
