@@ -24,6 +24,42 @@ pub enum Command {
     Send(SendArgs),
     /// Create the server key (if missing) and print it.
     Keygen(KeygenArgs),
+    /// Manage accounts: registered nicknames and operators.
+    User(UserArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// The server's data directory (where its history database is).
+    #[arg(long, env = "UDPCHAT_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+/// Passwords are asked for twice without echo; from a script, set
+/// UDPCHAT_NEW_PASSWORD or pipe the password into standard input.
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Register a nickname (only its password will log in with it).
+    Add {
+        name: String,
+        /// May /kick, /ban and set /topic in any room.
+        #[arg(long)]
+        operator: bool,
+    },
+    /// Change an account's password (and, with --operator/--no-operator, its rights).
+    Passwd {
+        name: String,
+        #[arg(long, conflicts_with = "no_operator")]
+        operator: bool,
+        #[arg(long)]
+        no_operator: bool,
+    },
+    /// Delete an account (its nickname becomes free for anyone).
+    Del { name: String },
+    /// List accounts.
+    List,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +114,10 @@ pub struct ConnectArgs {
     /// from UDPCHAT_PASSWORD.
     #[arg(long)]
     pub ask_password: bool,
+    /// Ask for your account password (for a registered nickname) without
+    /// echoing it. It can also come from UDPCHAT_ACCOUNT_PASSWORD.
+    #[arg(long)]
+    pub ask_account_password: bool,
     /// Expect this server key (base64) instead of trusting it on first use.
     #[arg(long, env = "UDPCHAT_SERVER_KEY")]
     pub server_key: Option<String>,

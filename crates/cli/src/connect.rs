@@ -31,11 +31,17 @@ pub fn options(args: &ConnectArgs, interactive: bool) -> anyhow::Result<ClientOp
     } else {
         std::env::var("UDPCHAT_PASSWORD").unwrap_or_default()
     };
+    let account_password = if args.ask_account_password {
+        rpassword::prompt_password("account password: ").context("cannot read the password")?
+    } else {
+        std::env::var("UDPCHAT_ACCOUNT_PASSWORD").unwrap_or_default()
+    };
     let server_key =
         args.server_key.as_deref().map(|k| k.parse().map_err(|e| anyhow::anyhow!("--server-key: {e}"))).transpose()?;
     let known_hosts = args.known_servers.clone().or_else(KnownHosts::default_path);
     let mut options = ClientOptions::new(&args.server, &nick);
     options.password = password;
+    options.account_password = account_password;
     options.server_key = server_key;
     options.known_hosts = known_hosts;
     Ok(options)

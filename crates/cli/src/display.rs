@@ -74,8 +74,9 @@ pub fn items(event: &ClientEvent) -> Vec<Item> {
 
 fn server_items(msg: &ServerMsg) -> Vec<Item> {
     match msg {
-        ServerMsg::Welcome { nick, server_name, motd } => {
-            let mut v = vec![item(None, Kind::Info, format!("logged in to {server_name} as {nick}"))];
+        ServerMsg::Welcome { nick, server_name, motd, operator } => {
+            let role = if *operator { " (operator)" } else { "" };
+            let mut v = vec![item(None, Kind::Info, format!("logged in to {server_name} as {nick}{role}"))];
             if !motd.trim().is_empty() {
                 v.push(item(None, Kind::Notice, motd.clone()));
             }
@@ -108,7 +109,7 @@ fn server_items(msg: &ServerMsg) -> Vec<Item> {
         }
         ServerMsg::Ack { .. } => vec![],
         ServerMsg::Error { text, .. } => vec![item(None, Kind::Error, text.clone())],
-        ServerMsg::Joined { room, topic, members } => {
+        ServerMsg::Joined { room, topic, members, .. } => {
             let mut v = vec![item(
                 Some(room),
                 Kind::Notice,

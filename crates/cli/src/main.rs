@@ -9,6 +9,7 @@ mod plain;
 mod send;
 mod server;
 mod tui;
+mod user;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Server(args) => server::run(args).await,
             Command::Keygen(args) => server::keygen(args),
+            Command::User(args) => user::run(args),
             Command::Send(args) => send::run(args).await,
             Command::Chat(args) if args.plain => plain::run(args).await,
             Command::Chat(args) => tui::run(args).await,

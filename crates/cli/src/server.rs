@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use udpchat_server::driver::{Server, bind};
 use udpchat_server::key_file;
 use udpchat_server::settings::{Settings, default_data_dir};
+use udpchat_server::store::SqliteStore;
 
 use crate::args::{ConsoleMode, KeygenArgs, ServerArgs};
 
@@ -90,7 +91,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         ConsoleMode::Auto => std::io::stdin().is_terminal(),
     };
     let password = if settings.password.is_some() { "required" } else { "none" };
-    let server = Server::new(socket, settings.clone(), key.clone())?;
+    let store = SqliteStore::open(&settings.data_dir, settings.history_sync, settings.max_database_mb)?;
+    let history = store.path().display().to_string();
+    let server = Server::new(socket, settings.clone(), key.clone(), Box::new(store))?;
     let addr = server.local_addr()?;
     let key_note = if created { " (new)" } else { "" };
     let mut stdout = std::io::stdout();
@@ -98,7 +101,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // of it (println! would panic), so write errors are ignored here.
     let _ = writeln!(stdout, "udpchat server listening on {addr}");
     let _ = writeln!(stdout, "server key{key_note}: {}", key.public);
-    let _ = writeln!(stdout, "data directory: {}; password: {password}", settings.data_dir.display());
+    let _ = writeln!(stdout, "history: {history}; password: {password}");
     if read_console {
         let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
     }

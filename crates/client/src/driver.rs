@@ -13,6 +13,7 @@ use udpchat_proto::chat::{ClientMsg, Line, LineKind, NoticeKind, RefuseCode, Ser
 use udpchat_proto::{ClientConfig, CloseReason, ConnectionHandle, Endpoint, Event, SendError, code};
 
 use crate::known_hosts::KnownHosts;
+use crate::seen::Seen;
 use crate::{ClientError, ClientEvent, ClientOptions, Request};
 
 /// Requests held while logging in or reconnecting; beyond this the oldest
@@ -38,6 +39,8 @@ pub(crate) struct Driver {
     quitting: Option<String>,
     /// Why the client stops, when it is not the user's own quit.
     end_reason: Option<String>,
+    /// What each room has shown, for resuming and de-duplication.
+    seen: Seen,
 }
 
 fn random_seed() -> [u8; 32] {
@@ -89,6 +92,7 @@ impl Driver {
             logged_in: false,
             quitting: None,
             end_reason: None,
+            seen: Seen::default(),
         })
     }
 
@@ -185,12 +189,13 @@ impl Driver {
                             tracing::warn!("{e}");
                         }
                         self.emit(ClientEvent::Connected { server_key, first_use }).await;
-                        let login =
-                            ClientMsg::Login { nick: self.nick.clone(), password: self.options.password.clone() };
-                        let _ = self.endpoint.send(h, &login.to_bytes());
+                        let _ = self.endpoint.send(h, &self.login_msg().to_bytes());
                     }
                     Event::Message(bytes) => match ServerMsg::decode(&bytes) {
                         Ok(msg) => {
+                            if !self.is_new(&msg) {
+                                continue;
+                            }
                             if let Some(end) = self.on_server_msg(h, &msg) {
                                 self.emit(ClientEvent::Server(msg)).await;
                                 let now = Instant::now();
@@ -257,14 +262,47 @@ impl Driver {
                     Some(Request::Login(nick)) => {
                         self.nick = nick;
                         if !self.logged_in {
-                            let login = ClientMsg::Login { nick: self.nick.clone(), password: self.options.password.clone() };
-                            let _ = self.endpoint.send(h, &login.to_bytes());
+                            let _ = self.endpoint.send(h, &self.login_msg().to_bytes());
                         }
                     }
                     Some(req) => self.take_request(req),
                     None => self.quitting = Some(String::new()),
                 },
             }
+        }
+    }
+
+    /// Login, resuming the rooms we were in (with the last line seen in
+    /// each) after a reconnect.
+    fn login_msg(&self) -> ClientMsg {
+        ClientMsg::Login {
+            nick: self.nick.clone(),
+            server_password: self.options.password.clone(),
+            account_password: self.options.account_password.clone(),
+            resume: self.seen.resume(),
+            private_since: self.seen.private_since,
+        }
+    }
+
+    /// Whether a server message is new to the front end (duplicates at a
+    /// reconnect or catch-up seam are not).
+    fn is_new(&mut self, msg: &ServerMsg) -> bool {
+        match msg {
+            ServerMsg::Line(line) if !line.history => self.seen.line(&line.room, line.seq),
+            ServerMsg::Private { seq, history: false, from, .. } if *from != self.nick => self.seen.private(*seq),
+            ServerMsg::Joined { room, head, .. } => {
+                self.seen.joined(room, *head);
+                true
+            }
+            ServerMsg::Parted { room } => {
+                self.seen.parted(room);
+                true
+            }
+            ServerMsg::Ack { room, seq, .. } if !room.is_empty() => {
+                self.seen.acked(room, *seq);
+                true
+            }
+            _ => true,
         }
     }
 
@@ -275,8 +313,13 @@ impl Driver {
             ServerMsg::Welcome { nick, .. } => {
                 self.nick = nick.clone();
                 self.logged_in = true;
-                // Rejoin what we were in; the server puts us in the lobby.
-                for room in self.rooms.clone().into_iter().filter(|r| r != "lobby") {
+                // Rooms resumed in the login are rejoined by the server; join
+                // the others (rooms asked for before we ever got in).
+                let resumed = !self.seen.resume().is_empty();
+                for room in self.rooms.clone().into_iter().filter(|r| !self.seen.is_tracked(r)) {
+                    if !resumed && room == "lobby" {
+                        continue;
+                    }
                     let _ = self.endpoint.send(h, &ClientMsg::Join { room }.to_bytes());
                 }
             }
@@ -322,7 +365,7 @@ impl Driver {
                 history: false,
             }),
             ClientMsg::Private { to, text, .. } => {
-                ServerMsg::Private { id, from: self.nick.clone(), to, text, time_ms, history: false }
+                ServerMsg::Private { id, seq, from: self.nick.clone(), to, text, time_ms, history: false }
             }
             _ => return None,
         };

@@ -15,6 +15,7 @@
 //! ```
 
 mod driver;
+mod seen;
 pub use driver::wait_for;
 pub mod input;
 pub mod known_hosts;
@@ -37,8 +38,10 @@ pub struct ClientOptions {
     /// `HOST:PORT`, resolved when connecting.
     pub server: String,
     pub nick: String,
-    /// The server password (or the account password); empty for none.
+    /// The shared server password; empty for none.
     pub password: String,
+    /// The password of the nickname's account, if it is registered.
+    pub account_password: String,
     /// Require this server key instead of trusting on first use.
     pub server_key: Option<PublicKey>,
     /// Where first-use keys are remembered; `None` remembers nothing.
@@ -55,6 +58,7 @@ impl ClientOptions {
             server: server.into(),
             nick: nick.into(),
             password: String::new(),
+            account_password: String::new(),
             server_key: None,
             known_hosts: None,
             reconnect: false,

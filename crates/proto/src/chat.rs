@@ -119,11 +119,19 @@ wire_enum! {
 /// Client to server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientMsg {
-    /// The first message of a session. `password` is the server password
-    /// (or the account password of a registered nickname); empty for none.
+    /// The first message of a session. Passwords are empty when not
+    /// needed: `server_password` if the server has one, `account_password`
+    /// if the nickname is registered. `resume` lists rooms to rejoin with
+    /// the last sequence number seen in each (after a reconnect); the
+    /// server then sends exactly the lines after those, and does not put
+    /// the session in the lobby by itself. `private_since` is the id of
+    /// the last stored private message seen (0: none).
     Login {
         nick: String,
-        password: String,
+        server_password: String,
+        account_password: String,
+        resume: Vec<(String, u64)>,
+        private_since: u64,
     },
     /// A line for a room; `id` comes back in the Ack or Error.
     Say {
@@ -201,10 +209,12 @@ pub struct RoomInfo {
 /// Server to client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerMsg {
+    /// `operator`: the account may kick, ban and set topics anywhere.
     Welcome {
         nick: String,
         server_name: String,
         motd: String,
+        operator: bool,
     },
     LoginRefused {
         code: RefuseCode,
@@ -221,11 +231,13 @@ pub enum ServerMsg {
         code: ErrorCode,
         text: String,
     },
-    /// You joined `room`.
+    /// You joined `room`; `head` is its newest stored line's sequence
+    /// number (0: none), so a client knows where live lines start.
     Joined {
         room: String,
         topic: String,
         members: Vec<String>,
+        head: u64,
     },
     /// You left `room` (or were kicked out of it).
     Parted {
@@ -246,8 +258,12 @@ pub enum ServerMsg {
         room: String,
         nicks: Vec<String>,
     },
+    /// `id` is the sender's request id (for the sender's own copy), `seq`
+    /// the stored message's id when the recipient has an account (0 when
+    /// not stored).
     Private {
         id: u64,
+        seq: u64,
         from: String,
         to: String,
         text: String,
@@ -361,10 +377,17 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 impl ClientMsg {
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            ClientMsg::Login { nick, password } => {
+            ClientMsg::Login { nick, server_password, account_password, resume, private_since } => {
                 out.put_u8(ty::LOGIN);
                 put_str(out, nick);
-                put_str(out, password);
+                put_str(out, server_password);
+                put_str(out, account_password);
+                out.put_varint(resume.len() as u64);
+                for (room, since) in resume {
+                    put_str(out, room);
+                    out.put_varint(*since);
+                }
+                out.put_varint(*private_since);
             }
             ClientMsg::Say { id, room, text, action } => {
                 out.put_u8(ty::SAY);
@@ -442,7 +465,20 @@ impl ClientMsg {
         let mut m = MsgReader { r: Reader::new(bytes), id: 0 };
         let t = m.r.u8().map_err(|_| m.err(MsgErrorKind::Malformed))?;
         let msg = match t {
-            ty::LOGIN => ClientMsg::Login { nick: m.string()?, password: m.string()? },
+            ty::LOGIN => {
+                let nick = m.string()?;
+                let server_password = m.string()?;
+                let account_password = m.string()?;
+                let n = m.varint()?;
+                if n > m.r.remaining() as u64 {
+                    return Err(m.err(MsgErrorKind::Malformed));
+                }
+                let mut resume = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    resume.push((m.string()?, m.varint()?));
+                }
+                ClientMsg::Login { nick, server_password, account_password, resume, private_since: m.varint()? }
+            }
             ty::SAY => {
                 let id = m.id()?;
                 ClientMsg::Say { id, room: m.string()?, text: m.string()?, action: m.flag()? }
@@ -475,11 +511,12 @@ impl ClientMsg {
 impl ServerMsg {
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            ServerMsg::Welcome { nick, server_name, motd } => {
+            ServerMsg::Welcome { nick, server_name, motd, operator } => {
                 out.put_u8(ty::WELCOME);
                 put_str(out, nick);
                 put_str(out, server_name);
                 put_str(out, motd);
+                out.put_varint(u64::from(*operator));
             }
             ServerMsg::LoginRefused { code, text } => {
                 out.put_u8(ty::LOGIN_REFUSED);
@@ -508,7 +545,7 @@ impl ServerMsg {
                 out.put_varint(*code as u64);
                 put_str(out, text);
             }
-            ServerMsg::Joined { room, topic, members } => {
+            ServerMsg::Joined { room, topic, members, head } => {
                 out.put_u8(ty::JOINED);
                 put_str(out, room);
                 put_str(out, topic);
@@ -516,6 +553,7 @@ impl ServerMsg {
                 for m in members {
                     put_str(out, m);
                 }
+                out.put_varint(*head);
             }
             ServerMsg::Parted { room } => {
                 out.put_u8(ty::PARTED);
@@ -546,9 +584,10 @@ impl ServerMsg {
                     put_str(out, n);
                 }
             }
-            ServerMsg::Private { id, from, to, text, time_ms, history } => {
+            ServerMsg::Private { id, seq, from, to, text, time_ms, history } => {
                 out.put_u8(ty::PRIVATE_LINE);
                 out.put_varint(*id);
+                out.put_varint(*seq);
                 put_str(out, from);
                 put_str(out, to);
                 put_str(out, text);
@@ -573,7 +612,12 @@ impl ServerMsg {
         let mut m = MsgReader { r: Reader::new(bytes), id: 0 };
         let t = m.r.u8().map_err(|_| m.err(MsgErrorKind::Malformed))?;
         let msg = match t {
-            ty::WELCOME => ServerMsg::Welcome { nick: m.string()?, server_name: m.string()?, motd: m.string()? },
+            ty::WELCOME => ServerMsg::Welcome {
+                nick: m.string()?,
+                server_name: m.string()?,
+                motd: m.string()?,
+                operator: m.flag()?,
+            },
             ty::LOGIN_REFUSED => ServerMsg::LoginRefused { code: m.kind(RefuseCode::from_byte)?, text: m.string()? },
             ty::LINE => ServerMsg::Line(Line {
                 room: m.string()?,
@@ -586,7 +630,9 @@ impl ServerMsg {
             }),
             ty::ACK => ServerMsg::Ack { id: m.varint()?, room: m.string()?, seq: m.varint()? },
             ty::ERROR => ServerMsg::Error { id: m.varint()?, code: m.kind(ErrorCode::from_byte)?, text: m.string()? },
-            ty::JOINED => ServerMsg::Joined { room: m.string()?, topic: m.string()?, members: m.strings()? },
+            ty::JOINED => {
+                ServerMsg::Joined { room: m.string()?, topic: m.string()?, members: m.strings()?, head: m.varint()? }
+            }
             ty::PARTED => ServerMsg::Parted { room: m.string()? },
             ty::NOTICE => ServerMsg::Notice {
                 room: m.string()?,
@@ -609,6 +655,7 @@ impl ServerMsg {
             ty::MEMBERS => ServerMsg::Members { room: m.string()?, nicks: m.strings()? },
             ty::PRIVATE_LINE => ServerMsg::Private {
                 id: m.varint()?,
+                seq: m.varint()?,
                 from: m.string()?,
                 to: m.string()?,
                 text: m.string()?,
@@ -630,7 +677,13 @@ mod tests {
 
     fn client_samples() -> Vec<ClientMsg> {
         vec![
-            ClientMsg::Login { nick: "ana".into(), password: "GAS1".into() },
+            ClientMsg::Login {
+                nick: "ana".into(),
+                server_password: "GAS1".into(),
+                account_password: "".into(),
+                resume: vec![("lobby".into(), 41), ("rust".into(), 0)],
+                private_since: 7,
+            },
             ClientMsg::Say { id: 7, room: "lobby".into(), text: "héllo".into(), action: true },
             ClientMsg::Join { room: "rust".into() },
             ClientMsg::Part { room: "rust".into(), reason: "bye".into() },
@@ -649,7 +702,7 @@ mod tests {
 
     fn server_samples() -> Vec<ServerMsg> {
         vec![
-            ServerMsg::Welcome { nick: "ana".into(), server_name: "udpchat".into(), motd: "hi".into() },
+            ServerMsg::Welcome { nick: "ana".into(), server_name: "udpchat".into(), motd: "hi".into(), operator: true },
             ServerMsg::LoginRefused { code: RefuseCode::NickTaken, text: "taken".into() },
             ServerMsg::Line(Line {
                 room: "lobby".into(),
@@ -662,7 +715,7 @@ mod tests {
             }),
             ServerMsg::Ack { id: 7, room: "lobby".into(), seq: 5 },
             ServerMsg::Error { id: 7, code: ErrorCode::LineTooLong, text: "too long".into() },
-            ServerMsg::Joined { room: "rust".into(), topic: "".into(), members: vec!["a".into(), "b".into()] },
+            ServerMsg::Joined { room: "rust".into(), topic: "".into(), members: vec!["a".into(), "b".into()], head: 9 },
             ServerMsg::Parted { room: "rust".into() },
             ServerMsg::Notice {
                 room: "".into(),
@@ -675,6 +728,7 @@ mod tests {
             ServerMsg::Members { room: "lobby".into(), nicks: vec!["a".into()] },
             ServerMsg::Private {
                 id: 3,
+                seq: 4,
                 from: "a".into(),
                 to: "b".into(),
                 text: "x".into(),

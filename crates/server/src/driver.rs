@@ -5,8 +5,11 @@
 //! in one call.
 //!
 //! The loop: handle everything received, run due timers, feed the
-//! endpoint's events to the chat server, send everything queued, then wait
-//! for the socket, the next deadline, a console line or shutdown.
+//! endpoint's events to the chat server, commit the batch of accepted
+//! lines to the store in one transaction (group commit: the more arrives
+//! at once, the more each fsync carries), send everything queued, then
+//! wait for the socket, the next deadline, a password check, a console
+//! line or shutdown.
 
 use std::io::{self, IoSliceMut, Write};
 use std::net::SocketAddr;
@@ -21,6 +24,7 @@ use udpchat_proto::{ConnectionHandle, Endpoint, Event, SendError, ServerConfig, 
 
 use crate::chat::{ChatServer, Clock, Outlet};
 use crate::settings::Settings;
+use crate::store::{Store, StoreError};
 
 /// Datagrams taken from the socket per receive call.
 const RECV_BATCH: usize = 32;
@@ -29,6 +33,14 @@ const MAX_GSO_SEGMENTS: usize = 32;
 /// How long a shutdown waits for clients to acknowledge the goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const SOCKET_BUFFER: usize = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Opens the listening socket. An unspecified IPv6 address (`[::]`)
 /// accepts IPv4 too.
@@ -82,11 +94,20 @@ pub struct Server {
     transmit_buf: Vec<u8>,
     recv_bufs: Vec<Vec<u8>>,
     console_open: bool,
+    /// Results of password checks run on blocking threads.
+    verified_tx: mpsc::UnboundedSender<(ConnectionHandle, bool)>,
+    verified_rx: mpsc::UnboundedReceiver<(ConnectionHandle, bool)>,
 }
 
 impl Server {
-    /// Wraps a socket from [`bind`]. Must be called inside a tokio runtime.
-    pub fn new(socket: std::net::UdpSocket, settings: Settings, key: ServerKey) -> io::Result<Self> {
+    /// Wraps a socket from [`bind`], with history in `store`. Must be
+    /// called inside a tokio runtime.
+    pub fn new(
+        socket: std::net::UdpSocket,
+        settings: Settings,
+        key: ServerKey,
+        store: Box<dyn Store>,
+    ) -> Result<Self, ServerError> {
         let state = UdpSocketState::new((&socket).into())?;
         let socket = UdpSocket::from_std(socket)?;
         let mut seed = [0u8; 32];
@@ -94,14 +115,19 @@ impl Server {
         let endpoint = Endpoint::new(seed, Some(server_config(&settings, key)))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let gro = state.gro_segments().max(1);
+        // Unbounded, but never longer than the chat server's limit on
+        // checks in flight (MAX_VERIFYING).
+        let (verified_tx, verified_rx) = mpsc::unbounded_channel();
         Ok(Self {
             socket,
             state,
             endpoint,
-            chat: ChatServer::new(settings),
+            chat: ChatServer::new(settings, store)?,
             transmit_buf: Vec::with_capacity(MAX_GSO_SEGMENTS * 1200),
             recv_bufs: (0..RECV_BATCH).map(|_| vec![0u8; (gro * 1500).max(1500)]).collect(),
             console_open: true,
+            verified_tx,
+            verified_rx,
         })
     }
 
@@ -138,6 +164,10 @@ impl Server {
                         let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now };
                         self.chat.tick(Clock::system(), &mut outlet);
                     }
+                }
+                Some((h, ok)) = self.verified_rx.recv() => {
+                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+                    self.chat.verified(Clock::system(), h, ok, &mut outlet);
                 }
                 line = async { console.as_mut()?.recv().await }, if console.is_some() => match line {
                     Some(line) => {
@@ -211,8 +241,18 @@ impl Server {
                 }
                 Event::Message(bytes) => self.chat.message(clock, h, &bytes, &mut outlet),
                 Event::Closed(reason) => self.chat.closed(clock, h, &reason, &mut outlet),
-                Event::Writable | Event::Migrated { .. } => {}
+                Event::Writable => self.chat.writable(clock, h, &mut outlet),
+                Event::Migrated { .. } => {}
             }
+        }
+        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: clock.now };
+        self.chat.commit(clock, &mut outlet);
+        for check in self.chat.take_verifications() {
+            let tx = self.verified_tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let ok = check.check();
+                let _ = tx.send((check.session, ok));
+            });
         }
         let lines = self.chat.take_console();
         if !lines.is_empty() && self.console_open {

@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
+
+use crate::store::SyncPolicy;
 
 /// The port udpchat listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 7667;
@@ -48,6 +52,31 @@ pub struct Settings {
     /// restart) at once, so they reconnect without waiting out the idle
     /// timeout. Off by default: it answers unauthenticated packets.
     pub stateless_reset: bool,
+    /// Lines of a room sent, as history, to someone joining it.
+    pub history_on_join: usize,
+    /// Most lines one /history request returns.
+    pub history_page_max: usize,
+    /// `full`: fsync every commit (an acknowledged line survives power
+    /// loss). `normal`: fsync at checkpoints (survives a crash of the
+    /// server, not a power cut).
+    pub history_sync: SyncPolicy,
+    /// Cap on the history database's size; past it, new lines are refused
+    /// as on a full disk. None: no cap.
+    pub max_database_mb: Option<u64>,
+    /// Lines each room keeps (None: all).
+    pub history_max_lines: Option<u64>,
+    /// Days each room keeps lines (None: forever).
+    pub history_max_age_days: Option<u64>,
+    /// Per-room retention overrides: `[rooms.NAME]` tables.
+    pub rooms: BTreeMap<String, RoomSettings>,
+}
+
+/// Retention for one room, overriding the server-wide values.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSettings {
+    pub max_lines: Option<u64>,
+    pub max_age_days: Option<u64>,
 }
 
 impl Default for Settings {
@@ -71,6 +100,13 @@ impl Default for Settings {
             console_log: true,
             retry_always: false,
             stateless_reset: false,
+            history_on_join: 50,
+            history_page_max: 200,
+            history_sync: SyncPolicy::Full,
+            max_database_mb: None,
+            history_max_lines: Some(100_000),
+            history_max_age_days: None,
+            rooms: BTreeMap::new(),
         }
     }
 }
@@ -144,6 +180,12 @@ impl Settings {
         }
         if self.login_timeout_secs == 0 {
             return invalid("login_timeout_secs", "must be at least 1");
+        }
+        if self.history_on_join > 1000 || self.history_page_max == 0 || self.history_page_max > 1000 {
+            return invalid("history_on_join / history_page_max", "must be at most 1000 (history_page_max at least 1)");
+        }
+        if self.history_max_lines == Some(0) || self.rooms.values().any(|r| r.max_lines == Some(0)) {
+            return invalid("history_max_lines / rooms.*.max_lines", "must be at least 1 (leave it out for no limit)");
         }
         if self.server_name.trim().is_empty() {
             return invalid("server_name", "must not be empty");

@@ -509,7 +509,7 @@ impl State {
                     self.refused = Some(text.clone());
                 }
             }
-            ServerMsg::Joined { room, topic, members } => {
+            ServerMsg::Joined { room, topic, members, .. } => {
                 let i = match self.find(room) {
                     Some(i) => i,
                     None => {

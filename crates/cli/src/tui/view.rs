@@ -347,11 +347,17 @@ mod tests {
         use udpchat_client::chat::ServerMsg;
 
         let mut s = State::new("ana", None);
-        let welcome = ServerMsg::Welcome { nick: "ana".into(), server_name: "t".into(), motd: String::new() };
+        let welcome =
+            ServerMsg::Welcome { nick: "ana".into(), server_name: "t".into(), motd: String::new(), operator: false };
         s.on_event(&ClientEvent::Server(welcome));
         s.on_event(&ClientEvent::Rtt(std::time::Duration::from_micros(700)));
         let members = vec!["ana".into(), "bob".into()];
-        s.on_event(&ClientEvent::Server(ServerMsg::Joined { room: "lobby".into(), topic: "tea".into(), members }));
+        s.on_event(&ClientEvent::Server(ServerMsg::Joined {
+            room: "lobby".into(),
+            topic: "tea".into(),
+            members,
+            head: 0,
+        }));
         for i in 0..40 {
             s.local(Kind::Notice, &format!("line {i}"));
         }

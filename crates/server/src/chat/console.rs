@@ -5,10 +5,11 @@
 
 use std::net::IpAddr;
 
-use udpchat_proto::chat::{LineKind, NoticeKind, close};
+use udpchat_proto::chat::{LineKind, NoticeKind, ServerMsg, close};
 
 use super::{ChatServer, Clock, Outlet};
 use crate::names::{fold, room_name};
+use crate::store::StoredLine;
 
 /// The name operator lines are shown under.
 pub const OPERATOR: &str = "operator";
@@ -51,7 +52,7 @@ impl ChatServer {
         let Some(command) = line.strip_prefix('/') else {
             let room = self.console_room.clone();
             let line = super::requests::NewLine { from: OPERATOR.into(), text: line.into(), kind: LineKind::Operator };
-            self.post(clock, &room, line, None, out);
+            self.post(clock, &room, line, None);
             return;
         };
         let (name, rest) = command.split_once(' ').unwrap_or((command, ""));
@@ -62,14 +63,14 @@ impl ChatServer {
                     self.answer(format!("-- cannot create #{room}: the server has too many rooms"));
                 }
                 Ok(room) => {
-                    self.rooms.entry(room.clone()).or_insert_with(super::Room::new);
+                    self.rooms.entry(room.clone()).or_insert_with(|| super::Room::new(0));
                     self.answer(format!("-- operator lines now go to #{room}"));
                     self.console_room = room;
                 }
                 Err(why) => self.answer(format!("-- {why}")),
             },
             "kick" => self.kick(clock, arg, reason, out),
-            "ban" => self.ban(clock, arg, reason, out),
+            "ban" => self.ban(clock, OPERATOR, arg, reason, out),
             "unban" => {
                 let removed = match arg.parse::<IpAddr>() {
                     Ok(ip) => self.banned_ips.remove(&ip),
@@ -115,8 +116,11 @@ impl ChatServer {
         out.close(h, close::KICKED, &why);
     }
 
-    fn ban(&mut self, clock: Clock, target: &str, reason: &str, out: &mut impl Outlet) {
-        let why = if reason.is_empty() { "banned by the operator".to_owned() } else { format!("banned: {reason}") };
+    /// Bans a nickname or address (from the console, or an operator
+    /// account `by`) and closes the sessions it matches.
+    pub(crate) fn ban(&mut self, clock: Clock, by: &str, target: &str, reason: &str, out: &mut impl Outlet) {
+        let reason = super::clean_reason(reason);
+        let why = if reason.is_empty() { format!("banned by {by}") } else { format!("banned by {by}: {reason}") };
         let victims: Vec<_> = match target.parse::<IpAddr>() {
             Ok(ip) => {
                 self.banned_ips.insert(ip);
@@ -127,11 +131,59 @@ impl ChatServer {
                 self.nicks.get(&fold(target)).copied().into_iter().collect()
             }
         };
-        self.answer(format!("-- {target} banned ({} session(s) closed)", victims.len()));
+        self.announce(clock, format!("-- {target} banned by {by} ({} session(s) closed)", victims.len()));
         for h in victims {
             self.leave_server(clock, h, NoticeKind::Kick, &why, out);
             out.close(h, close::BANNED, &why);
         }
+    }
+}
+
+impl ChatServer {
+    /// An operator account removes `nick` from `room` (the session stays
+    /// connected and may rejoin, as with IRC's KICK).
+    pub(crate) fn kick_from_room(
+        &mut self,
+        clock: Clock,
+        by: &str,
+        room: &str,
+        nick: &str,
+        reason: &str,
+        out: &mut impl Outlet,
+    ) {
+        let Ok(room) = room_name(room) else { return };
+        let Some(&target) = self.nicks.get(&fold(nick)) else { return };
+        let removed = self.sessions.get_mut(&target).is_some_and(|s| s.rooms.remove(&room));
+        if !removed {
+            return;
+        }
+        let shown = self.sessions.get(&target).and_then(|s| s.nick.clone()).unwrap_or_default();
+        let reason = super::clean_reason(reason);
+        let text = if reason.is_empty() { format!("by {by}") } else { format!("by {by}: {reason}") };
+        let notice = ServerMsg::Notice {
+            room: room.clone(),
+            kind: NoticeKind::Kick,
+            nick: shown.clone(),
+            text,
+            time_ms: clock.unix_ms,
+        };
+        self.broadcast(&room, &notice, None, out);
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.members.remove(&target);
+            r.lagging.remove(&target);
+        }
+        self.reply(target, &ServerMsg::Parted { room: room.clone() }, out);
+        self.announce(clock, format!("-- {shown} was kicked from #{room} by {by}"));
+    }
+}
+
+/// How a stored line looks on the console.
+pub(crate) fn show_line(line: &StoredLine) -> String {
+    let (room, from, text) = (&line.room, &line.from, &line.text);
+    match line.kind {
+        LineKind::Action => format!("#{room} * {from} {text}"),
+        LineKind::Operator => format!("#{room} <{from}!> {text}"),
+        LineKind::Normal => format!("#{room} <{from}> {text}"),
     }
 }
 

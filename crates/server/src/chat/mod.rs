@@ -1,24 +1,35 @@
 //! The chat server's state machine: sessions, nicknames, rooms, bans and
-//! the console feed. Like the protocol crate it does no I/O: the driver
-//! hands it session events and the time, and it writes replies through an
-//! [`Outlet`] (the protocol endpoint in production, a recorder in tests).
-//! Request handlers live in `requests.rs`, the operator console in
-//! `console.rs`.
+//! the console feed. Like the protocol crate it does no network I/O: the
+//! driver hands it session events and the time, and it writes replies
+//! through an [`Outlet`] (the protocol endpoint in production).
+//!
+//! History: every room line is numbered when accepted, stored with the
+//! other lines of the same batch in one transaction ([`ChatServer::commit`],
+//! group commit), and only then delivered and acknowledged. A member that
+//! cannot take more (its bounded queue is full), or that comes back after
+//! a disconnect, gets a per-room cursor and is fed from the store until it
+//! reaches the newest line, then goes back to live delivery
+//! (`history.rs`). Requests are in `requests.rs`, login and accounts in
+//! `login.rs`, the operator console in `console.rs`.
 
 mod console;
+mod history;
+mod login;
 mod requests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use udpchat_proto::chat::{NoticeKind, ServerMsg, close};
+use udpchat_proto::chat::{ErrorCode, Line, NoticeKind, ServerMsg, close};
 use udpchat_proto::{CloseReason, ConnectionHandle, SendError};
 
 use crate::limits::{LoginFailures, TokenBucket};
 use crate::settings::Settings;
+use crate::store::{Store, StoreError, StoredLine, StoredPrivate};
 
 pub use console::format_time;
+pub use login::{Verification, hash_password, verify_password};
 
 /// The lobby every session starts in; it always exists.
 pub const LOBBY: &str = "lobby";
@@ -71,11 +82,16 @@ pub(crate) struct Session {
     pub(crate) addr: SocketAddr,
     /// Display form; `None` until logged in.
     pub(crate) nick: Option<String>,
+    /// The folded account name, if logged in to an account.
+    pub(crate) account: Option<String>,
+    pub(crate) operator: bool,
     pub(crate) rooms: BTreeSet<String>,
     pub(crate) bucket: TokenBucket,
     pub(crate) login_failures: u32,
+    /// A login waiting for its password check.
+    pub(crate) verifying: Option<login::PendingLogin>,
     pub(crate) connected_at: Instant,
-    /// Set once the session has said goodbye (QUIT, kick, too slow), so its
+    /// Set once the session has said goodbye (QUIT, kick), so its
     /// transport close does not announce it a second time.
     pub(crate) gone: bool,
 }
@@ -83,17 +99,30 @@ pub(crate) struct Session {
 pub(crate) struct Room {
     pub(crate) topic: String,
     pub(crate) members: BTreeSet<ConnectionHandle>,
+    /// Members being fed from the store, with the last sequence number
+    /// they have been sent. Live lines skip them.
+    pub(crate) lagging: BTreeMap<ConnectionHandle, u64>,
+    /// The next sequence number to hand out.
     pub(crate) next_seq: u64,
+    /// The newest line that is stored and delivered.
+    pub(crate) head: u64,
 }
 
 impl Room {
-    fn new() -> Self {
-        Self { topic: String::new(), members: BTreeSet::new(), next_seq: 1 }
+    fn new(head: u64) -> Self {
+        Self { topic: String::new(), members: BTreeSet::new(), lagging: BTreeMap::new(), next_seq: head + 1, head }
     }
+}
+
+/// A line or private message accepted but not yet stored.
+pub(crate) struct PendingPrivate {
+    pub(crate) sender: ConnectionHandle,
+    pub(crate) id: u64,
 }
 
 pub struct ChatServer {
     pub(crate) settings: Settings,
+    pub(crate) store: Box<dyn Store>,
     pub(crate) sessions: HashMap<ConnectionHandle, Session>,
     /// Folded nickname to session.
     pub(crate) nicks: HashMap<String, ConnectionHandle>,
@@ -106,18 +135,32 @@ pub struct ChatServer {
     console: Vec<String>,
     /// The room the operator's typed lines go to.
     pub(crate) console_room: String,
-    /// Sessions whose queue overflowed; dropped after the current fan-out.
-    slow: Vec<ConnectionHandle>,
+    /// Accepted lines waiting for the next commit, with who sent them.
+    pub(crate) pending_lines: Vec<StoredLine>,
+    pub(crate) pending_senders: Vec<Option<(ConnectionHandle, u64)>>,
+    pub(crate) pending_privates: Vec<StoredPrivate>,
+    pub(crate) pending_private_senders: Vec<PendingPrivate>,
+    /// Password checks for the driver to run off the event loop.
+    pub(crate) verifications: Vec<Verification>,
+    pub(crate) verifying: usize,
+    /// Rooms pruned in turn, one batch per call.
+    prune_cursor: usize,
     /// The time of the call being handled (every entry point sets it).
     pub(crate) clock: Clock,
 }
 
 impl ChatServer {
-    pub fn new(settings: Settings) -> Self {
+    /// Builds the server on `store`, continuing every room's numbering
+    /// where the store left off.
+    pub fn new(settings: Settings, store: Box<dyn Store>) -> Result<Self, StoreError> {
         let mut rooms = BTreeMap::new();
-        rooms.insert(LOBBY.to_owned(), Room::new());
-        Self {
+        for (room, head) in store.room_heads()? {
+            rooms.insert(room, Room::new(head));
+        }
+        rooms.entry(LOBBY.to_owned()).or_insert_with(|| Room::new(0));
+        Ok(Self {
             settings,
+            store,
             sessions: HashMap::new(),
             nicks: HashMap::new(),
             rooms,
@@ -127,9 +170,15 @@ impl ChatServer {
             banned_ips: HashSet::new(),
             console: Vec::new(),
             console_room: LOBBY.to_owned(),
-            slow: Vec::new(),
+            pending_lines: Vec::new(),
+            pending_senders: Vec::new(),
+            pending_privates: Vec::new(),
+            pending_private_senders: Vec::new(),
+            verifications: Vec::new(),
+            verifying: 0,
+            prune_cursor: 0,
             clock: Clock { now: Instant::now(), unix_ms: 0 },
-        }
+        })
     }
 
     pub fn session_count(&self) -> usize {
@@ -147,32 +196,38 @@ impl ChatServer {
         }
     }
 
+    /// Always shown, whatever `console_log` says.
+    pub(crate) fn announce(&mut self, clock: Clock, text: String) {
+        self.console.push(format!("[{}] {text}", format_time(clock.unix_ms)));
+    }
+
     /// A session passed the handshake.
     pub fn connected(&mut self, clock: Clock, h: ConnectionHandle, addr: SocketAddr, out: &mut impl Outlet) {
         self.clock = clock;
+        if self.banned_ips.contains(&addr.ip()) {
+            out.close(h, close::BANNED, "you are banned from this server");
+            return;
+        }
         let count = self.per_address.entry(addr.ip()).or_insert(0);
         if *count >= self.settings.max_sessions_per_address {
             out.close(h, close::TOO_MANY_SESSIONS, "too many sessions from your address");
             return;
         }
-        if self.banned_ips.contains(&addr.ip()) {
-            out.close(h, close::BANNED, "you are banned from this server");
-            return;
-        }
         *count += 1;
         let bucket = TokenBucket::new(self.settings.rate_burst, self.settings.rate_per_second, clock.now);
-        self.sessions.insert(
-            h,
-            Session {
-                addr,
-                nick: None,
-                rooms: BTreeSet::new(),
-                bucket,
-                login_failures: 0,
-                connected_at: clock.now,
-                gone: false,
-            },
-        );
+        let session = Session {
+            addr,
+            nick: None,
+            account: None,
+            operator: false,
+            rooms: BTreeSet::new(),
+            bucket,
+            login_failures: 0,
+            verifying: None,
+            connected_at: clock.now,
+            gone: false,
+        };
+        self.sessions.insert(h, session);
     }
 
     /// The transport session ended (timeout, close, or after our close).
@@ -182,15 +237,11 @@ impl ChatServer {
         if !session.gone {
             let (kind, text) = match reason {
                 CloseReason::TimedOut => (NoticeKind::Timeout, "timed out".to_owned()),
-                CloseReason::Peer { reason, .. } => (NoticeKind::Quit, reason.clone()),
+                CloseReason::Peer { reason, .. } => (NoticeKind::Quit, clean_reason(reason)),
                 other => (NoticeKind::Quit, other.to_string()),
             };
             self.leave_server(clock, h, kind, &text, out);
         }
-        self.forget(h);
-    }
-
-    fn forget(&mut self, h: ConnectionHandle) {
         if let Some(session) = self.sessions.remove(&h)
             && let Some(count) = self.per_address.get_mut(&session.addr.ip())
         {
@@ -219,6 +270,7 @@ impl ChatServer {
         for room in &rooms {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(&h);
+                r.lagging.remove(&h);
             }
         }
         let what = if kind == NoticeKind::Timeout { "timed out" } else { "left" };
@@ -230,7 +282,8 @@ impl ChatServer {
     }
 
     /// Sends `msg` once to every member of any of `rooms` (a member of two
-    /// rooms gets it once), except `skip`.
+    /// rooms gets it once), except `skip`. Notices are not stored: a member
+    /// whose queue is full misses them (and catches up on lines later).
     pub(crate) fn broadcast_rooms(
         &mut self,
         rooms: &BTreeSet<String>,
@@ -241,18 +294,23 @@ impl ChatServer {
         let bytes = msg.to_bytes();
         let mut seen = BTreeSet::new();
         for room in rooms {
-            let Some(r) = self.rooms.get(room) else { continue };
+            let Some(r) = self.rooms.get_mut(room) else { continue };
             for &m in &r.members {
-                if Some(m) != skip && seen.insert(m) && out.send(m, &bytes) == Err(SendError::Blocked) {
-                    self.slow.push(m);
+                if Some(m) != skip
+                    && seen.insert(m)
+                    && !r.lagging.contains_key(&m)
+                    && out.send(m, &bytes) == Err(SendError::Blocked)
+                {
+                    r.lagging.insert(m, r.head);
                 }
             }
         }
-        self.drop_slow(out);
     }
 
-    /// Sends `msg` to every member of `room` except `skip`. The message is
-    /// encoded once, however many members there are.
+    /// Sends `msg` to every live member of `room` except `skip`, encoded
+    /// once however many members there are. A member whose queue is full
+    /// starts lagging: it gets the room's lines from the store once it
+    /// reads again, and never slows the others.
     pub(crate) fn broadcast(
         &mut self,
         room: &str,
@@ -260,41 +318,106 @@ impl ChatServer {
         skip: Option<ConnectionHandle>,
         out: &mut impl Outlet,
     ) {
-        let Some(r) = self.rooms.get(room) else { return };
+        let Some(r) = self.rooms.get_mut(room) else { return };
         let bytes = msg.to_bytes();
+        let check_lag = !r.lagging.is_empty();
         for &m in &r.members {
-            if Some(m) != skip && out.send(m, &bytes) == Err(SendError::Blocked) {
-                self.slow.push(m);
-            }
-        }
-        self.drop_slow(out);
-    }
-
-    /// Only a full queue makes a session slow; other send errors (it is
-    /// already closing) need nothing, and replies are kept under the
-    /// message size limit by construction (see [`MAX_LISTED`]).
-    pub(crate) fn reply(&mut self, h: ConnectionHandle, msg: &ServerMsg, out: &mut impl Outlet) {
-        if out.send(h, &msg.to_bytes()) == Err(SendError::Blocked) {
-            self.slow.push(h);
-            self.drop_slow(out);
-        }
-    }
-
-    /// Drops sessions that could not keep up, so they never slow the rest:
-    /// their queue is bounded and they are told why they were cut off.
-    fn drop_slow(&mut self, out: &mut impl Outlet) {
-        while let Some(h) = self.slow.pop() {
-            if self.sessions.get(&h).is_none_or(|s| s.gone) {
+            if Some(m) == skip || (check_lag && r.lagging.contains_key(&m)) {
                 continue;
             }
-            let clock = self.clock;
-            self.leave_server(clock, h, NoticeKind::Quit, "dropped: too slow to keep up", out);
-            out.close(h, close::TOO_SLOW, "your client did not keep up with the room");
+            if out.send(m, &bytes) == Err(SendError::Blocked) {
+                r.lagging.insert(m, r.head);
+            }
         }
     }
 
-    /// Closes sessions that have not logged in within the limit. Call it
-    /// about once a second.
+    /// A reply to one session. If its queue is full the reply is dropped
+    /// (room lines it misses come back through its lag cursor).
+    pub(crate) fn reply(&mut self, h: ConnectionHandle, msg: &ServerMsg, out: &mut impl Outlet) {
+        let _ = out.send(h, &msg.to_bytes());
+    }
+
+    /// Stores everything accepted since the last commit in one transaction,
+    /// then delivers and acknowledges it. Call once per batch of events:
+    /// the batch is what makes group commit cheap. If storing fails (a
+    /// full disk), nothing of the batch is delivered and each sender is
+    /// told its line was not accepted; the server carries on.
+    pub fn commit(&mut self, clock: Clock, out: &mut impl Outlet) {
+        self.clock = clock;
+        if self.pending_lines.is_empty() && self.pending_privates.is_empty() {
+            return;
+        }
+        let lines = std::mem::take(&mut self.pending_lines);
+        let senders = std::mem::take(&mut self.pending_senders);
+        let mut privates = std::mem::take(&mut self.pending_privates);
+        let private_senders = std::mem::take(&mut self.pending_private_senders);
+        if let Err(e) = self.store.append(&lines, &mut privates) {
+            self.announce(clock, format!("!! could not store {} line(s): {e}", lines.len() + privates.len()));
+            let text = format!("not delivered: {e}");
+            for line in &lines {
+                if let Some(r) = self.rooms.get_mut(&line.room) {
+                    r.next_seq = r.next_seq.min(line.seq);
+                }
+            }
+            let ids = senders.iter().flatten().copied().chain(private_senders.iter().map(|p| (p.sender, p.id)));
+            for (h, id) in ids.collect::<Vec<_>>() {
+                self.reply(h, &ServerMsg::Error { id, code: ErrorCode::StorageFailed, text: text.clone() }, out);
+            }
+            return;
+        }
+        for (line, sender) in lines.into_iter().zip(senders) {
+            self.deliver(clock, line, sender, out);
+        }
+        for (p, sender) in privates.into_iter().zip(private_senders) {
+            let msg = ServerMsg::Private {
+                id: sender.id,
+                seq: p.id,
+                from: p.from,
+                to: p.to,
+                text: p.text,
+                time_ms: p.time_ms,
+                history: false,
+            };
+            if let Some(&target) = self.nicks.get(&p.recipient) {
+                self.reply(target, &msg, out);
+            }
+            self.reply(sender.sender, &ServerMsg::Ack { id: sender.id, room: String::new(), seq: p.id }, out);
+        }
+    }
+
+    /// A stored line goes out: console, room, acknowledgement.
+    fn deliver(
+        &mut self,
+        clock: Clock,
+        line: StoredLine,
+        sender: Option<(ConnectionHandle, u64)>,
+        out: &mut impl Outlet,
+    ) {
+        if self.settings.console_log {
+            let shown = console::show_line(&line);
+            self.log(clock, shown);
+        }
+        let (room, seq) = (line.room.clone(), line.seq);
+        let msg = ServerMsg::Line(Line {
+            room: line.room,
+            seq,
+            time_ms: line.time_ms,
+            from: line.from,
+            text: line.text,
+            kind: line.kind,
+            history: false,
+        });
+        self.broadcast(&room, &msg, sender.map(|(h, _)| h), out);
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.head = seq;
+        }
+        if let Some((h, id)) = sender {
+            self.reply(h, &ServerMsg::Ack { id, room, seq }, out);
+        }
+    }
+
+    /// Closes sessions that have not logged in within the limit, and
+    /// applies retention to one room. Call it about once a second.
     pub fn tick(&mut self, clock: Clock, out: &mut impl Outlet) {
         self.clock = clock;
         let limit = Duration::from_secs(self.settings.login_timeout_secs);
@@ -310,11 +433,13 @@ impl ChatServer {
             }
             out.close(h, close::LOGIN_TIMEOUT, "no login in time");
         }
+        self.prune_step(clock);
     }
 
     /// Tells everyone the server is going away and closes every session.
     pub fn shutdown(&mut self, clock: Clock, out: &mut impl Outlet) {
         self.clock = clock;
+        self.commit(clock, out);
         let notice = ServerMsg::Notice {
             room: String::new(),
             kind: NoticeKind::Server,

@@ -1,20 +1,16 @@
-//! Handling what clients ask for: login, room lines, joins and parts,
-//! nickname changes, private messages, topics and goodbyes. Every refusal
-//! is an explicit LoginRefused or Error with a reason; nothing a client
-//! sends can end another session or the server.
+//! Handling what clients ask for once logged in: room lines, joins and
+//! parts, nickname changes, private messages, topics, history pages,
+//! operator actions and goodbyes. Every refusal is an explicit Error with a
+//! reason; nothing a client sends can end another session or the server.
 
 use std::collections::BTreeSet;
 
 use udpchat_proto::ConnectionHandle;
-use udpchat_proto::chat::{
-    ClientMsg, ErrorCode, Line, LineKind, MsgErrorKind, NoticeKind, RefuseCode, RoomInfo, ServerMsg, close,
-};
+use udpchat_proto::chat::{ClientMsg, ErrorCode, LineKind, MsgErrorKind, NoticeKind, RoomInfo, ServerMsg, close};
 
-use super::{ChatServer, Clock, LOBBY, Outlet, Room};
+use super::{ChatServer, Clock, LOBBY, Outlet, PendingPrivate};
 use crate::names::{check_line, check_nick, fold, room_name};
-
-/// Login attempts one session may make before it is closed.
-const MAX_LOGIN_ATTEMPTS: u32 = 5;
+use crate::store::{StoredLine, StoredPrivate};
 
 /// A room line before it is numbered.
 pub(crate) struct NewLine {
@@ -48,7 +44,9 @@ impl ChatServer {
             }
         };
         match msg {
-            ClientMsg::Login { nick, password } => self.login(clock, h, nick, password, out),
+            ClientMsg::Login { nick, server_password, account_password, resume, private_since } => {
+                self.login(clock, h, (nick, server_password, account_password, resume, private_since), out);
+            }
             other if !logged_in => {
                 let id = match other {
                     ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. } => id,
@@ -81,74 +79,11 @@ impl ChatServer {
         self.sessions.get(&h).and_then(|s| s.nick.clone()).unwrap_or_default()
     }
 
-    fn login(&mut self, clock: Clock, h: ConnectionHandle, nick: String, password: String, out: &mut impl Outlet) {
-        let session = self.sessions.get_mut(&h).expect("caller checked");
-        if session.nick.is_some() {
-            self.reply(h, &error(0, ErrorCode::InvalidRequest, "already logged in"), out);
-            return;
-        }
-        let ip = session.addr.ip();
-        let refuse = |code, text: String| ServerMsg::LoginRefused { code, text };
-        if let Some(until) = self.failures.locked_until(ip, clock.now) {
-            let secs = until.saturating_duration_since(clock.now).as_secs() + 1;
-            let msg = refuse(RefuseCode::TooManyAttempts, format!("too many failed logins; try again in {secs} s"));
-            self.reply(h, &msg, out);
-            return;
-        }
-        if let Some(expected) = &self.settings.password {
-            // Compare in constant time, so timing reveals nothing about it.
-            let ok = expected.len() == password.len()
-                && expected.bytes().zip(password.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-            if !ok {
-                self.failures.fail(ip, clock.now);
-                let session = self.sessions.get_mut(&h).expect("caller checked");
-                session.login_failures += 1;
-                let attempts = session.login_failures;
-                let addr = session.addr;
-                self.log(clock, format!("-- failed login from {addr}: wrong password"));
-                self.reply(h, &refuse(RefuseCode::BadPassword, "wrong server password".into()), out);
-                if attempts >= MAX_LOGIN_ATTEMPTS {
-                    if let Some(s) = self.sessions.get_mut(&h) {
-                        s.gone = true;
-                    }
-                    out.close(h, close::LOGIN_FAILED, "too many failed logins");
-                }
-                return;
-            }
-        }
-        if let Err(why) = check_nick(&nick) {
-            self.reply(h, &refuse(RefuseCode::NickInvalid, why), out);
-            return;
-        }
-        let key = fold(&nick);
-        if self.banned_nicks.contains(&key) {
-            self.reply(h, &refuse(RefuseCode::Banned, "that nickname is banned".into()), out);
-            return;
-        }
-        if self.nicks.contains_key(&key) {
-            self.reply(h, &refuse(RefuseCode::NickTaken, format!("{nick} is already in use; choose another")), out);
-            return;
-        }
-        self.failures.succeed(ip);
-        self.nicks.insert(key, h);
-        let session = self.sessions.get_mut(&h).expect("caller checked");
-        session.nick = Some(nick.clone());
-        let addr = session.addr;
-        self.log(clock, format!("-- {nick} logged in from {addr}"));
-        let welcome = ServerMsg::Welcome {
-            nick,
-            server_name: self.settings.server_name.clone(),
-            motd: self.settings.motd.clone(),
-        };
-        self.reply(h, &welcome, out);
-        self.join(clock, h, LOBBY, out);
-    }
-
     fn request(&mut self, clock: Clock, h: ConnectionHandle, msg: ClientMsg, out: &mut impl Outlet) {
         match msg {
             ClientMsg::Say { id, room, text, action } => self.say(clock, h, id, &room, text, action, out),
             ClientMsg::Join { room } => match room_name(&room) {
-                Ok(room) => self.join(clock, h, &room, out),
+                Ok(room) => self.enter_room(clock, h, &room, None, out),
                 Err(why) => self.reply(h, &error(0, ErrorCode::RoomInvalid, why), out),
             },
             ClientMsg::Part { room, reason } => self.part(clock, h, &room, &reason, out),
@@ -182,11 +117,30 @@ impl ChatServer {
             ClientMsg::Nick { nick } => self.change_nick(clock, h, nick, out),
             ClientMsg::Private { id, to, text } => self.private(clock, h, id, &to, text, out),
             ClientMsg::Topic { room, topic } => self.topic(clock, h, &room, topic, out),
-            ClientMsg::Kick { .. } | ClientMsg::Ban { .. } => {
-                self.reply(h, &error(0, ErrorCode::NotPermitted, "only the server operator can do that"), out);
+            ClientMsg::Kick { room, nick, reason } => {
+                if self.is_operator(h) {
+                    let by = self.nick_of(h);
+                    self.kick_from_room(clock, &by, &room, &nick, &reason, out);
+                } else {
+                    self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can kick"), out);
+                }
             }
-            ClientMsg::History { .. } => {
-                self.reply(h, &error(0, ErrorCode::InvalidRequest, "this server keeps no history"), out);
+            ClientMsg::Ban { target, reason } => {
+                if self.is_operator(h) {
+                    let by = self.nick_of(h);
+                    self.ban(clock, &by, &target, &reason, out);
+                } else {
+                    self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can ban"), out);
+                }
+            }
+            ClientMsg::History { room, before, limit } => {
+                let name = room_name(&room).unwrap_or_default();
+                if !self.sessions.get(&h).is_some_and(|s| s.rooms.contains(&name)) {
+                    self.reply(h, &error(0, ErrorCode::NotInRoom, format!("join {room} to read its history")), out);
+                    return;
+                }
+                let limit = (limit as usize).min(self.settings.history_page_max);
+                self.send_history(h, &name, before, limit, out);
             }
             ClientMsg::Login { .. } | ClientMsg::Quit { .. } => {}
         }
@@ -215,75 +169,23 @@ impl ChatServer {
         }
         let kind = if action { LineKind::Action } else { LineKind::Normal };
         let line = NewLine { from: self.nick_of(h), text, kind };
-        self.post(clock, &name, line, Some((h, id)), out);
+        self.post(clock, &name, line, Some((h, id)));
     }
 
-    /// Numbers a line, shows it on the console, delivers it to the room and
-    /// acknowledges it to its sender (if a session sent it).
-    pub(crate) fn post(
-        &mut self,
-        clock: Clock,
-        room: &str,
-        line: NewLine,
-        sender: Option<(ConnectionHandle, u64)>,
-        out: &mut impl Outlet,
-    ) {
+    /// Numbers a line and queues it for the next commit, after which it is
+    /// delivered to the room and acknowledged to its sender (if a session
+    /// sent it).
+    pub(crate) fn post(&mut self, clock: Clock, room: &str, line: NewLine, sender: Option<(ConnectionHandle, u64)>) {
         let NewLine { from, text, kind } = line;
         let Some(r) = self.rooms.get_mut(room) else { return };
         let seq = r.next_seq;
         r.next_seq += 1;
-        if self.settings.console_log {
-            let shown = match kind {
-                LineKind::Action => format!("#{room} * {from} {text}"),
-                LineKind::Operator => format!("#{room} <{from}!> {text}"),
-                LineKind::Normal => format!("#{room} <{from}> {text}"),
-            };
-            self.log(clock, shown);
-        }
-        let line = ServerMsg::Line(Line {
-            room: room.to_owned(),
-            seq,
-            time_ms: clock.unix_ms,
-            from,
-            text,
-            kind,
-            history: false,
-        });
-        let skip = sender.map(|(h, _)| h);
-        self.broadcast(room, &line, skip, out);
-        if let Some((h, id)) = sender {
-            self.reply(h, &ServerMsg::Ack { id, room: room.to_owned(), seq }, out);
-        }
+        self.pending_lines.push(StoredLine { room: room.to_owned(), seq, time_ms: clock.unix_ms, from, text, kind });
+        self.pending_senders.push(sender);
     }
 
-    pub(crate) fn join(&mut self, clock: Clock, h: ConnectionHandle, room: &str, out: &mut impl Outlet) {
-        if !self.rooms.contains_key(room) {
-            if self.rooms.len() >= self.settings.max_rooms {
-                self.reply(h, &error(0, ErrorCode::RoomInvalid, "the server has too many rooms"), out);
-                return;
-            }
-            self.rooms.insert(room.to_owned(), Room::new());
-        }
-        let nick = self.nick_of(h);
-        let Some(session) = self.sessions.get_mut(&h) else { return };
-        let new = session.rooms.insert(room.to_owned());
-        let r = self.rooms.get_mut(room).expect("inserted above");
-        r.members.insert(h);
-        let topic = r.topic.clone();
-        let members: Vec<String> =
-            r.members.iter().filter_map(|m| self.sessions.get(m)?.nick.clone()).take(super::MAX_LISTED).collect();
-        self.reply(h, &ServerMsg::Joined { room: room.to_owned(), topic, members }, out);
-        if new {
-            self.log(clock, format!("-- {nick} joined #{room}"));
-            let notice = ServerMsg::Notice {
-                room: room.to_owned(),
-                kind: NoticeKind::Join,
-                nick,
-                text: String::new(),
-                time_ms: clock.unix_ms,
-            };
-            self.broadcast(room, &notice, Some(h), out);
-        }
+    fn is_operator(&self, h: ConnectionHandle) -> bool {
+        self.sessions.get(&h).is_some_and(|s| s.operator)
     }
 
     fn part(&mut self, clock: Clock, h: ConnectionHandle, room: &str, reason: &str, out: &mut impl Outlet) {
@@ -343,15 +245,41 @@ impl ChatServer {
             self.reply(h, &error(id, code, why), out);
             return;
         }
-        let Some(&target) = self.nicks.get(&fold(to)) else {
-            self.reply(h, &error(id, ErrorCode::NoSuchNick, format!("nobody called {to} is online")), out);
-            return;
+        let key = fold(to);
+        let online = self.nicks.get(&key).copied();
+        // Messages to account holders are stored, so they reach them later
+        // (and on every device) even if they are offline now.
+        let account = match self.store.account(&key) {
+            Ok(account) => account,
+            Err(e) => {
+                self.reply(h, &error(id, ErrorCode::StorageFailed, format!("cannot look up {to}: {e}")), out);
+                return;
+            }
         };
         let from = self.nick_of(h);
-        let to = self.nick_of(target);
-        let msg = ServerMsg::Private { id, from, to, text, time_ms: clock.unix_ms, history: false };
-        self.reply(target, &msg, out);
-        self.reply(h, &ServerMsg::Ack { id, room: String::new(), seq: 0 }, out);
+        match (account, online) {
+            (Some(account), _) => {
+                let to = online.map(|t| self.nick_of(t)).unwrap_or(account.name);
+                self.pending_privates.push(StoredPrivate {
+                    id: 0,
+                    recipient: key,
+                    from,
+                    to,
+                    text,
+                    time_ms: clock.unix_ms,
+                });
+                self.pending_private_senders.push(PendingPrivate { sender: h, id });
+            }
+            (None, Some(target)) => {
+                let to = self.nick_of(target);
+                let msg = ServerMsg::Private { id, seq: 0, from, to, text, time_ms: clock.unix_ms, history: false };
+                self.reply(target, &msg, out);
+                self.reply(h, &ServerMsg::Ack { id, room: String::new(), seq: 0 }, out);
+            }
+            (None, None) => {
+                self.reply(h, &error(id, ErrorCode::NoSuchNick, format!("nobody called {to} is online")), out);
+            }
+        }
     }
 
     fn topic(&mut self, clock: Clock, h: ConnectionHandle, room: &str, topic: Option<String>, out: &mut impl Outlet) {
@@ -365,7 +293,7 @@ impl ChatServer {
             self.reply(h, &msg, out);
             return;
         };
-        if !r.members.contains(&h) {
+        if !r.members.contains(&h) && !self.is_operator(h) {
             self.reply(h, &error(0, ErrorCode::NotInRoom, format!("join {room} to set its topic")), out);
             return;
         }

@@ -60,8 +60,8 @@ pub enum SyncPolicy {
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
-    /// Held for the store's life: the lock against a second server.
-    _lock: File,
+    /// Held for a server's store's life: the lock against a second server.
+    _lock: Option<File>,
 }
 
 fn sqlite_error(e: rusqlite::Error) -> StoreError {
@@ -93,6 +93,19 @@ impl SqliteStore {
         if lock.try_lock().is_err() {
             return Err(StoreError::Locked { path, lock: lock_path });
         }
+        Self::open_file(path, sync, max_mb, Some(lock))
+    }
+
+    /// Opens the store for account administration (`udpchat user`), which
+    /// may run beside the server: SQLite's own locking keeps the two apart,
+    /// and the server reads accounts at each login.
+    pub fn open_admin(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        Self::open_file(data_dir.join(DB_FILE), SyncPolicy::Full, None, None)
+    }
+
+    fn open_file(path: PathBuf, sync: SyncPolicy, max_mb: Option<u64>, lock: Option<File>) -> Result<Self, StoreError> {
         let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: path.clone(), detail: e.to_string() };
         let conn =
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)

@@ -10,6 +10,7 @@ fn server(msg: ServerMsg) -> ClientEvent {
 fn joined(room: &str, members: &[&str]) -> ClientEvent {
     server(ServerMsg::Joined {
         room: room.into(),
+        head: 0,
         topic: String::new(),
         members: members.iter().map(|s| s.to_string()).collect(),
     })
@@ -34,7 +35,12 @@ fn line(room: &str, from: &str, text: &str) -> ClientEvent {
 /// Logged in as ana, in the lobby with bob, bert and carol.
 fn lobby() -> State {
     let mut s = State::new("ana", None);
-    s.on_event(&server(ServerMsg::Welcome { nick: "ana".into(), server_name: "t".into(), motd: String::new() }));
+    s.on_event(&server(ServerMsg::Welcome {
+        nick: "ana".into(),
+        server_name: "t".into(),
+        motd: String::new(),
+        operator: false,
+    }));
     s.on_event(&joined("lobby", &["ana", "bob", "bert", "Carol"]));
     s
 }
@@ -126,6 +132,7 @@ fn items_are_routed_and_never_lost() {
     // Server-wide: kept in the server buffer and shown where we are.
     s.on_event(&server(ServerMsg::Private {
         id: 1,
+        seq: 0,
         from: "bob".into(),
         to: "ana".into(),
         text: "psst".into(),
@@ -304,7 +311,12 @@ fn refused_nickname_is_asked_again() {
 fn connection_state() {
     let mut s = State::new("ana", None);
     assert_eq!(s.conn.describe(), "connecting…");
-    s.on_event(&server(ServerMsg::Welcome { nick: "ana".into(), server_name: "t".into(), motd: "hi".into() }));
+    s.on_event(&server(ServerMsg::Welcome {
+        nick: "ana".into(),
+        server_name: "t".into(),
+        motd: "hi".into(),
+        operator: false,
+    }));
     s.on_event(&ClientEvent::Rtt(Duration::from_micros(1500)));
     assert_eq!(s.conn.describe(), "connected, rtt 1.5 ms");
     s.on_event(&ClientEvent::Disconnected { reason: "timed out".into(), reconnecting: true });

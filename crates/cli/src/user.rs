@@ -1,0 +1,77 @@
+//! `udpchat user`: accounts in the server's history database. It can run
+//! while the server does (the server reads accounts at each login).
+//! Passwords are hashed with argon2id; they are read without echo, from
+//! UDPCHAT_NEW_PASSWORD, or from standard input when it is not a terminal.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use udpchat_server::chat::hash_password;
+use udpchat_server::names::{check_nick, fold};
+use udpchat_server::settings::default_data_dir;
+use udpchat_server::store::{Account, SqliteStore, Store};
+
+use crate::args::{UserAction, UserArgs};
+
+fn new_password(name: &str) -> anyhow::Result<String> {
+    let password = if let Ok(pw) = std::env::var("UDPCHAT_NEW_PASSWORD") {
+        pw
+    } else if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("new password for {name}: "))?;
+        let again = rpassword::prompt_password("again: ")?;
+        if first != again {
+            bail!("the passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.chars().count() < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    Ok(password)
+}
+
+pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let mut store = SqliteStore::open_admin(&dir)?;
+    match args.action {
+        UserAction::Add { name, operator } => {
+            check_nick(&name).map_err(|why| anyhow::anyhow!("{name}: {why}"))?;
+            let key = fold(&name);
+            if store.account(&key)?.is_some() {
+                bail!("{name} is already registered (use `udpchat user passwd {name}`)");
+            }
+            let hash = hash_password(&new_password(&name)?).map_err(|e| anyhow::anyhow!("cannot hash: {e}"))?;
+            store.put_account(&key, &Account { name: name.clone(), hash, operator })?;
+            let role = if operator { " (operator)" } else { "" };
+            println!("registered {name}{role}");
+        }
+        UserAction::Passwd { name, operator, no_operator } => {
+            let key = fold(&name);
+            let Some(mut account) = store.account(&key)? else { bail!("{name} is not registered") };
+            account.hash = hash_password(&new_password(&name)?).map_err(|e| anyhow::anyhow!("cannot hash: {e}"))?;
+            if operator || no_operator {
+                account.operator = operator;
+            }
+            store.put_account(&key, &account)?;
+            println!("updated {}", account.name);
+        }
+        UserAction::Del { name } => {
+            if !store.delete_account(&fold(&name))? {
+                bail!("{name} is not registered");
+            }
+            println!("deleted {name}");
+        }
+        UserAction::List => {
+            for a in store.accounts()? {
+                let role = if a.operator { " operator" } else { "" };
+                println!("{}{role}", a.name);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

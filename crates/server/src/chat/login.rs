@@ -1,0 +1,273 @@
+//! Logging in: the shared server password, the nickname rules, and
+//! accounts. A registered nickname can only be used with its account
+//! password; others are first come, first served.
+//!
+//! Checking an argon2id hash takes tens of milliseconds on purpose, far too
+//! long for the event loop, so the chat server hands each check to the
+//! driver as a [`Verification`] (run on a blocking thread) and finishes
+//! the login when [`ChatServer::verified`] reports the result. At most
+//! [`MAX_VERIFYING`] checks run at once; more logins are asked to retry.
+
+use argon2::Argon2;
+use argon2::password_hash::PasswordVerifier;
+use argon2::password_hash::phc::PasswordHash;
+use udpchat_proto::ConnectionHandle;
+use udpchat_proto::chat::{ErrorCode, RefuseCode, ServerMsg, close};
+
+use super::{ChatServer, Clock, LOBBY, Outlet};
+use crate::names::{check_nick, fold, room_name};
+
+/// Login attempts with a wrong password one session may make.
+const MAX_LOGIN_ATTEMPTS: u32 = 5;
+/// Password checks running at once.
+pub const MAX_VERIFYING: usize = 8;
+/// Rooms one login may resume.
+const MAX_RESUME: usize = 64;
+
+/// A login request waiting for its password check.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingLogin {
+    nick: String,
+    resume: Vec<(String, u64)>,
+    private_since: u64,
+}
+
+/// A password check for the driver to run off the event loop; its result
+/// goes back through [`ChatServer::verified`].
+#[derive(Debug)]
+pub struct Verification {
+    pub session: ConnectionHandle,
+    pub password: String,
+    pub hash: String,
+}
+
+impl Verification {
+    /// Runs the check (slow by design: call it on a blocking thread).
+    pub fn check(&self) -> bool {
+        verify_password(&self.password, &self.hash)
+    }
+}
+
+/// Whether `password` matches an argon2 PHC `hash`.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// Hashes a new account password with argon2id and a random salt.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::PasswordHasher;
+    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
+fn refuse(code: RefuseCode, text: impl Into<String>) -> ServerMsg {
+    ServerMsg::LoginRefused { code, text: text.into() }
+}
+
+impl ChatServer {
+    /// Password checks the driver should start now.
+    pub fn take_verifications(&mut self) -> Vec<Verification> {
+        std::mem::take(&mut self.verifications)
+    }
+
+    pub(crate) fn login(
+        &mut self,
+        clock: Clock,
+        h: ConnectionHandle,
+        request: (String, String, String, Vec<(String, u64)>, u64),
+        out: &mut impl Outlet,
+    ) {
+        let (nick, server_password, account_password, resume, private_since) = request;
+        let Some(session) = self.sessions.get_mut(&h) else { return };
+        if session.nick.is_some() || session.verifying.is_some() {
+            self.reply(
+                h,
+                &ServerMsg::Error { id: 0, code: ErrorCode::InvalidRequest, text: "already logged in".into() },
+                out,
+            );
+            return;
+        }
+        let (ip, addr) = (session.addr.ip(), session.addr);
+        if let Some(until) = self.failures.locked_until(ip, clock.now) {
+            let secs = until.saturating_duration_since(clock.now).as_secs() + 1;
+            self.reply(
+                h,
+                &refuse(RefuseCode::TooManyAttempts, format!("too many failed logins; try again in {secs} s")),
+                out,
+            );
+            return;
+        }
+        if let Some(expected) = self.settings.password.clone() {
+            // Constant time, so timing reveals nothing about the password.
+            let ok = expected.len() == server_password.len()
+                && expected.bytes().zip(server_password.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+            if !ok {
+                self.log(clock, format!("-- failed login from {addr}: wrong server password"));
+                self.login_failed(clock, h, refuse(RefuseCode::BadPassword, "wrong server password"), out);
+                return;
+            }
+        }
+        if let Err(why) = check_nick(&nick) {
+            self.reply(h, &refuse(RefuseCode::NickInvalid, why), out);
+            return;
+        }
+        let key = fold(&nick);
+        if self.banned_nicks.contains(&key) {
+            self.reply(h, &refuse(RefuseCode::Banned, "that nickname is banned"), out);
+            return;
+        }
+        if self.nicks.contains_key(&key) {
+            self.reply(h, &refuse(RefuseCode::NickTaken, format!("{nick} is already in use; choose another")), out);
+            return;
+        }
+        let pending = PendingLogin { nick, resume, private_since };
+        let account = match self.store.account(&key) {
+            Ok(account) => account,
+            Err(e) => {
+                self.announce(clock, format!("!! account lookup failed: {e}"));
+                self.reply(h, &refuse(RefuseCode::ServerFull, "the server cannot check accounts right now"), out);
+                return;
+            }
+        };
+        let Some(account) = account else {
+            self.finish_login(clock, h, pending, None, out);
+            return;
+        };
+        if account_password.is_empty() {
+            let text = format!("{} is registered; log in with its account password", account.name);
+            self.reply(h, &refuse(RefuseCode::NickRegistered, text), out);
+            return;
+        }
+        if self.verifying >= MAX_VERIFYING {
+            self.reply(h, &refuse(RefuseCode::ServerFull, "too many logins at once; try again in a moment"), out);
+            return;
+        }
+        self.verifying += 1;
+        if let Some(s) = self.sessions.get_mut(&h) {
+            s.verifying = Some(pending);
+        }
+        self.verifications.push(Verification { session: h, password: account_password, hash: account.hash });
+    }
+
+    /// The result of a [`Verification`].
+    pub fn verified(&mut self, clock: Clock, h: ConnectionHandle, ok: bool, out: &mut impl Outlet) {
+        self.clock = clock;
+        self.verifying = self.verifying.saturating_sub(1);
+        let Some(pending) = self.sessions.get_mut(&h).and_then(|s| s.verifying.take()) else { return };
+        let key = fold(&pending.nick);
+        if !ok {
+            let addr = self.sessions.get(&h).map(|s| s.addr.to_string()).unwrap_or_default();
+            self.log(clock, format!("-- failed login from {addr}: wrong password for {}", pending.nick));
+            self.login_failed(clock, h, refuse(RefuseCode::BadPassword, "wrong account password"), out);
+            return;
+        }
+        // Someone may have taken the nickname while the check ran.
+        if self.nicks.contains_key(&key) {
+            self.reply(h, &refuse(RefuseCode::NickTaken, format!("{} is already in use", pending.nick)), out);
+            return;
+        }
+        let account = self.store.account(&key).ok().flatten();
+        let operator = account.as_ref().is_some_and(|a| a.operator);
+        self.finish_login(clock, h, pending, Some((key, operator)), out);
+    }
+
+    fn login_failed(&mut self, clock: Clock, h: ConnectionHandle, msg: ServerMsg, out: &mut impl Outlet) {
+        let Some(session) = self.sessions.get_mut(&h) else { return };
+        session.login_failures += 1;
+        let (ip, attempts) = (session.addr.ip(), session.login_failures);
+        self.failures.fail(ip, clock.now);
+        self.reply(h, &msg, out);
+        if attempts >= MAX_LOGIN_ATTEMPTS {
+            if let Some(s) = self.sessions.get_mut(&h) {
+                s.gone = true;
+            }
+            out.close(h, close::LOGIN_FAILED, "too many failed logins");
+        }
+    }
+
+    fn finish_login(
+        &mut self,
+        clock: Clock,
+        h: ConnectionHandle,
+        pending: PendingLogin,
+        account: Option<(String, bool)>,
+        out: &mut impl Outlet,
+    ) {
+        let key = fold(&pending.nick);
+        let Some(session) = self.sessions.get_mut(&h) else { return };
+        let addr = session.addr;
+        self.failures.succeed(addr.ip());
+        session.nick = Some(pending.nick.clone());
+        session.operator = account.as_ref().is_some_and(|(_, op)| *op);
+        session.account = account.as_ref().map(|(k, _)| k.clone());
+        let operator = session.operator;
+        self.nicks.insert(key, h);
+        let role = if operator {
+            " (operator)"
+        } else if account.is_some() {
+            " (account)"
+        } else {
+            ""
+        };
+        self.log(clock, format!("-- {}{role} logged in from {addr}", pending.nick));
+        let welcome = ServerMsg::Welcome {
+            nick: pending.nick,
+            server_name: self.settings.server_name.clone(),
+            motd: self.settings.motd.clone(),
+            operator,
+        };
+        self.reply(h, &welcome, out);
+        if pending.resume.is_empty() {
+            self.enter_room(clock, h, LOBBY, None, out);
+        } else {
+            for (room, since) in pending.resume.into_iter().take(MAX_RESUME) {
+                if let Ok(room) = room_name(&room) {
+                    self.enter_room(clock, h, &room, Some(since), out);
+                }
+            }
+        }
+        if let Some((account, _)) = account {
+            self.send_stored_privates(h, &account, pending.private_since, out);
+        }
+    }
+
+    /// Private messages kept for an account since `after`.
+    fn send_stored_privates(&mut self, h: ConnectionHandle, account: &str, after: u64, out: &mut impl Outlet) {
+        let privates = match self.store.privates_after(account, after, 1000) {
+            Ok(p) => p,
+            Err(e) => {
+                let clock = self.clock;
+                self.announce(clock, format!("!! private messages for {account}: {e}"));
+                return;
+            }
+        };
+        for p in privates {
+            let history = p.id <= after;
+            let msg = ServerMsg::Private {
+                id: 0,
+                seq: p.id,
+                from: p.from,
+                to: p.to,
+                text: p.text,
+                time_ms: p.time_ms,
+                history,
+            };
+            if out.send(h, &msg.to_bytes()).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2id_round_trip() {
+        let hash = hash_password("hunter2").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("hunter2", &hash));
+        assert!(!verify_password("hunter3", &hash));
+        assert!(!verify_password("hunter2", "not a hash"));
+    }
+}
