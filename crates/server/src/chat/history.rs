@@ -139,8 +139,7 @@ impl ChatServer {
             None => return,
         };
         for room in rooms {
-            loop {
-                let Some(&cursor) = self.rooms.get(&room).and_then(|r| r.lagging.get(&h)) else { break };
+            while let Some(&cursor) = self.rooms.get(&room).and_then(|r| r.lagging.get(&h)) {
                 let lines = match self.store.lines_after(&room, cursor, CATCH_UP_BATCH) {
                     Ok(lines) => lines,
                     Err(e) => {
