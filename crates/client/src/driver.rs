@@ -156,6 +156,10 @@ impl Driver {
                 self.outbox.push_back(msg);
             }
             Request::Login(nick) => self.nick = nick,
+            Request::History { room, count } => {
+                let before = self.seen.history_before(&room);
+                self.outbox.push_back(ClientMsg::History { room, before, limit: count });
+            }
             Request::Quit(reason) => self.quitting = Some(reason),
         }
     }
@@ -288,7 +292,10 @@ impl Driver {
     /// reconnect or catch-up seam are not).
     fn is_new(&mut self, msg: &ServerMsg) -> bool {
         match msg {
-            ServerMsg::Line(line) if !line.history => self.seen.line(&line.room, line.seq),
+            ServerMsg::Line(line) => {
+                self.seen.shown(&line.room, line.seq);
+                line.history || self.seen.line(&line.room, line.seq)
+            }
             ServerMsg::Private { seq, history: false, from, .. } if *from != self.nick => self.seen.private(*seq),
             ServerMsg::Joined { room, head, .. } => {
                 self.seen.joined(room, *head);

@@ -58,6 +58,7 @@ pub const HELP: &str = "\
 /me ACTION           say an action (* ana waves)
 /msg NICK TEXT       private message
 /topic [TEXT]        show or set the room's topic
+/history [N]         N earlier lines of the room (default 50)
 /kick NICK [why]     remove someone from the room (operators)
 /ban NICK|ADDR [why] ban a nickname or address (operators)
 /quit [why] or QUIT  leave the server

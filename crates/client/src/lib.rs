@@ -120,6 +120,11 @@ pub(crate) enum Request {
     Send(ClientMsg),
     /// Log in again with another nickname after a refusal.
     Login(String),
+    /// Older lines of a room, continuing from the oldest one shown.
+    History {
+        room: String,
+        count: u64,
+    },
     Quit(String),
 }
 
@@ -198,7 +203,10 @@ impl Client {
             Input::Who(room) => ClientMsg::Who { room },
             Input::Nick(nick) => ClientMsg::Nick { nick },
             Input::Topic { room, topic } => ClientMsg::Topic { room, topic },
-            Input::History { room, count } => ClientMsg::History { room, before: 0, limit: count },
+            Input::History { room, count } => {
+                let _ = self.requests.send(Request::History { room, count }).await;
+                return None;
+            }
             Input::Kick { room, nick, reason } => ClientMsg::Kick { room, nick, reason },
             Input::Ban { target, reason } => ClientMsg::Ban { target, reason },
             Input::Help | Input::Nothing => return None,

@@ -34,6 +34,8 @@ impl RoomSeen {
 #[derive(Debug, Default)]
 pub struct Seen {
     rooms: HashMap<String, RoomSeen>,
+    /// The oldest line shown per room, where /history continues from.
+    oldest: HashMap<String, u64>,
     /// The newest stored private message received.
     pub private_since: u64,
 }
@@ -48,6 +50,18 @@ impl Seen {
 
     pub fn parted(&mut self, room: &str) {
         self.rooms.remove(room);
+        self.oldest.remove(room);
+    }
+
+    /// Any line shown (history included), for paging backwards.
+    pub fn shown(&mut self, room: &str, seq: u64) {
+        let oldest = self.oldest.entry(room.to_owned()).or_insert(seq);
+        *oldest = (*oldest).min(seq);
+    }
+
+    /// Where a /history request should continue from (0: the newest).
+    pub fn history_before(&self, room: &str) -> u64 {
+        self.oldest.get(room).copied().unwrap_or(0)
     }
 
     /// A live or caught-up line: true if it is new and should be shown.
