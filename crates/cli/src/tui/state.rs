@@ -99,6 +99,16 @@ impl Buffer {
     }
 
     fn push(&mut self, item: Item) {
+        // A page of /history is older than what is shown: it goes above
+        // the newer lines (by time), not at the bottom.
+        if item.history && self.lines.back().is_some_and(|last| last.time_ms > item.time_ms) {
+            let at = self.lines.partition_point(|l| l.time_ms <= item.time_ms);
+            self.lines.insert(at, item);
+            if self.lines.len() > SCROLLBACK {
+                self.lines.pop_front();
+            }
+            return;
+        }
         self.lines.push_back(item);
         if self.lines.len() > SCROLLBACK {
             self.lines.pop_front();

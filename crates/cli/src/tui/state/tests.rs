@@ -330,3 +330,22 @@ fn mentions_are_words() {
     assert!(mentions("hi ana!", "Ana"));
     assert!(!mentions("banana", "ana"));
 }
+
+#[test]
+fn history_pages_go_above_newer_lines() {
+    let mut b = Buffer::new(Some("r".into()));
+    let at = |t: u64, text: &str, history: bool| Item {
+        time_ms: t,
+        room: Some("r".into()),
+        nick: Some("bob".into()),
+        text: text.into(),
+        kind: Kind::Chat,
+        history,
+    };
+    b.push(at(100, "new", false));
+    b.push(at(200, "newer", false));
+    b.push(at(50, "old", true));
+    b.push(at(60, "older page, later line", true));
+    let texts: Vec<_> = b.lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, vec!["old", "older page, later line", "new", "newer"]);
+}
