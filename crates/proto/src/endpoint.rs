@@ -625,7 +625,19 @@ impl Endpoint {
     /// for [`Event::Writable`]), or when the session is closing.
     pub fn send(&mut self, h: ConnectionHandle, msg: &[u8]) -> Result<(), SendError> {
         let conn = self.conn_mut(h).ok_or(SendError::UnknownConnection)?;
-        conn.send(msg)?;
+        conn.send(msg, false)?;
+        self.refresh(h.index);
+        Ok(())
+    }
+
+    /// Queues a small reply (an acknowledgement, an error) that should not
+    /// be refused just because bulk data filled the send buffer: it may use
+    /// a reserve up to twice the buffer size. Past that it is `Blocked`
+    /// like any message, so a peer that never reads still costs bounded
+    /// memory.
+    pub fn send_reply(&mut self, h: ConnectionHandle, msg: &[u8]) -> Result<(), SendError> {
+        let conn = self.conn_mut(h).ok_or(SendError::UnknownConnection)?;
+        conn.send(msg, true)?;
         self.refresh(h.index);
         Ok(())
     }

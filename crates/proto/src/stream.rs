@@ -52,6 +52,12 @@ impl SendStream {
         self.buf.len() + len + 8 <= self.limit
     }
 
+    /// Room under the hard limit (twice the soft one), which replies may
+    /// use so that a full queue of bulk data never swallows them.
+    pub fn has_reserve_for(&self, len: usize) -> bool {
+        self.buf.len() + len + 8 <= self.limit.saturating_mul(2)
+    }
+
     /// Appends one framed message. The caller checked size and room.
     pub fn push_message(&mut self, msg: &[u8]) {
         let mut header = Vec::with_capacity(8);

@@ -81,6 +81,9 @@ impl Outlet for EndpointOutlet<'_> {
     fn send(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError> {
         self.endpoint.send(to, bytes)
     }
+    fn send_reply(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError> {
+        self.endpoint.send_reply(to, bytes)
+    }
     fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str) {
         self.endpoint.close(self.now, h, code, reason);
     }

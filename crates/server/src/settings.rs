@@ -39,7 +39,8 @@ pub struct Settings {
     pub max_sessions: usize,
     pub max_sessions_per_address: usize,
     pub max_rooms: usize,
-    /// Bytes queued for one session before it is dropped as too slow.
+    /// Bytes queued for one session before live lines stop and it is fed
+    /// from the store instead.
     pub send_queue_bytes: usize,
     pub idle_timeout_secs: u64,
     /// Seconds a session may take to log in.
@@ -63,7 +64,7 @@ pub struct Settings {
     /// Cap on the history database's size; past it, new lines are refused
     /// as on a full disk. None: no cap.
     pub max_database_mb: Option<u64>,
-    /// Lines each room keeps (None: all).
+    /// Lines each room keeps (0: all).
     pub history_max_lines: Option<u64>,
     /// Days each room keeps lines (None: forever).
     pub history_max_age_days: Option<u64>,
@@ -183,9 +184,6 @@ impl Settings {
         }
         if self.history_on_join > 1000 || self.history_page_max == 0 || self.history_page_max > 1000 {
             return invalid("history_on_join / history_page_max", "must be at most 1000 (history_page_max at least 1)");
-        }
-        if self.history_max_lines == Some(0) || self.rooms.values().any(|r| r.max_lines == Some(0)) {
-            return invalid("history_max_lines / rooms.*.max_lines", "must be at least 1 (leave it out for no limit)");
         }
         if self.server_name.trim().is_empty() {
             return invalid("server_name", "must not be empty");

@@ -264,14 +264,19 @@ impl Connection {
         ConnectionStats { rtt: self.rtt.smoothed(), congestion_window: self.cc.window(), ..self.stats }
     }
 
-    pub(crate) fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+    pub(crate) fn send(&mut self, msg: &[u8], reserve: bool) -> Result<(), SendError> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
         if msg.len() > MAX_MESSAGE_SIZE {
             return Err(SendError::TooLarge { size: msg.len(), max: MAX_MESSAGE_SIZE });
         }
-        if !self.send_stream.has_room_for(msg.len()) {
+        let room = if reserve {
+            self.send_stream.has_reserve_for(msg.len())
+        } else {
+            self.send_stream.has_room_for(msg.len())
+        };
+        if !room {
             self.blocked = true;
             return Err(SendError::Blocked);
         }

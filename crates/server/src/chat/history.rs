@@ -73,6 +73,8 @@ impl ChatServer {
                 self.pump(h, out);
             }
             Some(_) => {}
+            // Already a member: the client has the room's lines.
+            None if !new => {}
             None => {
                 let recent = self.settings.history_on_join;
                 self.send_history(h, room, 0, recent, out);
@@ -173,7 +175,8 @@ impl ChatServer {
     fn retention(&self, room: &str) -> Retention {
         let day_ms = 86_400_000u64;
         let specific = self.settings.rooms.get(room);
-        let max_lines = specific.and_then(|r| r.max_lines).or(self.settings.history_max_lines);
+        // 0 means no limit (so a room can opt out of a server-wide one).
+        let max_lines = specific.and_then(|r| r.max_lines).or(self.settings.history_max_lines).filter(|&n| n > 0);
         let max_age_days = specific.and_then(|r| r.max_age_days).or(self.settings.history_max_age_days);
         Retention { max_lines, max_age_ms: max_age_days.map(|d| d.saturating_mul(day_ms)) }
     }

@@ -152,7 +152,10 @@ impl ChatServer {
     pub fn verified(&mut self, clock: Clock, h: ConnectionHandle, ok: bool, out: &mut impl Outlet) {
         self.clock = clock;
         self.verifying = self.verifying.saturating_sub(1);
-        let Some(pending) = self.sessions.get_mut(&h).and_then(|s| s.verifying.take()) else { return };
+        // The session may have ended (timeout, ban, shutdown) meanwhile.
+        let Some(pending) = self.sessions.get_mut(&h).filter(|s| !s.gone).and_then(|s| s.verifying.take()) else {
+            return;
+        };
         let key = fold(&pending.nick);
         if !ok {
             let addr = self.sessions.get(&h).map(|s| s.addr.to_string()).unwrap_or_default();
@@ -241,7 +244,8 @@ impl ChatServer {
             }
         };
         for p in privates {
-            let history = p.id <= after;
+            // Missed while away: shown as new, not as history.
+            let history = false;
             let msg = ServerMsg::Private {
                 id: 0,
                 seq: p.id,

@@ -57,6 +57,11 @@ pub(crate) fn clean_reason(reason: &str) -> String {
 pub trait Outlet {
     /// Queues a message; `Blocked` means the session's queue is full.
     fn send(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError>;
+    /// Queues a reply to the session's own request, which may use a
+    /// bounded reserve beyond a full queue.
+    fn send_reply(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError> {
+        self.send(to, bytes)
+    }
     fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str);
 }
 
@@ -331,10 +336,11 @@ impl ChatServer {
         }
     }
 
-    /// A reply to one session. If its queue is full the reply is dropped
-    /// (room lines it misses come back through its lag cursor).
+    /// A reply to one session. It may use the queue's reserve; only a
+    /// session that reads nothing at all for long loses replies (its room
+    /// lines still come back through its lag cursor).
     pub(crate) fn reply(&mut self, h: ConnectionHandle, msg: &ServerMsg, out: &mut impl Outlet) {
-        let _ = out.send(h, &msg.to_bytes());
+        let _ = out.send_reply(h, &msg.to_bytes());
     }
 
     /// Stores everything accepted since the last commit in one transaction,
@@ -378,7 +384,10 @@ impl ChatServer {
                 time_ms: p.time_ms,
                 history: false,
             };
-            if let Some(&target) = self.nicks.get(&p.recipient) {
+            // The account holder may be online under another nickname.
+            let target =
+                self.sessions.iter().find(|(_, s)| s.account.as_deref() == Some(&p.recipient)).map(|(h, _)| *h);
+            if let Some(target) = target {
                 self.reply(target, &msg, out);
             }
             self.reply(sender.sender, &ServerMsg::Ack { id: sender.id, room: String::new(), seq: p.id }, out);

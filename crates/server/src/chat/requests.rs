@@ -198,6 +198,7 @@ impl ChatServer {
         }
         if let Some(r) = self.rooms.get_mut(&name) {
             r.members.remove(&h);
+            r.lagging.remove(&h);
         }
         self.reply(h, &ServerMsg::Parted { room: name.clone() }, out);
         self.log(clock, format!("-- {nick} left #{name}"));
@@ -221,6 +222,21 @@ impl ChatServer {
         if self.nicks.get(&new_key).is_some_and(|&owner| owner != h) || self.banned_nicks.contains(&new_key) {
             self.reply(h, &error(0, ErrorCode::NickTaken, format!("{nick} is not available")), out);
             return;
+        }
+        // A registered nickname belongs to its account: only a session
+        // logged in to that account may take it.
+        let own_account = self.sessions.get(&h).and_then(|s| s.account.clone());
+        match self.store.account(&new_key) {
+            Ok(Some(_)) if own_account.as_deref() != Some(new_key.as_str()) => {
+                let text = format!("{nick} is registered; log in with its password to use it");
+                self.reply(h, &error(0, ErrorCode::NickTaken, text), out);
+                return;
+            }
+            Err(e) => {
+                self.reply(h, &error(0, ErrorCode::StorageFailed, format!("cannot check {nick}: {e}")), out);
+                return;
+            }
+            _ => {}
         }
         self.nicks.remove(&old_key);
         self.nicks.insert(new_key, h);

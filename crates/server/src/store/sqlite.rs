@@ -306,8 +306,11 @@ impl Store for SqliteStore {
         let n = self
             .conn
             .execute(
+                // The newest line always stays: it carries the room's
+                // numbering across restarts (clients resume from it).
                 "DELETE FROM lines WHERE room = ?1 AND seq IN (SELECT seq FROM lines WHERE room = ?1 \
-                 AND (seq < ?2 OR time_ms < ?3) ORDER BY seq LIMIT ?4)",
+                 AND (seq < ?2 OR time_ms < ?3) \
+                 AND seq < (SELECT MAX(seq) FROM lines WHERE room = ?1) ORDER BY seq LIMIT ?4)",
                 params![room, cutoff_seq, min_time, batch as i64],
             )
             .map_err(sqlite_error)?;
