@@ -1,82 +1,18 @@
 //! End-to-end tests that need a client the library would never be: one
 //! that sends text that is not UTF-8, one that throws garbage datagrams at
 //! the server, and one that stops reading. Built directly on the protocol
-//! endpoint and a plain UDP socket.
+//! endpoint and a plain UDP socket (`common/raw.rs`).
 
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use common::raw::RawClient;
 use common::{ServerProc, expect, login};
 use udpchat_client::ClientEvent;
 use udpchat_client::chat::{ClientMsg, ErrorCode, NoticeKind, ServerMsg};
 use udpchat_proto::coding::Writer;
-use udpchat_proto::{ClientConfig, ConnectionHandle, Endpoint, Event};
-
-/// A protocol client driven by hand, with a blocking socket.
-struct RawClient {
-    socket: UdpSocket,
-    endpoint: Endpoint,
-    h: ConnectionHandle,
-    buf: Vec<u8>,
-    reading: bool,
-}
-
-impl RawClient {
-    fn connect(server: SocketAddr) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        let mut endpoint = Endpoint::new([7; 32], None).unwrap();
-        let h = endpoint.connect(Instant::now(), server, ClientConfig::default()).unwrap();
-        Self { socket, endpoint, h, buf: Vec::new(), reading: true }
-    }
-
-    /// Runs the protocol for up to `span`, returning decoded server messages.
-    fn pump(&mut self, span: Duration) -> Vec<ServerMsg> {
-        let mut out = Vec::new();
-        let until = Instant::now() + span;
-        let mut rx = vec![0u8; 2048];
-        while Instant::now() < until {
-            let now = Instant::now();
-            self.endpoint.handle_timeout(now);
-            while let Some(t) = self.endpoint.poll_transmit(now, 1, &mut self.buf) {
-                let _ = self.socket.send_to(&self.buf[..t.size], t.destination);
-            }
-            while let Some((_, e)) = self.endpoint.poll_event() {
-                if let Event::Message(m) = e {
-                    out.push(ServerMsg::decode(&m).expect("server speaks the protocol"));
-                }
-            }
-            if self.reading {
-                if let Ok((n, from)) = self.socket.recv_from(&mut rx) {
-                    self.endpoint.handle(Instant::now(), from, &rx[..n]);
-                }
-            } else {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        out
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.endpoint.send(self.h, bytes).unwrap();
-    }
-
-    fn login(&mut self, nick: &str) {
-        self.pump(Duration::from_millis(300));
-        let login = ClientMsg::Login {
-            nick: nick.into(),
-            server_password: String::new(),
-            account_password: String::new(),
-            resume: Vec::new(),
-            private_since: 0,
-        };
-        self.send(&login.to_bytes());
-        let got = self.pump(Duration::from_millis(500));
-        assert!(got.iter().any(|m| matches!(m, ServerMsg::Welcome { .. })), "{got:?}");
-    }
-}
 
 #[test]
 fn invalid_utf8_gets_its_error_and_the_session_keeps_working() {

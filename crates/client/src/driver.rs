@@ -41,6 +41,38 @@ pub(crate) struct Driver {
     end_reason: Option<String>,
     /// What each room has shown, for resuming and de-duplication.
     seen: Seen,
+    /// Loss injected on purpose (`ClientOptions::drop_rate`).
+    loss: Loss,
+}
+
+/// Drops a fraction of datagrams for tests and benchmarks. A xorshift64*
+/// generator: statistical quality is plenty for this, and it costs a few
+/// nanoseconds per datagram, so the aid does not slow what it measures.
+struct Loss {
+    rate: f64,
+    state: u64,
+}
+
+impl Loss {
+    fn new(rate: f64) -> Self {
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&random_seed()[..8]);
+        let seed = u64::from_le_bytes(seed);
+        // Zero is xorshift's one fixed point.
+        Self { rate, state: seed | 1 }
+    }
+
+    fn drop(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return false;
+        }
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let x = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        // The top 53 bits as a uniform value in [0, 1).
+        ((x >> 11) as f64 / (1u64 << 53) as f64) < self.rate
+    }
 }
 
 fn random_seed() -> [u8; 32] {
@@ -77,6 +109,7 @@ impl Driver {
         let known_hosts = options.known_hosts.as_deref().map(KnownHosts::load).transpose()?;
         let endpoint = Endpoint::new(random_seed(), None).expect("default client config is valid");
         let rooms = options.rooms.iter().cloned().collect();
+        let loss = Loss::new(options.drop_rate);
         Ok(Self {
             nick: options.nick.clone(),
             options,
@@ -93,6 +126,7 @@ impl Driver {
             quitting: None,
             end_reason: None,
             seen: Seen::default(),
+            loss,
         })
     }
 
@@ -239,6 +273,9 @@ impl Driver {
             }
             let now = Instant::now();
             while let Some(t) = self.endpoint.poll_transmit(now, 1, &mut out) {
+                if self.loss.drop() {
+                    continue;
+                }
                 // A failed send is a lost datagram; the protocol recovers.
                 let _ = self.socket.send_to(&out[..t.size], t.destination).await;
             }
@@ -254,10 +291,14 @@ impl Driver {
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, from)) = r {
-                        self.endpoint.handle(Instant::now(), from, &buf[..n]);
+                        if !self.loss.drop() {
+                            self.endpoint.handle(Instant::now(), from, &buf[..n]);
+                        }
                         // Drain whatever else is already queued on the socket.
                         while let Ok((n, from)) = self.socket.try_recv_from(&mut buf) {
-                            self.endpoint.handle(Instant::now(), from, &buf[..n]);
+                            if !self.loss.drop() {
+                                self.endpoint.handle(Instant::now(), from, &buf[..n]);
+                            }
                         }
                     }
                 }
@@ -329,6 +370,13 @@ impl Driver {
                     }
                     let _ = self.endpoint.send(h, &ClientMsg::Join { room }.to_bytes());
                 }
+            }
+            // The server is busy, or this address must wait: end this
+            // session; with `reconnect`, a later attempt may succeed.
+            ServerMsg::LoginRefused { code: RefuseCode::ServerFull | RefuseCode::TooManyAttempts, text }
+                if self.options.reconnect =>
+            {
+                return Some(text.clone());
             }
             ServerMsg::LoginRefused { code, text }
                 // A taken or invalid nickname can be retried with another;

@@ -50,6 +50,10 @@ pub struct ClientOptions {
     pub reconnect: bool,
     /// Rooms to join after logging in, besides the lobby.
     pub rooms: Vec<String>,
+    /// A test and benchmark aid: the fraction (0.0 to 1.0) of datagrams
+    /// this client drops on purpose, received and sent alike, to show
+    /// delivery under loss (`udpchat bench --drop`). 0.0 for real use.
+    pub drop_rate: f64,
 }
 
 impl ClientOptions {
@@ -63,6 +67,7 @@ impl ClientOptions {
             known_hosts: None,
             reconnect: false,
             rooms: Vec::new(),
+            drop_rate: 0.0,
         }
     }
 }

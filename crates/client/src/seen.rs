@@ -45,7 +45,14 @@ impl Seen {
     /// it. Keeps what we had if we were already tracking the room (a
     /// resumed join is caught up from there).
     pub fn joined(&mut self, room: &str, head: u64) {
-        self.rooms.entry(room.to_owned()).or_insert(RoomSeen { upto: head, own: BTreeSet::new() });
+        let r = self.rooms.entry(room.to_owned()).or_insert(RoomSeen { upto: head, own: BTreeSet::new() });
+        // The server's history ends before what we saw (restored from a
+        // backup, or lost its last moments): its numbers will be reused,
+        // so follow the server rather than hide its new lines.
+        if head < r.upto {
+            r.upto = head;
+            r.own.retain(|&s| s <= head);
+        }
     }
 
     pub fn parted(&mut self, room: &str) {
@@ -136,6 +143,10 @@ mod tests {
         // A rejoin keeps the position; a part forgets it.
         s.joined("r", 50);
         assert_eq!(s.resume(), vec![("r".into(), 12)]);
+        // A server whose history ends earlier wins: its next lines show.
+        s.joined("r", 5);
+        assert!(s.line("r", 6));
+        s.joined("r", 6);
         s.parted("r");
         assert!(s.resume().is_empty());
     }

@@ -5,7 +5,10 @@
 
 #![allow(dead_code)] // each test file uses part of this
 
-use std::io::{BufRead, BufReader, Write};
+pub mod raw;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use udpchat_client::chat::ServerMsg;
 use udpchat_client::{Client, ClientEvent, ClientOptions};
+use udpchat_server::store::{SqliteStore, Store, StoredLine};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_udpchat");
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -88,6 +92,22 @@ impl ServerProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Starts a server again on `dir` (from [`kill`](Self::kill)) and the
+    /// same port, so clients that pinned its key find it where it was.
+    pub fn restart(dir: tempfile::TempDir, port: u16, config: &str, args: &[&str]) -> Self {
+        let listen = format!("127.0.0.1:{port}");
+        let mut all = vec!["--listen", listen.as_str()];
+        all.extend_from_slice(args);
+        let server = Self::start_in(dir, config, &all, &[]);
+        assert_eq!(server.port, port);
+        server
+    }
+
+    /// The server's data directory (`--data-dir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     pub fn addr(&self) -> String {
@@ -181,4 +201,59 @@ pub fn lines(events: &[ClientEvent]) -> Vec<(String, String)> {
             _ => None,
         })
         .collect()
+}
+
+/// Every stored line of `room` in the history database under `data_dir`,
+/// read the way `udpchat user` opens it (beside or after a server).
+pub fn stored_lines(data_dir: &Path, room: &str) -> Vec<StoredLine> {
+    let store = SqliteStore::open_admin(data_dir).expect("open the history database");
+    let lines = store.lines_after(room, 0, 1_000_000).expect("read stored lines");
+    assert!(lines.len() < 1_000_000, "more lines than any test writes");
+    lines
+}
+
+/// Registers `name` with `password` through `udpchat user add`, as an
+/// administrator would (it may run while the server does).
+pub fn add_user(data_dir: &Path, name: &str, password: &str, operator: bool) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["user", "add", name]).arg("--data-dir").arg(data_dir).env("UDPCHAT_NEW_PASSWORD", password);
+    if operator {
+        cmd.arg("--operator");
+    }
+    let out = run_bounded(&mut cmd, WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "udpchat user add {name} failed: {stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("registered {name}")));
+}
+
+/// Runs `cmd` to completion with its output captured, killing it (and
+/// failing the test) if it takes longer than `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start udpchat");
+    // Read both pipes on threads so a chatty child never blocks on them.
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for udpchat") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("udpchat {:?} still running after {limit:?}", cmd.get_args().collect::<Vec<_>>());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }

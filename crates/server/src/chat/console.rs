@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use udpchat_proto::chat::{LineKind, NoticeKind, ServerMsg, close};
+use udpchat_proto::chat::{ErrorCode, LineKind, NoticeKind, ServerMsg, close};
 
 use super::{ChatServer, Clock, Outlet};
 use crate::names::{fold, room_name};
@@ -152,11 +152,15 @@ impl ChatServer {
         out: &mut impl Outlet,
     ) {
         let Ok(room) = room_name(room) else { return };
-        let Some(&target) = self.nicks.get(&fold(nick)) else { return };
-        let removed = self.sessions.get_mut(&target).is_some_and(|s| s.rooms.remove(&room));
-        if !removed {
+        let target = self.nicks.get(&fold(nick)).copied();
+        let removed = target.is_some_and(|t| self.sessions.get_mut(&t).is_some_and(|s| s.rooms.remove(&room)));
+        let Some(target) = target.filter(|_| removed) else {
+            if let Some(&op) = self.nicks.get(&fold(by)) {
+                let text = format!("{nick} is not in #{room}");
+                self.reply(op, &ServerMsg::Error { id: 0, code: ErrorCode::NoSuchNick, text }, out);
+            }
             return;
-        }
+        };
         let shown = self.sessions.get(&target).and_then(|s| s.nick.clone()).unwrap_or_default();
         let reason = super::clean_reason(reason);
         let text = if reason.is_empty() { format!("by {by}") } else { format!("by {by}: {reason}") };

@@ -106,12 +106,25 @@ impl SqliteStore {
     }
 
     fn open_file(path: PathBuf, sync: SyncPolicy, max_mb: Option<u64>, lock: Option<File>) -> Result<Self, StoreError> {
-        let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: path.clone(), detail: e.to_string() };
+        // Only "not a database" and "corrupt" mean the file is bad; other
+        // failures (cannot open, permissions, I/O) must not advise moving a
+        // good file away.
+        let corrupt = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                StoreError::Corrupt { path: path.clone(), detail: e.to_string() }
+            }
+            _ => StoreError::ReadOnly { path: path.clone(), detail: e.to_string() },
+        };
         let conn =
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
                 .map_err(|e| StoreError::ReadOnly { path: path.clone(), detail: e.to_string() })?;
         // Reading the header is where a file that is not a database fails.
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(corrupt)?;
+        // SQLite quietly falls back to read-only when it cannot write.
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            let detail = "opened read-only: the file or its directory is not writable".to_owned();
+            return Err(StoreError::ReadOnly { path, detail });
+        }
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::NewerSchema { path, found: version, known });

@@ -1,0 +1,629 @@
+//! `udpchat bench`: a load generator that measures a chat server from the
+//! outside, the way its users see it. It opens N sessions (each its own
+//! socket and handshake), puts them in R rooms, lets S of them send lines
+//! at a fixed offered rate or as fast as flow control allows, and counts
+//! what every member receives: loss, duplicates, reordering and end-to-end
+//! latency (each line carries its sender, sequence number and send time).
+//!
+//! The same tool drives udpchat and, for comparison in the same run, a
+//! plain-text UDP chat server and an IRC server; one driver module per
+//! kind of target (udpchat.rs, text.rs, irc.rs) does the talking, this
+//! file does the phases: connect, send, drain, report. Every loop stops by
+//! a count and by a time, so a dead server makes a short, honest report
+//! rather than a hung bench.
+
+mod irc;
+mod procfs;
+mod progress;
+mod report;
+mod stats;
+mod text;
+mod udpchat;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::args::BenchArgs;
+use progress::Bar;
+use report::Report;
+use stats::{RecvStats, SendStats};
+
+/// The longest one session may take to connect, log in and join its room.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long sessions get to say goodbye at the end.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Udpchat,
+    Text,
+    Irc,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Udpchat => "udpchat",
+            Kind::Text => "text",
+            Kind::Irc => "irc",
+        }
+    }
+
+    /// Whether the server acknowledges each line (else a sent line counts
+    /// as accepted).
+    fn acks(self) -> bool {
+        self == Kind::Udpchat
+    }
+}
+
+/// `udpchat://HOST:PORT`, `text://HOST:PORT` or `irc://HOST:PORT` (a bare
+/// `HOST:PORT` is udpchat).
+fn parse_target(target: &str) -> anyhow::Result<(Kind, String)> {
+    let (kind, addr) = match target.split_once("://") {
+        Some(("udpchat", a)) => (Kind::Udpchat, a),
+        Some(("text", a)) => (Kind::Text, a),
+        Some(("irc", a)) => (Kind::Irc, a),
+        Some((scheme, _)) => bail!("--target: unknown kind {scheme:?} (udpchat://, text:// or irc://)"),
+        None => (Kind::Udpchat, target),
+    };
+    let addr = addr.trim_end_matches('/');
+    if addr.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+        bail!("--target: expected HOST:PORT after the scheme, got {addr:?}");
+    }
+    Ok((kind, addr.to_owned()))
+}
+
+/// Live counters, for the progress bar and for knowing when the drain is
+/// over. The exact accounting is in [`stats`]; these only move forward.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub connected: AtomicU64,
+    pub failed: AtomicU64,
+    pub sent: AtomicU64,
+    /// Lines whose fate is known: acknowledged, refused or unconfirmed.
+    pub resolved: AtomicU64,
+    pub accepted: AtomicU64,
+    /// Deliveries expected so far (accepted lines times the others in the room).
+    pub expected: AtomicU64,
+    /// Deliveries received, duplicates included.
+    pub delivered: AtomicU64,
+}
+
+impl Progress {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// What every driver needs to know about the run.
+#[derive(Debug)]
+pub struct Ctx {
+    pub kind: Kind,
+    /// `HOST:PORT` of the server.
+    pub addr: String,
+    /// Makes this run's nicknames, rooms and payloads unique, so runs
+    /// against the same server never count each other's lines.
+    pub tag: String,
+    /// Payload send times are nanoseconds since this instant.
+    pub base: Instant,
+    pub rooms: usize,
+    pub size: usize,
+    pub drop: f64,
+    pub window: usize,
+    /// IRC operator name and password (to set user mode +F).
+    pub irc_oper: Option<(String, String)>,
+    pub progress: Progress,
+    marker: String,
+}
+
+impl Ctx {
+    pub fn nick(&self, member: usize) -> String {
+        // Short: IRC servers limit nicknames to 9 characters by default.
+        format!("b{}{member}", self.tag)
+    }
+
+    pub fn room_of(&self, member: usize) -> usize {
+        member % self.rooms
+    }
+
+    pub fn room_name(&self, room: usize) -> String {
+        format!("bench-{}-{room}", self.tag)
+    }
+
+    /// The text of line `seq` of `member`, sent at `at`: marker, sender,
+    /// sequence number and send time, padded to the line size.
+    pub fn payload(&self, member: usize, seq: u64, at: Instant) -> String {
+        let ns = at.saturating_duration_since(self.base).as_nanos();
+        let mut text = format!("{}{member} {seq} {ns} ", self.marker);
+        while text.len() < self.size {
+            text.push('x');
+        }
+        text
+    }
+
+    /// Sender, sequence number and send time of a line of this run, found
+    /// anywhere in `text` (peers may prefix the sender's name).
+    pub fn parse(&self, text: &str) -> Option<(usize, u64, Instant)> {
+        let start = text.find(&self.marker)? + self.marker.len();
+        let mut fields = text[start..].split(' ');
+        let member = fields.next()?.parse().ok()?;
+        let seq = fields.next()?.parse().ok()?;
+        let ns: u64 = fields.next()?.parse().ok()?;
+        Some((member, seq, self.base + Duration::from_nanos(ns)))
+    }
+}
+
+/// One connected session, before its tasks start.
+pub struct Member {
+    pub index: usize,
+    pub room: usize,
+    pub sends: bool,
+    /// When its handshake (or registration, for peers) completed.
+    pub handshake: Instant,
+    conn: Conn,
+}
+
+enum Conn {
+    Udpchat(udpchat::Conn),
+    Text(text::Conn),
+    Irc(irc::Conn),
+}
+
+/// The sending half of a member, whatever the target.
+pub enum LineSender {
+    Udpchat(udpchat::Sender),
+    Text(text::Sender),
+    Irc(irc::Sender),
+}
+
+impl LineSender {
+    /// Waits until flow control lets one more line go.
+    async fn ready(&mut self) {
+        match self {
+            LineSender::Udpchat(s) => s.ready().await,
+            LineSender::Text(_) => {}
+            LineSender::Irc(s) => s.ready().await,
+        }
+    }
+
+    /// Sends one line; false when the session is gone.
+    async fn send(&mut self, text: &str) -> bool {
+        match self {
+            LineSender::Udpchat(s) => s.send(text).await,
+            LineSender::Text(s) => s.send(text).await,
+            LineSender::Irc(s) => s.send(text).await,
+        }
+    }
+}
+
+/// What a started member hands back: its receiving task and, for senders,
+/// the way to send.
+pub struct Started {
+    pub receiver: JoinHandle<RecvStats>,
+    pub sender: Option<LineSender>,
+}
+
+async fn connect(ctx: Arc<Ctx>, index: usize, sends: bool) -> anyhow::Result<Member> {
+    let room = ctx.room_of(index);
+    let (conn, handshake) = match ctx.kind {
+        Kind::Udpchat => {
+            let (c, h) = udpchat::connect(&ctx, index).await?;
+            (Conn::Udpchat(c), h)
+        }
+        Kind::Text => {
+            let (c, h) = text::connect(&ctx, index).await?;
+            (Conn::Text(c), h)
+        }
+        Kind::Irc => {
+            let (c, h) = irc::connect(&ctx, index, sends).await?;
+            (Conn::Irc(c), h)
+        }
+    };
+    Ok(Member { index, room, sends, handshake, conn })
+}
+
+fn start(m: Member, ctx: Arc<Ctx>, room_size: u64, stop: watch::Receiver<bool>) -> Started {
+    let stats = RecvStats::new(m.index, m.room);
+    match m.conn {
+        Conn::Udpchat(c) => udpchat::start(c, ctx, stats, room_size, m.sends, stop),
+        Conn::Text(c) => text::start(c, ctx, stats, m.sends, stop),
+        Conn::Irc(c) => irc::start(c, ctx, stats, m.sends, stop),
+    }
+}
+
+/// Three characters from the OS random generator, for [`Ctx::tag`]: enough
+/// to keep runs apart, short enough for IRC's nine-character nicknames.
+fn run_tag() -> String {
+    let mut bytes = [0u8; 3];
+    // Without randomness, runs against one server could collide; a fixed
+    // tag still works for a single run.
+    let _ = getrandom::getrandom(&mut bytes);
+    bytes.iter().map(|b| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[usize::from(*b) % 36])).collect()
+}
+
+fn validate(args: &BenchArgs, kind: Kind) -> anyhow::Result<()> {
+    if args.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    if args.rooms == 0 || args.rooms > args.clients {
+        bail!("--rooms must be between 1 and --clients");
+    }
+    if !args.idle && (args.senders == 0 || args.senders > args.clients) {
+        bail!("--senders must be between 1 and --clients");
+    }
+    if !(0.0..1.0).contains(&args.drop) {
+        bail!("--drop is a fraction: at least 0 and below 1");
+    }
+    if args.drop > 0.0 && kind == Kind::Irc {
+        bail!("--drop works on datagrams; irc:// runs over TCP, which hides loss in the kernel");
+    }
+    if kind == Kind::Text && args.rooms > 1 {
+        bail!("text:// servers have one room; use --rooms 1");
+    }
+    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+        bail!("--rate must be 0 (as fast as possible) or more");
+    }
+    if !(args.duration > 0.0 && args.duration.is_finite() && args.drain >= 0.0 && args.drain.is_finite()) {
+        bail!("--duration must be above 0 and --drain 0 or more");
+    }
+    if args.size > 400 {
+        // IRC lines are at most 512 bytes with the command and prefix.
+        bail!("--size is at most 400 bytes");
+    }
+    if args.connect_concurrency == 0 {
+        bail!("--connect-concurrency must be at least 1");
+    }
+    if let Some(w) = args.window
+        && (w == 0 || (kind == Kind::Udpchat && w > 900))
+    {
+        // The client library holds at most 1000 requests before sending.
+        bail!("--window must be between 1 and 900");
+    }
+    Ok(())
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let (kind, addr) = parse_target(&args.target)?;
+    validate(&args, kind)?;
+    if let Some(limit) = procfs::open_files_limit()
+        && (args.clients as u64) + 64 > limit
+    {
+        eprintln!(
+            "udpchat bench: warning: {} sessions need as many sockets but only {limit} files may be open; \
+             raise the limit (ulimit -n)",
+            args.clients
+        );
+    }
+    let irc_oper = match &args.irc_oper {
+        Some(s) => {
+            let (n, p) = s.split_once(':').context("--irc-oper is NAME:PASSWORD")?;
+            Some((n.to_owned(), p.to_owned()))
+        }
+        None => None,
+    };
+    let tag = run_tag();
+    let ctx = Arc::new(Ctx {
+        kind,
+        addr,
+        marker: format!("~{tag} "),
+        tag,
+        base: Instant::now(),
+        rooms: args.rooms,
+        size: args.size,
+        drop: args.drop,
+        window: args.window.unwrap_or(match kind {
+            Kind::Udpchat => 64,
+            _ => 10,
+        }),
+        irc_oper,
+        progress: Progress::default(),
+    });
+    let bar = Bar::new();
+    let pid = args.server_pid;
+    let peak_reset = pid.is_some_and(|p| procfs::reset_peak(Some(p)));
+    let server_baseline = pid.and_then(|p| procfs::sample(Some(p)));
+    if pid.is_some() && server_baseline.is_none() {
+        eprintln!("udpchat bench: warning: cannot read /proc for --server-pid; server use is not reported");
+    }
+    let bench_start = procfs::sample(None);
+
+    // Connect: every session its own socket and handshake, a bounded number
+    // at a time (servers rate-limit handshakes per address).
+    let connect_start = Instant::now();
+    let ticker = bar.connecting(ctx.clone(), args.clients as u64);
+    let (mut members, first_error) = connect_all(&ctx, &args).await;
+    ticker.abort();
+    members.sort_by_key(|m| m.index);
+    let setup_done = Instant::now();
+    let failed = args.clients - members.len();
+    if members.is_empty() {
+        bar.finish();
+        bail!("no session could connect: {}", first_error.unwrap_or_default());
+    }
+    let handshakes_done = members.iter().map(|m| m.handshake).max().unwrap_or(setup_done);
+    let server_setup = pid.and_then(|p| procfs::sample(Some(p)));
+
+    let mut room_size = vec![0u64; args.rooms];
+    for m in &members {
+        room_size[m.room] += 1;
+    }
+    let connected = members.len();
+    let sender_count = members.iter().filter(|m| m.sends).count();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    for m in members {
+        let (index, room) = (m.index, m.room);
+        let started = start(m, ctx.clone(), room_size[room], stop_rx.clone());
+        receivers.push(started.receiver);
+        if let Some(s) = started.sender {
+            senders.push((index, room, s));
+        }
+    }
+
+    // Traffic (or, with --idle, nothing) and then the drain.
+    let phase_start = Instant::now();
+    let duration = Duration::from_secs_f64(args.duration);
+    let mut send_stats = Vec::new();
+    let mut send_secs = 0.0;
+    if args.idle {
+        let ticker = bar.holding(duration);
+        tokio::time::sleep(duration).await;
+        ticker.abort();
+    } else {
+        let ticker = bar.sending(ctx.clone(), args.lines);
+        send_stats = send_all(&ctx, &args, senders, &room_size).await;
+        send_secs = phase_start.elapsed().as_secs_f64();
+        ticker.abort();
+        let ticker = bar.draining(ctx.clone());
+        drain(&ctx, Duration::from_secs_f64(args.drain), duration + Duration::from_secs_f64(args.drain)).await;
+        ticker.abort();
+    }
+    let phase_secs = phase_start.elapsed().as_secs_f64();
+    let server_end = pid.and_then(|p| procfs::sample(Some(p)));
+
+    // Stop every member (they say goodbye) and collect what they saw.
+    let _ = stop_tx.send(true);
+    let mut recv_stats = Vec::with_capacity(receivers.len());
+    for r in receivers {
+        recv_stats.push(r.await.context("a receiving task failed")?);
+    }
+    bar.finish();
+    let bench_end = procfs::sample(None);
+
+    let totals = stats::totals(&recv_stats, &send_stats, &room_size, !kind.acks());
+    let report = Report::build(report::Inputs {
+        args: &args,
+        ctx: &ctx,
+        connected,
+        failed,
+        first_error,
+        senders: sender_count,
+        setup_secs: setup_done.duration_since(connect_start).as_secs_f64(),
+        handshake_secs: handshakes_done.duration_since(connect_start).as_secs_f64(),
+        send_secs,
+        phase_secs,
+        phase_start,
+        totals: &totals,
+        server: [server_baseline, server_setup, server_end],
+        peak_reset,
+        bench: [bench_start, bench_end],
+    });
+    if args.json {
+        println!("{}", report.json()?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if connected == 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Connects every member, `--connect-concurrency` at a time. Returns the
+/// members that got in and the first error of those that did not.
+async fn connect_all(ctx: &Arc<Ctx>, args: &BenchArgs) -> (Vec<Member>, Option<String>) {
+    let gate = Arc::new(Semaphore::new(args.connect_concurrency));
+    let mut tasks = JoinSet::new();
+    for index in 0..args.clients {
+        let (ctx, gate) = (ctx.clone(), gate.clone());
+        let sends = !args.idle && index < args.senders;
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await.context("connect gate closed")?;
+            let result = tokio::time::timeout(CONNECT_TIMEOUT, connect(ctx.clone(), index, sends)).await;
+            let member = match result {
+                Ok(r) => r.with_context(|| format!("session {index}")),
+                Err(_) => Err(anyhow::anyhow!("session {index}: not in its room after {CONNECT_TIMEOUT:?}")),
+            };
+            let counter = if member.is_ok() { &ctx.progress.connected } else { &ctx.progress.failed };
+            Progress::add(counter, 1);
+            member
+        });
+    }
+    let mut members = Vec::with_capacity(args.clients);
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(m)) => members.push(m),
+            Ok(Err(e)) => {
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| format!("connect task failed: {e}"));
+            }
+        }
+    }
+    (members, first_error)
+}
+
+/// Runs every sender until its share of the lines is sent or `--duration`
+/// is up, and returns what each sent.
+async fn send_all(
+    ctx: &Arc<Ctx>,
+    args: &BenchArgs,
+    senders: Vec<(usize, usize, LineSender)>,
+    room_size: &[u64],
+) -> Vec<SendStats> {
+    let n = senders.len() as u64;
+    if n == 0 {
+        return Vec::new();
+    }
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs_f64(args.duration);
+    let mut tasks = Vec::new();
+    for (k, (member, room, tx)) in senders.into_iter().enumerate() {
+        let k = k as u64;
+        // The first `lines % n` senders send one more, so the total is exact.
+        let lines = args.lines / n + u64::from(k < args.lines % n);
+        let plan = Plan {
+            member,
+            room,
+            lines,
+            rate: args.rate / n as f64,
+            // Senders take turns within each interval rather than all firing at once.
+            offset: k as f64 / n as f64,
+            t0,
+            deadline,
+            peers: room_size[room].saturating_sub(1),
+        };
+        tasks.push(tokio::spawn(send_lines(ctx.clone(), tx, plan)));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        if let Ok(s) = t.await {
+            out.push(s);
+        }
+    }
+    out
+}
+
+struct Plan {
+    member: usize,
+    room: usize,
+    lines: u64,
+    /// Lines per second for this sender; 0: as fast as flow control allows.
+    rate: f64,
+    /// Where in its interval this sender's lines fall (0 to 1).
+    offset: f64,
+    t0: Instant,
+    deadline: Instant,
+    /// Other members of the room: each accepted line is expected this often.
+    peers: u64,
+}
+
+async fn send_lines(ctx: Arc<Ctx>, mut tx: LineSender, plan: Plan) -> SendStats {
+    let mut sent = 0;
+    for seq in 0..plan.lines {
+        let stamp = if plan.rate > 0.0 {
+            let due = plan.t0 + Duration::from_secs_f64((seq as f64 + plan.offset) / plan.rate);
+            if due >= plan.deadline {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            // Stamped when it was due to be typed (as late as the timer woke
+            // us), before waiting for flow control: a line held back by a
+            // full window is late, and that delay is the server's.
+            Some(Instant::now())
+        } else {
+            None
+        };
+        if Instant::now() >= plan.deadline || tokio::time::timeout_at(plan.deadline.into(), tx.ready()).await.is_err() {
+            break;
+        }
+        // As fast as possible, the window is always full: latency counts
+        // from the moment the line leaves, not from the queue in front.
+        let at = stamp.unwrap_or_else(Instant::now);
+        if !tx.send(&ctx.payload(plan.member, seq, at)).await {
+            break;
+        }
+        sent += 1;
+        Progress::add(&ctx.progress.sent, 1);
+        if !ctx.kind.acks() {
+            Progress::add(&ctx.progress.accepted, 1);
+            Progress::add(&ctx.progress.resolved, 1);
+            Progress::add(&ctx.progress.expected, plan.peers);
+        }
+        // UDP sends rarely wait, so a sender could keep the thread to itself.
+        if sent % 64 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    SendStats { member: plan.member, room: plan.room, sent }
+}
+
+/// After sending: waits until every line's fate is known and every
+/// expected delivery has arrived, or until nothing has arrived for `idle`,
+/// or `limit` has passed.
+async fn drain(ctx: &Ctx, idle: Duration, limit: Duration) {
+    let p = &ctx.progress;
+    let start = Instant::now();
+    let mut last = (u64::MAX, u64::MAX);
+    let mut last_change = start;
+    loop {
+        let now = (Progress::get(&p.delivered), Progress::get(&p.resolved));
+        if now.0 >= Progress::get(&p.expected) && now.1 >= Progress::get(&p.sent) {
+            return;
+        }
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        }
+        if last_change.elapsed() >= idle || start.elapsed() >= limit {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(size: usize) -> Ctx {
+        Ctx {
+            kind: Kind::Text,
+            addr: "127.0.0.1:1".into(),
+            tag: "abc".into(),
+            marker: "~abc ".into(),
+            base: Instant::now(),
+            rooms: 3,
+            size,
+            drop: 0.0,
+            window: 10,
+            irc_oper: None,
+            progress: Progress::default(),
+        }
+    }
+
+    #[test]
+    fn payload_round_trips_with_any_prefix() {
+        let c = ctx(100);
+        let at = c.base + Duration::from_micros(1234);
+        let text = c.payload(7, 42, at);
+        assert_eq!(text.len(), 100);
+        assert_eq!(c.parse(&text), Some((7, 42, at)));
+        assert_eq!(c.parse(&format!("bob: {text}")), Some((7, 42, at)));
+        assert_eq!(c.parse("~abd 7 42 1 xx"), None, "another run's line");
+        assert_eq!(c.parse("~abc 7 x 1"), None);
+        // Shorter than its header: not padded, still whole.
+        assert_eq!(c.parse(&c.payload(1, 2, at)), Some((1, 2, at)));
+        assert_eq!(ctx(5).payload(1, 2, at).split(' ').count(), 5);
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("irc://127.0.0.1:6667").unwrap(), (Kind::Irc, "127.0.0.1:6667".into()));
+        assert_eq!(parse_target("text://[::1]:9/").unwrap(), (Kind::Text, "[::1]:9".into()));
+        assert_eq!(parse_target("127.0.0.1:7667").unwrap(), (Kind::Udpchat, "127.0.0.1:7667".into()));
+        assert!(parse_target("http://x:1").is_err());
+        assert!(parse_target("udpchat://nohost").is_err());
+        assert_eq!(ctx(1).room_of(4), 1);
+    }
+}
