@@ -118,6 +118,7 @@ start_udpchat() {
     # line survives a crash of the server, not a power cut).
     cat >"$dir/udpchat.toml" <<EOF
 rate_per_second = 0
+handshake_per_second = 0
 console_log = false
 history_sync = "normal"
 max_sessions = $((IDLE_CLIENTS + 1000))

@@ -20,7 +20,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use udpchat_proto::{ConnectionHandle, Endpoint, Event, SendError, ServerConfig, ServerKey, TransportConfig};
+use udpchat_proto::{
+    ConnectionHandle, Endpoint, Event, RateLimit, SendError, ServerConfig, ServerKey, TransportConfig,
+};
 
 use crate::chat::{ChatServer, Clock, Outlet};
 use crate::settings::Settings;
@@ -67,6 +69,12 @@ pub fn server_config(settings: &Settings, key: ServerKey) -> ServerConfig {
     };
     config.max_connections = settings.max_sessions;
     config.retry_always = settings.retry_always;
+    let (burst, rate) = match settings.handshake_per_second {
+        0 => (u32::MAX / 2, u32::MAX / 2),
+        rate => (settings.handshake_burst.max(1), rate),
+    };
+    config.handshake_rate = RateLimit { burst, per_second: rate };
+    config.validated_handshake_rate = RateLimit { burst: burst.saturating_mul(4), per_second: rate.saturating_mul(4) };
     config.stateless_reset = settings.stateless_reset;
     config
 }

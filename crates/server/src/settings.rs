@@ -49,6 +49,13 @@ pub struct Settings {
     pub console_log: bool,
     /// Ask every new client to prove its address with a retry cookie.
     pub retry_always: bool,
+    /// New sessions one source address may open at once before it must
+    /// prove itself with a retry cookie (cookie-proven addresses get four
+    /// times as many)...
+    pub handshake_burst: u32,
+    /// ...and per second after that. 0 lifts the limit (for benchmarks
+    /// that open thousands of sessions from one address).
+    pub handshake_per_second: u32,
     /// Tell clients of sessions this server does not know (after a
     /// restart) at once, so they reconnect without waiting out the idle
     /// timeout. Off by default: it answers unauthenticated packets.
@@ -100,6 +107,8 @@ impl Default for Settings {
             login_timeout_secs: 30,
             console_log: true,
             retry_always: false,
+            handshake_burst: 16,
+            handshake_per_second: 8,
             stateless_reset: false,
             history_on_join: 50,
             history_page_max: 200,
