@@ -13,6 +13,7 @@ use udpchat_proto::chat::{ClientMsg, Line, LineKind, NoticeKind, RefuseCode, Ser
 use udpchat_proto::{ClientConfig, CloseReason, ConnectionHandle, Endpoint, Event, SendError, code};
 
 use crate::known_hosts::KnownHosts;
+use crate::loss::Loss;
 use crate::seen::Seen;
 use crate::{ClientError, ClientEvent, ClientOptions, Request};
 
@@ -45,37 +46,7 @@ pub(crate) struct Driver {
     loss: Loss,
 }
 
-/// Drops a fraction of datagrams for tests and benchmarks. A xorshift64*
-/// generator: statistical quality is plenty for this, and it costs a few
-/// nanoseconds per datagram, so the aid does not slow what it measures.
-struct Loss {
-    rate: f64,
-    state: u64,
-}
-
-impl Loss {
-    fn new(rate: f64) -> Self {
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&random_seed()[..8]);
-        let seed = u64::from_le_bytes(seed);
-        // Zero is xorshift's one fixed point.
-        Self { rate, state: seed | 1 }
-    }
-
-    fn drop(&mut self) -> bool {
-        if self.rate <= 0.0 {
-            return false;
-        }
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let x = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        // The top 53 bits as a uniform value in [0, 1).
-        ((x >> 11) as f64 / (1u64 << 53) as f64) < self.rate
-    }
-}
-
-fn random_seed() -> [u8; 32] {
+pub(crate) fn random_seed() -> [u8; 32] {
     let mut seed = [0u8; 32];
     // The OS RNG failing is not something a chat client can work around.
     getrandom::getrandom(&mut seed).expect("operating system random number generator");

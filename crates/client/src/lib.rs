@@ -15,6 +15,7 @@
 //! ```
 
 mod driver;
+pub mod loss;
 mod seen;
 pub use driver::wait_for;
 pub mod input;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
+use udpchat_client::loss::Loss;
 
 use super::stats::RecvStats;
 use super::{Ctx, LineSender, Progress, Started};
@@ -23,33 +24,6 @@ const LOGIN_WAIT: Duration = Duration::from_millis(500);
 
 pub struct Conn {
     socket: Arc<UdpSocket>,
-}
-
-/// Drops a fraction of datagrams (`--drop`), like the client library's
-/// hook: xorshift64*, cheap enough not to disturb what it measures.
-pub struct Loss {
-    rate: f64,
-    state: u64,
-}
-
-impl Loss {
-    pub fn new(rate: f64) -> Self {
-        let mut seed = [0u8; 8];
-        // A fixed seed is fine if the OS has no randomness: loss stays uniform.
-        let _ = getrandom::getrandom(&mut seed);
-        Self { rate, state: u64::from_le_bytes(seed) | 1 }
-    }
-
-    pub fn drop(&mut self) -> bool {
-        if self.rate <= 0.0 {
-            return false;
-        }
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let x = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        ((x >> 11) as f64 / (1u64 << 53) as f64) < self.rate
-    }
 }
 
 pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)> {
