@@ -491,6 +491,17 @@ impl Endpoint {
 
     /// Updates a session's timer and send-queue membership after anything
     /// touched it, and frees it once it is drained.
+    /// Queues a session for `poll_transmit`. Queueing a message changes no
+    /// deadline (they move when packets leave, in `poll_transmit`), so this
+    /// is all a send needs: on a fan-out it runs once per recipient.
+    fn mark_ready(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        if !slot.in_ready {
+            slot.in_ready = true;
+            self.ready.push_back(index);
+        }
+    }
+
     fn refresh(&mut self, index: u32) {
         let slot = &mut self.slots[index as usize];
         let Some(conn) = &slot.conn else { return };
@@ -519,10 +530,7 @@ impl Endpoint {
                 self.timers.push(Reverse((t, index, slot.generation)));
             }
         }
-        if !slot.in_ready {
-            slot.in_ready = true;
-            self.ready.push_back(index);
-        }
+        self.mark_ready(index);
         // Stale heap entries are skipped when popped; rebuild if they pile up.
         if self.timers.len() > 4 * self.live + 1024 {
             self.timers = self
@@ -626,7 +634,7 @@ impl Endpoint {
     pub fn send(&mut self, h: ConnectionHandle, msg: &[u8]) -> Result<(), SendError> {
         let conn = self.conn_mut(h).ok_or(SendError::UnknownConnection)?;
         conn.send(msg, false)?;
-        self.refresh(h.index);
+        self.mark_ready(h.index);
         Ok(())
     }
 
@@ -638,7 +646,7 @@ impl Endpoint {
     pub fn send_reply(&mut self, h: ConnectionHandle, msg: &[u8]) -> Result<(), SendError> {
         let conn = self.conn_mut(h).ok_or(SendError::UnknownConnection)?;
         conn.send(msg, true)?;
-        self.refresh(h.index);
+        self.mark_ready(h.index);
         Ok(())
     }
 

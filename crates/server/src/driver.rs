@@ -242,7 +242,8 @@ impl Server {
     fn process_events(&mut self, output: &mut (dyn Write + Send)) -> io::Result<()> {
         let clock = Clock::system();
         while let Some((h, event)) = self.endpoint.poll_event() {
-            let addr = self.endpoint.remote_address(h);
+            // Only a new session needs its address.
+            let addr = matches!(event, Event::Connected { .. }).then(|| self.endpoint.remote_address(h)).flatten();
             let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: clock.now };
             match event {
                 Event::Connected { .. } => {
