@@ -100,3 +100,18 @@ async fn restart_scenario(config: &str) {
     ana.say("rust", "back again").await;
     expect(&mut ana_ev, "the ack", |e| matches!(e, ClientEvent::Delivered { .. })).await;
 }
+
+/// On the default dual-stack socket, IPv4 clients arrive as
+/// ::ffff:a.b.c.d; banning a.b.c.d must still close them.
+#[tokio::test]
+async fn banning_an_ipv4_address_works_on_a_dual_stack_socket() {
+    let mut server = ServerProc::start("", &["--console", "on", "--listen", "[::]:0"], &[]);
+    let (_ana, mut ana_ev) = login(server.options("ana")).await;
+    server.wait_line(|l| l.contains("ana logged in from 127.0.0.1:"));
+    server.type_line("/ban 127.0.0.1 testing");
+    let seen = expect(&mut ana_ev, "the client to stop", |e| matches!(e, ClientEvent::Closed { .. })).await;
+    assert!(
+        seen.iter().any(|e| matches!(e, ClientEvent::Disconnected { reason, .. } if reason.contains("banned"))),
+        "{seen:?}"
+    );
+}

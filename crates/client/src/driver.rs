@@ -319,6 +319,8 @@ impl Driver {
             }
             ServerMsg::Ack { room, seq, .. } if !room.is_empty() => {
                 self.seen.acked(room, *seq);
+                // Our own lines are shown too: /history continues below them.
+                self.seen.shown(room, *seq);
                 true
             }
             _ => true,

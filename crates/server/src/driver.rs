@@ -242,8 +242,13 @@ impl Server {
     fn process_events(&mut self, output: &mut (dyn Write + Send)) -> io::Result<()> {
         let clock = Clock::system();
         while let Some((h, event)) = self.endpoint.poll_event() {
-            // Only a new session needs its address.
-            let addr = matches!(event, Event::Connected { .. }).then(|| self.endpoint.remote_address(h)).flatten();
+            // Only a new session needs its address. IPv4 clients of a dual-
+            // stack socket arrive as ::ffff:a.b.c.d; the chat layer sees
+            // a.b.c.d, so bans and per-address limits match either way.
+            let addr = matches!(event, Event::Connected { .. })
+                .then(|| self.endpoint.remote_address(h))
+                .flatten()
+                .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()));
             let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: clock.now };
             match event {
                 Event::Connected { .. } => {
