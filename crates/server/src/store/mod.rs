@@ -6,6 +6,7 @@
 //! returns Ok, the lines are on disk as far as the configured sync policy
 //! says, and only then are they acknowledged and delivered.
 
+mod checkpoint;
 mod sqlite;
 
 use std::path::PathBuf;

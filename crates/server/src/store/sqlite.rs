@@ -8,7 +8,8 @@
 //! acknowledged line survives power loss; `Normal` leaves the fsync to
 //! checkpoints, so it survives a crash of the server process (kill -9)
 //! but a power cut may lose the last moments. Group commit (one
-//! transaction per batch) keeps `Full` affordable.
+//! transaction per batch) keeps `Full` affordable. Checkpoints run on a
+//! thread of their own (`checkpoint.rs`), never inside a commit.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use udpchat_proto::chat::LineKind;
 
+use super::checkpoint::Checkpointer;
 use super::{Account, Retention, Store, StoreError, StoredLine, StoredPrivate};
 
 pub const DB_FILE: &str = "history.sqlite3";
@@ -58,6 +60,10 @@ pub enum SyncPolicy {
 }
 
 pub struct SqliteStore {
+    /// The server's store checkpoints in the background; `udpchat user`'s
+    /// leaves it to SQLite. Declared before `conn` so it stops first and
+    /// the writer's connection does the final checkpoint on close.
+    checkpointer: Option<Checkpointer>,
     conn: Connection,
     path: PathBuf,
     /// Held for a server's store's life: the lock against a second server.
@@ -93,7 +99,12 @@ impl SqliteStore {
         if lock.try_lock().is_err() {
             return Err(StoreError::Locked { path, lock: lock_path });
         }
-        Self::open_file(path, sync, max_mb, Some(lock))
+        let mut store = Self::open_file(path, sync, max_mb, Some(lock))?;
+        let checkpointer = Checkpointer::start(&store.path)
+            .map_err(|detail| StoreError::ReadOnly { path: store.path.clone(), detail })?;
+        store.conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sqlite_error)?;
+        store.checkpointer = Some(checkpointer);
+        Ok(store)
     }
 
     /// Opens the store for account administration (`udpchat user`), which
@@ -146,7 +157,7 @@ impl SqliteStore {
             let pages = (mb as i64 * 1024 * 1024 / page_size).max(1);
             conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(sqlite_error)?;
         }
-        let mut store = Self { conn, path, _lock: lock };
+        let mut store = Self { checkpointer: None, conn, path, _lock: lock };
         store.migrate(version)?;
         Ok(store)
     }
@@ -168,6 +179,19 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// After every write: the checkpoint thread takes it from here, unless
+    /// the log has outgrown its bound and the writer must catch up itself.
+    fn wrote(&self) {
+        if let Some(c) = &self.checkpointer
+            && c.wrote()
+        {
+            match self.conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                Ok(()) => c.caught_up(),
+                Err(e) => tracing::warn!("WAL checkpoint failed: {e}"),
+            }
+        }
     }
 
     fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLine> {
@@ -206,7 +230,9 @@ impl Store for SqliteStore {
                 p.id = tx.last_insert_rowid() as u64;
             }
         }
-        tx.commit().map_err(sqlite_error)
+        tx.commit().map_err(sqlite_error)?;
+        self.wrote();
+        Ok(())
     }
 
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -281,12 +307,15 @@ impl Store for SqliteStore {
                  ON CONFLICT (folded) DO UPDATE SET name = ?2, hash = ?3, operator = ?4",
                 params![folded, a.name, a.hash, a.operator as i64],
             )
-            .map(|_| ())
-            .map_err(sqlite_error)
+            .map_err(sqlite_error)?;
+        self.wrote();
+        Ok(())
     }
 
     fn delete_account(&mut self, folded: &str) -> Result<bool, StoreError> {
-        self.conn.execute("DELETE FROM accounts WHERE folded = ?1", [folded]).map(|n| n > 0).map_err(sqlite_error)
+        let n = self.conn.execute("DELETE FROM accounts WHERE folded = ?1", [folded]).map_err(sqlite_error)?;
+        self.wrote();
+        Ok(n > 0)
     }
 
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
@@ -327,6 +356,9 @@ impl Store for SqliteStore {
                 params![room, cutoff_seq, min_time, batch as i64],
             )
             .map_err(sqlite_error)?;
+        if n > 0 {
+            self.wrote();
+        }
         Ok(n)
     }
 }
@@ -359,6 +391,30 @@ mod tests {
         // A duplicate sequence number fails the whole batch.
         assert!(s.append(&[line("lobby", 11, 1), line("lobby", 5, 1)], &mut []).is_err());
         assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
+    }
+
+    #[test]
+    fn checkpoints_happen_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
+        let db_len = || std::fs::metadata(dir.path().join(DB_FILE)).unwrap().len();
+        let before = db_len();
+        let text = "x".repeat(200);
+        let lines: Vec<_> = (1..=2000).map(|i| StoredLine { text: text.clone(), ..line("lobby", i, i) }).collect();
+        s.append(&lines, &mut []).unwrap();
+        // Commits go to the log only (automatic checkpoints are off); the
+        // database file grows once the checkpoint thread has copied them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while db_len() <= before {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint within 20 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(s.lines_after("lobby", 1990, 100).unwrap().len(), 10);
+        drop(s);
+        // The last connection to close checkpoints everything and removes the log.
+        assert!(!dir.path().join(format!("{DB_FILE}-wal")).exists());
+        let s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
+        assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 2000)]);
     }
 
     #[test]
