@@ -1,19 +1,19 @@
-//! The client's network task: one UDP socket, one protocol endpoint, and
-//! the session state a front end should not have to track — login, rooms
-//! joined, lines awaiting acknowledgement, reconnection with backoff.
+//! The client's network task: one [`Link`] (a UDP socket and the protocol
+//! endpoint on it), and the session state a front end should not have to
+//! track — login, rooms joined, lines awaiting acknowledgement,
+//! reconnection with backoff.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout};
 use udpchat_proto::chat::{ClientMsg, Line, LineKind, NoticeKind, RefuseCode, ServerMsg};
 use udpchat_proto::{ClientConfig, CloseReason, ConnectionHandle, Endpoint, Event, SendError, code};
 
 use crate::known_hosts::KnownHosts;
-use crate::loss::Loss;
+use crate::link::Link;
 use crate::seen::Seen;
 use crate::{ClientError, ClientEvent, ClientOptions, Request};
 
@@ -26,8 +26,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub(crate) struct Driver {
     options: ClientOptions,
     server: SocketAddr,
-    socket: UdpSocket,
-    endpoint: Endpoint,
+    link: Link,
     known_hosts: Option<KnownHosts>,
     requests: mpsc::Receiver<Request>,
     events: mpsc::Sender<ClientEvent>,
@@ -42,8 +41,6 @@ pub(crate) struct Driver {
     end_reason: Option<String>,
     /// What each room has shown, for resuming and de-duplication.
     seen: Seen,
-    /// Loss injected on purpose (`ClientOptions::drop_rate`).
-    loss: Loss,
 }
 
 pub(crate) fn random_seed() -> [u8; 32] {
@@ -75,18 +72,15 @@ impl Driver {
             .map_err(|e| ClientError::Resolve(options.server.clone(), e.to_string()))?
             .next()
             .ok_or_else(|| ClientError::Resolve(options.server.clone(), "no addresses".into()))?;
-        let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
-        let socket = UdpSocket::bind(bind).await.map_err(ClientError::Socket)?;
         let known_hosts = options.known_hosts.as_deref().map(KnownHosts::load).transpose()?;
         let endpoint = Endpoint::new(random_seed(), None).expect("default client config is valid");
+        let link = Link::bind(server, endpoint, options.drop_rate).map_err(ClientError::Socket)?;
         let rooms = options.rooms.iter().cloned().collect();
-        let loss = Loss::new(options.drop_rate);
         Ok(Self {
             nick: options.nick.clone(),
             options,
             server,
-            socket,
-            endpoint,
+            link,
             known_hosts,
             requests,
             events,
@@ -97,7 +91,6 @@ impl Driver {
             quitting: None,
             end_reason: None,
             seen: Seen::default(),
-            loss,
         })
     }
 
@@ -175,19 +168,17 @@ impl Driver {
         let pinned =
             self.options.server_key.or_else(|| self.known_hosts.as_ref().and_then(|k| k.get(&self.options.server)));
         let config = ClientConfig { server_key: pinned, ..ClientConfig::default() };
-        let h = match self.endpoint.connect(Instant::now(), self.server, config) {
+        let h = match self.link.endpoint.connect(Instant::now(), self.server, config) {
             Ok(h) => h,
             Err(e) => return ((format!("invalid client configuration: {e}"), true), false),
         };
         self.logged_in = false;
         let mut logged_in_once = false;
-        let mut buf = vec![0u8; 65_536];
-        let mut out = Vec::new();
         let mut next_rtt = Instant::now() + RTT_REPORT;
         let mut quit_sent = false;
         loop {
             // Everything due: events first (they may queue sends), then packets.
-            while let Some((_, event)) = self.endpoint.poll_event() {
+            while let Some((_, event)) = self.link.endpoint.poll_event() {
                 match event {
                     Event::Connected { server_key } => {
                         let first_use = pinned.is_none();
@@ -198,7 +189,7 @@ impl Driver {
                             tracing::warn!("{e}");
                         }
                         self.emit(ClientEvent::Connected { server_key, first_use }).await;
-                        let _ = self.endpoint.send(h, &self.login_msg().to_bytes());
+                        let _ = self.link.endpoint.send(h, &self.login_msg().to_bytes());
                     }
                     Event::Message(bytes) => match ServerMsg::decode(&bytes) {
                         Ok(msg) => {
@@ -208,7 +199,7 @@ impl Driver {
                             if let Some(end) = self.on_server_msg(h, &msg) {
                                 self.emit(ClientEvent::Server(msg)).await;
                                 let now = Instant::now();
-                                self.endpoint.close(now, h, code::NORMAL, &end);
+                                self.link.endpoint.close(now, h, code::NORMAL, &end);
                                 continue;
                             }
                             if matches!(msg, ServerMsg::Welcome { .. }) {
@@ -238,47 +229,33 @@ impl Driver {
                 let bytes = ClientMsg::Quit { reason: reason.clone() }.to_bytes();
                 let now = Instant::now();
                 if self.logged_in {
-                    let _ = self.endpoint.send(h, &bytes);
+                    let _ = self.link.endpoint.send(h, &bytes);
                 }
-                self.endpoint.close(now, h, code::NORMAL, "quit");
+                self.link.endpoint.close(now, h, code::NORMAL, "quit");
             }
+            self.link.flush().await;
             let now = Instant::now();
-            while let Some(t) = self.endpoint.poll_transmit(now, 1, &mut out) {
-                if self.loss.drop() {
-                    continue;
-                }
-                // A failed send is a lost datagram; the protocol recovers.
-                let _ = self.socket.send_to(&out[..t.size], t.destination).await;
-            }
             if now >= next_rtt {
                 next_rtt = now + RTT_REPORT;
-                if let Some(stats) = self.endpoint.connection_stats(h)
+                if let Some(stats) = self.link.endpoint.connection_stats(h)
                     && self.logged_in
                 {
                     self.emit(ClientEvent::Rtt(stats.rtt)).await;
                 }
             }
-            let deadline = self.endpoint.poll_timeout().unwrap_or(now + Duration::from_secs(60)).min(next_rtt);
+            let deadline = self.link.endpoint.poll_timeout().unwrap_or(now + Duration::from_secs(60)).min(next_rtt);
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = r {
-                        if !self.loss.drop() {
-                            self.endpoint.handle(Instant::now(), from, &buf[..n]);
-                        }
-                        // Drain whatever else is already queued on the socket.
-                        while let Ok((n, from)) = self.socket.try_recv_from(&mut buf) {
-                            if !self.loss.drop() {
-                                self.endpoint.handle(Instant::now(), from, &buf[..n]);
-                            }
-                        }
+                r = self.link.readable() => {
+                    if let Err(e) = r.and_then(|()| self.link.receive()) {
+                        tracing::debug!("receive failed: {e}");
                     }
                 }
-                _ = sleep_until(deadline.into()) => self.endpoint.handle_timeout(Instant::now()),
+                _ = sleep_until(deadline.into()) => self.link.endpoint.handle_timeout(Instant::now()),
                 req = self.requests.recv(), if self.quitting.is_none() => match req {
                     Some(Request::Login(nick)) => {
                         self.nick = nick;
                         if !self.logged_in {
-                            let _ = self.endpoint.send(h, &self.login_msg().to_bytes());
+                            let _ = self.link.endpoint.send(h, &self.login_msg().to_bytes());
                         }
                     }
                     Some(req) => self.take_request(req),
@@ -341,7 +318,7 @@ impl Driver {
                     if !resumed && room == "lobby" {
                         continue;
                     }
-                    let _ = self.endpoint.send(h, &ClientMsg::Join { room }.to_bytes());
+                    let _ = self.link.endpoint.send(h, &ClientMsg::Join { room }.to_bytes());
                 }
             }
             // The server is busy, or this address must wait: end this
@@ -402,7 +379,7 @@ impl Driver {
 
     fn flush_outbox(&mut self, h: ConnectionHandle) {
         while let Some(msg) = self.outbox.front() {
-            match self.endpoint.send(h, &msg.to_bytes()) {
+            match self.link.endpoint.send(h, &msg.to_bytes()) {
                 Ok(()) => {
                     if let ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. } = msg {
                         self.unacked.insert(*id, msg.clone());

@@ -15,6 +15,7 @@
 //! ```
 
 mod driver;
+pub mod link;
 pub mod loss;
 mod seen;
 pub use driver::wait_for;

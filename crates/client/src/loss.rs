@@ -19,6 +19,11 @@ impl Loss {
         Self { rate, state: seed | 1 }
     }
 
+    /// Whether any datagram will be dropped.
+    pub fn is_active(&self) -> bool {
+        self.rate > 0.0
+    }
+
     /// Whether to drop the next datagram.
     pub fn drop(&mut self) -> bool {
         if self.rate <= 0.0 {

@@ -199,6 +199,58 @@ pub struct Line {
     pub history: bool,
 }
 
+/// A room line read in place, its strings borrowed from the message: for
+/// readers that only look at lines and see millions of them (`udpchat
+/// bench`). [`ServerMsg::decode`] gives the owned [`Line`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRef<'a> {
+    pub room: &'a str,
+    pub seq: u64,
+    pub time_ms: u64,
+    pub from: &'a str,
+    pub text: &'a str,
+    pub kind: LineKind,
+    pub history: bool,
+}
+
+impl<'a> LineRef<'a> {
+    /// The line in `bytes`, or `Ok(None)` when the message is another
+    /// kind (decode those with [`ServerMsg::decode`]).
+    pub fn decode(bytes: &'a [u8]) -> Result<Option<Self>, MsgError> {
+        if bytes.first() != Some(&ty::LINE) {
+            return Ok(None);
+        }
+        let mut m = MsgReader { r: Reader::new(&bytes[1..]), id: 0 };
+        let line = Self::read(&mut m)?;
+        m.end()?;
+        Ok(Some(line))
+    }
+
+    fn read(m: &mut MsgReader<'a>) -> Result<Self, MsgError> {
+        Ok(Self {
+            room: m.str()?,
+            seq: m.varint()?,
+            time_ms: m.varint()?,
+            from: m.str()?,
+            text: m.str()?,
+            kind: m.kind(LineKind::from_byte)?,
+            history: m.flag()?,
+        })
+    }
+
+    pub fn to_owned(&self) -> Line {
+        Line {
+            room: self.room.to_owned(),
+            seq: self.seq,
+            time_ms: self.time_ms,
+            from: self.from.to_owned(),
+            text: self.text.to_owned(),
+            kind: self.kind,
+            history: self.history,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomInfo {
     pub name: String,
@@ -341,9 +393,12 @@ impl<'a> MsgReader<'a> {
         self.id = self.varint()?;
         Ok(self.id)
     }
-    fn string(&mut self) -> Result<String, MsgError> {
+    fn str(&mut self) -> Result<&'a str, MsgError> {
         let bytes = self.r.varint_bytes().map_err(|_| self.err(MsgErrorKind::Malformed))?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| self.err(MsgErrorKind::InvalidUtf8))
+        std::str::from_utf8(bytes).map_err(|_| self.err(MsgErrorKind::InvalidUtf8))
+    }
+    fn string(&mut self) -> Result<String, MsgError> {
+        self.str().map(str::to_owned)
     }
     fn strings(&mut self) -> Result<Vec<String>, MsgError> {
         let n = self.varint()?;
@@ -619,15 +674,7 @@ impl ServerMsg {
                 operator: m.flag()?,
             },
             ty::LOGIN_REFUSED => ServerMsg::LoginRefused { code: m.kind(RefuseCode::from_byte)?, text: m.string()? },
-            ty::LINE => ServerMsg::Line(Line {
-                room: m.string()?,
-                seq: m.varint()?,
-                time_ms: m.varint()?,
-                from: m.string()?,
-                text: m.string()?,
-                kind: m.kind(LineKind::from_byte)?,
-                history: m.flag()?,
-            }),
+            ty::LINE => ServerMsg::Line(LineRef::read(&mut m)?.to_owned()),
             ty::ACK => ServerMsg::Ack { id: m.varint()?, room: m.string()?, seq: m.varint()? },
             ty::ERROR => ServerMsg::Error { id: m.varint()?, code: m.kind(ErrorCode::from_byte)?, text: m.string()? },
             ty::JOINED => {
@@ -750,6 +797,18 @@ mod tests {
     }
 
     #[test]
+    fn line_views_agree_with_owned_lines() {
+        for m in server_samples() {
+            let bytes = m.to_bytes();
+            match (&m, LineRef::decode(&bytes)) {
+                (ServerMsg::Line(line), Ok(Some(view))) => assert_eq!(&view.to_owned(), line),
+                (ServerMsg::Line(_), other) => panic!("line not viewed: {other:?}"),
+                (_, other) => assert_eq!(other, Ok(None)),
+            }
+        }
+    }
+
+    #[test]
     fn invalid_utf8_names_the_request() {
         let mut bytes = vec![ty::SAY, 42];
         put_str(&mut bytes, "lobby");
@@ -772,6 +831,7 @@ mod tests {
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = ClientMsg::decode(&bytes);
             let _ = ServerMsg::decode(&bytes);
+            let _ = LineRef::decode(&bytes);
         }
     }
 }

@@ -95,6 +95,10 @@ impl Histogram {
     }
 }
 
+/// More senders than `udpchat bench` takes (`--senders` is at most
+/// `--clients`, and the bench cannot hold this many sessions).
+pub const MAX_SENDERS: usize = 1 << 16;
+
 /// A growable set of sequence numbers (a bit per number).
 #[derive(Debug, Clone, Default)]
 pub struct SeqSet {
@@ -148,8 +152,10 @@ pub struct FromSender {
 pub struct RecvStats {
     pub member: usize,
     pub room: usize,
-    /// Lines received, by sender.
-    pub from: HashMap<usize, FromSender>,
+    /// Lines received, indexed by sender. Senders are the first members,
+    /// so this stays as short as the number of senders; a sender number
+    /// of [`MAX_SENDERS`] or more is not this run's and counts as foreign.
+    pub from: Vec<FromSender>,
     pub latency: Histogram,
     pub last_delivery: Option<Instant>,
     /// The member's own lines the server acknowledged (udpchat only).
@@ -169,7 +175,7 @@ impl RecvStats {
         Self {
             member,
             room,
-            from: HashMap::new(),
+            from: Vec::new(),
             latency: Histogram::default(),
             last_delivery: None,
             acked: SeqSet::default(),
@@ -183,7 +189,14 @@ impl RecvStats {
     /// Records line `seq` of `sender`, sent at `sent` and received `now`.
     /// Returns whether it was new (not a duplicate).
     pub fn delivery(&mut self, sender: usize, seq: u64, sent: Instant, now: Instant) -> bool {
-        let f = self.from.entry(sender).or_default();
+        if sender >= MAX_SENDERS {
+            self.foreign += 1;
+            return false;
+        }
+        if sender >= self.from.len() {
+            self.from.resize_with(sender + 1, FromSender::default);
+        }
+        let f = &mut self.from[sender];
         if !f.seen.insert(seq) {
             f.duplicates += 1;
             return false;
@@ -247,7 +260,7 @@ pub fn totals(recv: &[RecvStats], send: &[SendStats], room_size: &[u64], acks_ar
         t.accepted += accepted.len();
         t.expected += accepted.len() * room_size.get(s.room).copied().unwrap_or(1).saturating_sub(1);
         for r in recv.iter().filter(|r| r.room == s.room && r.member != s.member) {
-            if let Some(f) = r.from.get(&s.member) {
+            if let Some(f) = r.from.get(s.member) {
                 let got = f.seen.common(&accepted);
                 t.received += got;
                 t.received_unacked += f.seen.len() - got;
@@ -261,7 +274,7 @@ pub fn totals(recv: &[RecvStats], send: &[SendStats], room_size: &[u64], acks_ar
         t.foreign += r.foreign;
         t.latency.merge(&r.latency);
         t.last_delivery = t.last_delivery.max(r.last_delivery);
-        for f in r.from.values() {
+        for f in &r.from {
             t.duplicates += f.duplicates;
             t.out_of_order += f.out_of_order;
         }
@@ -321,5 +334,8 @@ mod tests {
         let t = totals(&[sender, a], &send, &[2], false);
         assert_eq!((t.accepted, t.expected, t.received, t.lost), (5, 5, 4, 1));
         assert_eq!((t.duplicates, t.out_of_order), (1, 1));
+        let mut b = RecvStats::new(1, 0);
+        assert!(!b.delivery(MAX_SENDERS, 0, now, now));
+        assert_eq!((b.foreign, b.from.len()), (1, 0));
     }
 }

@@ -1,23 +1,38 @@
-//! The udpchat driver of `udpchat bench`: every member is a real client of
-//! the client library (its own socket, Noise handshake, login), so the
-//! bench measures what users get, acknowledgements and recovery included.
+//! The udpchat driver of `udpchat bench`. Every member is a real session:
+//! its own socket ([`Link`], the client library's I/O half: GRO receive,
+//! GSO send), its own Noise handshake, login and room, with the protocol's
+//! acknowledgements, retransmission and ordering. What it leaves out is
+//! the client driver's front-end service (an event channel, reconnection,
+//! echoing lines back): a bench member only counts what arrives, like the
+//! IRC and text members, so the load generator costs as little per
+//! delivery as it can and the figures are the server's.
+//!
 //! A sender keeps at most `--window` lines unacknowledged; as fast as
-//! possible means as fast as acknowledgements free the window.
+//! possible means as fast as acknowledgements free the window. A session
+//! that ends early is counted (`disconnects`); its missing lines show as
+//! lost.
 
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use tokio::sync::{Semaphore, mpsc, watch};
-use udpchat_client::chat::{ClientMsg, ServerMsg};
-use udpchat_client::{Client, ClientEvent, ClientOptions};
+use tokio::time::sleep_until;
+use udpchat_client::chat::{ClientMsg, LineRef, ServerMsg};
+use udpchat_client::link::Link;
+use udpchat_proto::{ClientConfig, ConnectionHandle, Endpoint, Event, SendError, code};
 
 use super::stats::RecvStats;
 use super::{Ctx, GOODBYE_TIMEOUT, LineSender, Progress, Started};
 
+/// How long the loop sleeps when the endpoint has no timer at all.
+const IDLE_WAKE: Duration = Duration::from_secs(60);
+
 pub struct Conn {
-    client: Client,
-    events: mpsc::Receiver<ClientEvent>,
+    link: Link,
+    h: ConnectionHandle,
     room: String,
 }
 
@@ -26,36 +41,75 @@ pub struct Conn {
 /// bench room. Returns when it is in, with the time its handshake ended.
 pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)> {
     let room = ctx.room_name(ctx.room_of(index));
-    let mut options = ClientOptions::new(&ctx.addr, &ctx.nick(index));
-    options.password = std::env::var("UDPCHAT_PASSWORD").unwrap_or_default();
-    options.rooms = vec![room.clone()];
-    options.drop_rate = ctx.drop;
-    // A session lost under injected loss comes back and catches up, as a
-    // user's would; the bench then checks nothing was lost or doubled.
-    options.reconnect = true;
-    let (client, mut events) = Client::connect(options).await?;
+    let server: SocketAddr = tokio::net::lookup_host(&ctx.addr)
+        .await
+        .with_context(|| format!("cannot resolve {}", ctx.addr))?
+        .next()
+        .with_context(|| format!("{} has no address", ctx.addr))?;
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("no OS random numbers: {e}"))?;
+    let endpoint = Endpoint::new(seed, None).context("client endpoint")?;
+    let mut link = Link::bind(server, endpoint, ctx.drop).context("cannot open a UDP socket")?;
+    let h = link.endpoint.connect(Instant::now(), server, ClientConfig::default())?;
+    let mut conn = Conn { link, h, room };
     let mut handshake = None;
-    while let Some(event) = events.recv().await {
-        match event {
-            ClientEvent::Connected { .. } => handshake = Some(Instant::now()),
-            ClientEvent::Server(ServerMsg::Welcome { .. }) => {
-                client.request(ClientMsg::Part { room: "lobby".into(), reason: String::new() }).await;
+    loop {
+        while let Some((_, event)) = conn.link.endpoint.poll_event() {
+            match event {
+                Event::Connected { .. } => {
+                    handshake = Some(Instant::now());
+                    let login = ClientMsg::Login {
+                        nick: ctx.nick(index),
+                        server_password: std::env::var("UDPCHAT_PASSWORD").unwrap_or_default(),
+                        account_password: String::new(),
+                        resume: Vec::new(),
+                        private_since: 0,
+                    };
+                    conn.send(&login)?;
+                }
+                Event::Message(bytes) => match ServerMsg::decode(&bytes) {
+                    Ok(ServerMsg::Welcome { .. }) => {
+                        conn.send(&ClientMsg::Part { room: "lobby".into(), reason: String::new() })?;
+                        conn.send(&ClientMsg::Join { room: conn.room.clone() })?;
+                    }
+                    Ok(ServerMsg::Joined { room, .. }) if room == conn.room => {
+                        return Ok((conn, handshake.unwrap_or_else(Instant::now)));
+                    }
+                    Ok(ServerMsg::LoginRefused { text, .. }) => bail!("login refused: {text}"),
+                    Ok(ServerMsg::Error { text, .. }) => bail!("server error: {text}"),
+                    _ => {}
+                },
+                Event::Closed(reason) => bail!("closed: {reason}"),
+                _ => {}
             }
-            ClientEvent::Server(ServerMsg::Joined { room: r, .. }) if r == room => {
-                let at = handshake.unwrap_or_else(Instant::now);
-                return Ok((Conn { client, events, room }, at));
-            }
-            ClientEvent::Server(ServerMsg::LoginRefused { text, .. }) => bail!("login refused: {text}"),
-            ClientEvent::Server(ServerMsg::Error { text, .. }) => bail!("server error: {text}"),
-            ClientEvent::Closed { reason } => bail!("closed: {reason}"),
-            _ => {}
         }
+        conn.link.flush().await;
+        conn.wait().await?;
     }
-    bail!("client stopped")
 }
 
-/// Starts the member's receiving task; senders also get a [`Sender`]
-/// sharing its window.
+impl Conn {
+    fn send(&mut self, msg: &ClientMsg) -> Result<(), SendError> {
+        self.link.endpoint.send(self.h, &msg.to_bytes())
+    }
+
+    /// Waits for datagrams (and hands them to the endpoint) or the
+    /// endpoint's next deadline.
+    async fn wait(&mut self) -> std::io::Result<()> {
+        let now = Instant::now();
+        let deadline = self.link.endpoint.poll_timeout().unwrap_or(now + IDLE_WAKE);
+        tokio::select! {
+            r = self.link.readable() => {
+                r?;
+                self.link.receive()?;
+            }
+            _ = sleep_until(deadline.into()) => self.link.endpoint.handle_timeout(Instant::now()),
+        }
+        Ok(())
+    }
+}
+
+/// Starts the member's task; senders also get a [`Sender`] feeding it.
 pub fn start(
     conn: Conn,
     ctx: Arc<Ctx>,
@@ -64,108 +118,163 @@ pub fn start(
     sends: bool,
     stop: watch::Receiver<bool>,
 ) -> Started {
-    let window = sends.then(|| Arc::new(Semaphore::new(ctx.window)));
-    let sender = window
-        .clone()
-        .map(|window| LineSender::Udpchat(Sender { client: conn.client.clone(), room: conn.room.clone(), window }));
-    let receiver = tokio::spawn(receive(conn, ctx, stats, room_size, window, stop));
+    let (sender, lines) = if sends {
+        let window = Arc::new(Semaphore::new(ctx.window));
+        let (tx, rx) = mpsc::channel(ctx.window.max(1));
+        (Some(LineSender::Udpchat(Sender { tx, window: window.clone() })), Some((rx, window)))
+    } else {
+        (None, None)
+    };
+    let receiver = tokio::spawn(run(conn, ctx, stats, room_size, lines, stop));
     Started { receiver, sender }
 }
 
 pub struct Sender {
-    client: Client,
-    room: String,
+    tx: mpsc::Sender<String>,
     window: Arc<Semaphore>,
 }
 
 impl Sender {
     pub async fn ready(&mut self) {
-        // The receiving task gives the permit back when the line's fate is
+        // The member's task gives the permit back when the line's fate is
         // known. The semaphore is never closed, so acquire cannot fail.
         if let Ok(permit) = self.window.acquire().await {
             permit.forget();
         }
     }
 
+    /// False when the member's task has ended (its session is gone).
     pub async fn send(&mut self, text: &str) -> bool {
-        self.client.say(&self.room, text).await;
-        true
+        self.tx.send(text.to_owned()).await.is_ok()
     }
 }
 
-async fn receive(
+/// The member's task: receives and counts, and sends the lines its
+/// [`Sender`] hands over. The request id of line `seq` is `seq + 1`, so an
+/// acknowledgement says which line it is for.
+async fn run(
     mut conn: Conn,
     ctx: Arc<Ctx>,
     mut stats: RecvStats,
     room_size: u64,
-    window: Option<Arc<Semaphore>>,
+    mut lines: Option<(mpsc::Receiver<String>, Arc<Semaphore>)>,
     mut stop: watch::Receiver<bool>,
 ) -> RecvStats {
     let p = &ctx.progress;
-    // A line's fate is known: free its place in the window.
-    let resolve = |n: usize| {
-        if let Some(w) = &window {
-            w.add_permits(n);
+    let resolve = |lines: &Option<(mpsc::Receiver<String>, Arc<Semaphore>)>, n: usize| {
+        if let Some((_, window)) = lines {
+            window.add_permits(n);
         }
         Progress::add(&p.resolved, n as u64);
     };
+    // Lines handed over and not yet taken by the endpoint: at most the
+    // window. They go in as a batch, so several share a datagram.
+    let mut held: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut in_flight = 0usize;
     let mut closed = false;
-    loop {
-        let event = tokio::select! {
-            e = conn.events.recv() => e,
-            _ = stop.changed() => break,
-        };
-        let Some(event) = event else {
-            closed = true;
-            break;
-        };
-        match event {
-            ClientEvent::Server(ServerMsg::Line(line)) => match ctx.parse(&line.text) {
-                Some((sender, seq, sent)) => {
-                    stats.delivery(sender, seq, sent, Instant::now());
-                    Progress::add(&p.delivered, 1);
+    'session: loop {
+        let now = Instant::now();
+        let mut delivered = 0;
+        while let Some((_, event)) = conn.link.endpoint.poll_event() {
+            match event {
+                // Lines are read in place: no copies on the hot path.
+                Event::Message(bytes) => match LineRef::decode(&bytes) {
+                    Ok(Some(line)) => match ctx.parse(line.text) {
+                        Some((sender, seq, sent)) => {
+                            stats.delivery(sender, seq, sent, now);
+                            delivered += 1;
+                        }
+                        None => stats.foreign += 1,
+                    },
+                    Ok(None) => match ServerMsg::decode(&bytes) {
+                        Ok(ServerMsg::Ack { id, .. }) if id != 0 => {
+                            if stats.acked.insert(id - 1) {
+                                Progress::add(&p.accepted, 1);
+                                Progress::add(&p.expected, room_size.saturating_sub(1));
+                            }
+                            in_flight = in_flight.saturating_sub(1);
+                            resolve(&lines, 1);
+                        }
+                        Ok(ServerMsg::Error { id, .. }) if id != 0 => {
+                            stats.refused += 1;
+                            in_flight = in_flight.saturating_sub(1);
+                            resolve(&lines, 1);
+                        }
+                        _ => {}
+                    },
+                    Err(_) => stats.foreign += 1,
+                },
+                Event::Closed(_) => {
+                    stats.disconnects += 1;
+                    stats.unconfirmed += (in_flight + held.len()) as u64;
+                    resolve(&lines, in_flight + held.len());
+                    closed = true;
+                    break 'session;
                 }
-                None => stats.foreign += 1,
+                _ => {}
+            }
+        }
+        Progress::add(&p.delivered, delivered);
+        if let Some((rx, _)) = &mut lines {
+            while let Ok(text) = rx.try_recv() {
+                held.extend(say(&ctx, &conn.room, text));
+            }
+        }
+        while let Some(bytes) = held.front() {
+            match conn.link.endpoint.send(conn.h, bytes) {
+                Ok(()) => in_flight += 1,
+                Err(SendError::Blocked) => break,
+                Err(_) => {
+                    stats.unconfirmed += 1;
+                    resolve(&lines, 1);
+                }
+            }
+            held.pop_front();
+        }
+        conn.link.flush().await;
+        let deadline = conn.link.endpoint.poll_timeout().unwrap_or(now + IDLE_WAKE);
+        let taking = held.is_empty() && lines.is_some();
+        tokio::select! {
+            r = conn.link.readable() => {
+                if let Err(e) = r.and_then(|()| conn.link.receive()) {
+                    tracing::debug!("receive failed: {e}");
+                }
+            }
+            _ = sleep_until(deadline.into()) => conn.link.endpoint.handle_timeout(Instant::now()),
+            text = async { lines.as_mut()?.0.recv().await }, if taking => match text {
+                Some(text) => held.extend(say(&ctx, &conn.room, text)),
+                // Every sender is done; keep receiving.
+                None => lines = None,
             },
-            ClientEvent::Delivered { msg: ServerMsg::Line(line), .. } => {
-                if let Some((sender, seq, _)) = ctx.parse(&line.text)
-                    && sender == stats.member
-                    && stats.acked.insert(seq)
-                {
-                    Progress::add(&p.accepted, 1);
-                    Progress::add(&p.expected, room_size.saturating_sub(1));
-                }
-                resolve(1);
-            }
-            // Only lines carry request ids in the bench.
-            ClientEvent::Server(ServerMsg::Error { id, .. }) if id != 0 => {
-                stats.refused += 1;
-                resolve(1);
-            }
-            ClientEvent::Unconfirmed { ids } => {
-                stats.unconfirmed += ids.len() as u64;
-                resolve(ids.len());
-            }
-            ClientEvent::Disconnected { .. } => stats.disconnects += 1,
-            ClientEvent::Closed { .. } => {
-                closed = true;
-                break;
-            }
-            _ => {}
+            _ = stop.changed() => break,
         }
     }
     if !closed {
         // Say goodbye, so the server frees the session now rather than
         // after its idle timeout (the next run may want the capacity).
-        conn.client.quit("").await;
+        let _ = conn.send(&ClientMsg::Quit { reason: String::new() });
+        conn.link.endpoint.close(Instant::now(), conn.h, code::NORMAL, "quit");
         let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
-            while let Some(e) = conn.events.recv().await {
-                if matches!(e, ClientEvent::Closed { .. }) {
-                    break;
+            loop {
+                while let Some((_, event)) = conn.link.endpoint.poll_event() {
+                    if matches!(event, Event::Closed(_)) {
+                        return;
+                    }
+                }
+                conn.link.flush().await;
+                if conn.wait().await.is_err() {
+                    return;
                 }
             }
         })
         .await;
     }
     stats
+}
+
+/// The message for a line of this member's: its request id is its
+/// sequence number plus one.
+fn say(ctx: &Ctx, room: &str, text: String) -> Option<Vec<u8>> {
+    let (_, seq, _) = ctx.parse(&text)?;
+    Some(ClientMsg::Say { id: seq + 1, room: room.to_owned(), text, action: false }.to_bytes())
 }
