@@ -328,32 +328,24 @@ impl Store for SqliteStore {
     }
 
     fn prune(&mut self, room: &str, retention: Retention, now_ms: u64, batch: usize) -> Result<usize, StoreError> {
-        let mut cutoff_seq: i64 = 0;
-        if let Some(max) = retention.max_lines {
-            // Keep the newest `max` lines: delete below the max-th newest seq.
-            let keep_from: Option<i64> = self
-                .conn
-                .query_row(
-                    "SELECT seq FROM lines WHERE room = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2",
-                    params![room, max.saturating_sub(1) as i64],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sqlite_error)?;
-            if let Some(s) = keep_from {
-                cutoff_seq = cutoff_seq.max(s);
-            }
-        }
+        // Runs on the event loop, so every query here walks the primary key
+        // from the room's oldest line and looks at no more than `batch`
+        // rows: keeping the newest N lines is keeping the sequence numbers
+        // above head - N, and lines age in sequence order, so once the
+        // oldest rows are kept, so is everything after them.
+        let keep = retention.max_lines.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let min_time = retention.max_age_ms.map_or(i64::MIN, |age| now_ms.saturating_sub(age) as i64);
         let n = self
             .conn
             .execute(
                 // The newest line always stays: it carries the room's
                 // numbering across restarts (clients resume from it).
-                "DELETE FROM lines WHERE room = ?1 AND seq IN (SELECT seq FROM lines WHERE room = ?1 \
-                 AND (seq < ?2 OR time_ms < ?3) \
-                 AND seq < (SELECT MAX(seq) FROM lines WHERE room = ?1) ORDER BY seq LIMIT ?4)",
-                params![room, cutoff_seq, min_time, batch as i64],
+                "WITH head AS (SELECT MAX(seq) AS seq FROM lines WHERE room = ?1),
+                 oldest AS (SELECT seq, time_ms FROM lines WHERE room = ?1 ORDER BY seq LIMIT ?4)
+                 DELETE FROM lines WHERE room = ?1 AND seq IN (
+                     SELECT oldest.seq FROM oldest, head WHERE oldest.seq < head.seq
+                     AND (oldest.seq <= head.seq - ?2 OR oldest.time_ms < ?3))",
+                params![room, keep, min_time, batch as i64],
             )
             .map_err(sqlite_error)?;
         if n > 0 {
