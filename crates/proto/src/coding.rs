@@ -109,6 +109,26 @@ pub fn varint_len(value: u64) -> usize {
     }
 }
 
+/// `v` as a varint: the bytes, of which the first `len` are used. For
+/// writing one into something that is not a `Vec` without allocating.
+pub fn encode_varint(v: u64) -> ([u8; 8], usize) {
+    assert!(v <= VARINT_MAX, "varint out of range");
+    let len = varint_len(v);
+    let bytes = match len {
+        1 => [v as u8, 0, 0, 0, 0, 0, 0, 0],
+        2 => {
+            let [a, b] = ((v as u16) | 0x4000).to_be_bytes();
+            [a, b, 0, 0, 0, 0, 0, 0]
+        }
+        4 => {
+            let [a, b, c, d] = ((v as u32) | 0x8000_0000).to_be_bytes();
+            [a, b, c, d, 0, 0, 0, 0]
+        }
+        _ => (v | 0xc000_0000_0000_0000).to_be_bytes(),
+    };
+    (bytes, len)
+}
+
 /// Writing into a `Vec<u8>`. Values above [`VARINT_MAX`] are a programming
 /// error (never input), so `put_varint` asserts rather than failing.
 pub trait Writer {
@@ -138,13 +158,8 @@ impl Writer for Vec<u8> {
         self.extend_from_slice(&v.to_be_bytes());
     }
     fn put_varint(&mut self, v: u64) {
-        assert!(v <= VARINT_MAX, "varint out of range");
-        match varint_len(v) {
-            1 => self.push(v as u8),
-            2 => self.extend_from_slice(&((v as u16) | 0x4000).to_be_bytes()),
-            4 => self.extend_from_slice(&((v as u32) | 0x8000_0000).to_be_bytes()),
-            _ => self.extend_from_slice(&(v | 0xc000_0000_0000_0000).to_be_bytes()),
-        }
+        let (bytes, len) = encode_varint(v);
+        self.extend_from_slice(&bytes[..len]);
     }
     fn put_bytes(&mut self, v: &[u8]) {
         self.extend_from_slice(v);

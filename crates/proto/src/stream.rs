@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 
-use crate::coding::{Reader, Writer};
+use crate::coding::{Reader, encode_varint};
 use crate::ranges::RangeSet;
 
 /// Largest application message, in bytes.
@@ -60,9 +60,8 @@ impl SendStream {
 
     /// Appends one framed message. The caller checked size and room.
     pub fn push_message(&mut self, msg: &[u8]) {
-        let mut header = Vec::with_capacity(8);
-        header.put_varint(msg.len() as u64);
-        self.buf.extend(&header);
+        let (header, len) = encode_varint(msg.len() as u64);
+        self.buf.extend(&header[..len]);
         self.buf.extend(msg);
     }
 
@@ -144,9 +143,12 @@ pub enum RecvError {
 /// complete messages in order.
 #[derive(Debug)]
 pub struct RecvStream {
-    /// Contiguous bytes not yet parsed into messages, from `consumed`.
+    /// Contiguous bytes; those from `read` on are not yet parsed into
+    /// messages. Parsed ones are dropped in one go when no complete
+    /// message is left, not one message at a time (a packet carries many).
     assembled: Vec<u8>,
-    /// Offset of `assembled[0]`.
+    read: usize,
+    /// Stream offset of `assembled[read]`: bytes handed to the application.
     consumed: u64,
     /// Data above the contiguous end, keyed by offset, never overlapping.
     out_of_order: BTreeMap<u64, Vec<u8>>,
@@ -161,6 +163,7 @@ impl RecvStream {
     pub fn new(window: u64) -> Self {
         Self {
             assembled: Vec::new(),
+            read: 0,
             consumed: 0,
             out_of_order: BTreeMap::new(),
             held: RangeSet::new(),
@@ -170,7 +173,7 @@ impl RecvStream {
     }
 
     fn contiguous_end(&self) -> u64 {
-        self.consumed + self.assembled.len() as u64
+        self.consumed + (self.assembled.len() - self.read) as u64
     }
 
     /// Takes a STREAM frame. Duplicated parts are dropped here, so each byte
@@ -186,6 +189,11 @@ impl RecvStream {
         }
         // Only the parts we do not have yet.
         let wanted = offset.max(contiguous)..end;
+        if self.held.is_empty() && offset <= contiguous {
+            // In order, nothing held: the common case, without the gap walk.
+            self.assembled.extend_from_slice(&data[(contiguous - offset) as usize..]);
+            return Ok(());
+        }
         let gaps: Vec<Range<u64>> = self.held.gaps_in(wanted).collect();
         for gap in gaps {
             let piece = &data[(gap.start - offset) as usize..(gap.end - offset) as usize];
@@ -212,20 +220,30 @@ impl RecvStream {
 
     /// The next complete message, if one has fully arrived.
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, RecvError> {
-        let mut r = Reader::new(&self.assembled);
-        let Ok(len) = r.varint() else { return Ok(None) };
+        let unread = &self.assembled[self.read..];
+        let mut r = Reader::new(unread);
+        let Ok(len) = r.varint() else {
+            self.compact();
+            return Ok(None);
+        };
         if len > MAX_MESSAGE_SIZE as u64 {
             return Err(RecvError::MessageTooLarge);
         }
         let header = r.position();
         let total = header + len as usize;
-        if self.assembled.len() < total {
+        if unread.len() < total {
+            self.compact();
             return Ok(None);
         }
-        let msg = self.assembled[header..total].to_vec();
-        self.assembled.drain(..total);
+        let msg = unread[header..total].to_vec();
+        self.read += total;
         self.consumed += total as u64;
         Ok(Some(msg))
+    }
+
+    fn compact(&mut self) {
+        self.assembled.drain(..self.read);
+        self.read = 0;
     }
 
     /// A new flow-control limit to send, once the application has consumed
@@ -249,6 +267,7 @@ impl RecvStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coding::Writer;
     use proptest::prelude::*;
 
     fn framed(messages: &[Vec<u8>]) -> Vec<u8> {

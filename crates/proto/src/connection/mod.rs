@@ -177,6 +177,9 @@ pub(crate) struct Connection {
     pub(crate) ack_pending: u32,
     pub(crate) ack_now: bool,
     pub(crate) ack_deadline: Option<Instant>,
+    /// Reused for every packet's ACK frame and its ranges.
+    pub(crate) ack_buf: Vec<u8>,
+    pub(crate) ack_ranges: Vec<std::ops::RangeInclusive<u64>>,
     pub(crate) last_received: Instant,
     pub(crate) recv_stream: RecvStream,
 
@@ -246,6 +249,8 @@ impl Connection {
             ack_pending: 0,
             ack_now: false,
             ack_deadline: None,
+            ack_buf: Vec::new(),
+            ack_ranges: Vec::new(),
             last_received: now,
             stats: ConnectionStats::default(),
         }

@@ -136,25 +136,31 @@ impl Connection {
             m.send_pending = false;
             ack_eliciting = true;
         }
-        // The ACK is encoded first but kept aside: it is sent if it is due,
-        // or if the packet goes out anyway (piggybacking costs nothing).
-        let mut ack = Vec::new();
+        // The ACK is encoded first but kept aside (frames may come in any
+        // order): it goes last if it is due, or if the packet goes out
+        // anyway (piggybacking costs nothing). Its buffers are reused, and
+        // the other frames go straight into `scratch`: no allocation per
+        // packet.
+        let mut ack = std::mem::take(&mut self.ack_buf);
+        ack.clear();
         if self.ack_pending > 0 || self.ack_now {
             let delay = self.largest_received_at.map_or(0, |t| now.saturating_duration_since(t).as_micros() as u64);
-            let ranges: Vec<_> = self.received.iter_desc().take(MAX_ACK_RANGES).map(|r| r.start..=r.end - 1).collect();
+            let mut ranges = std::mem::take(&mut self.ack_ranges);
+            ranges.clear();
+            ranges.extend(self.received.iter_desc().take(MAX_ACK_RANGES).map(|r| r.start..=r.end - 1));
             encode_ack(&mut ack, delay, &ranges);
+            self.ack_ranges = ranges;
         }
-        let room = max_plain.saturating_sub(ack.len() + scratch.len());
-        let mut frames = Vec::new();
+        let room = max_plain.saturating_sub(ack.len());
         if self.max_data_pending {
-            frames.put_varint(frame::ty::MAX_DATA);
-            frames.put_varint(self.recv_stream.advertised());
+            scratch.put_varint(frame::ty::MAX_DATA);
+            scratch.put_varint(self.recv_stream.advertised());
             self.max_data_pending = false;
             record.max_data = true;
             ack_eliciting = true;
         }
         if self.ping_pending {
-            frames.put_varint(frame::ty::PING);
+            scratch.put_varint(frame::ty::PING);
             self.ping_pending = false;
             ack_eliciting = true;
         }
@@ -163,7 +169,7 @@ impl Connection {
         let cwnd_ok = probing || self.in_flight + MAX_DATAGRAM_SIZE as u64 <= self.cc.window();
         if cwnd_ok {
             while (record.stream_count as usize) < record.stream.len() {
-                let space = room.saturating_sub(frames.len());
+                let space = room.saturating_sub(scratch.len());
                 // Worst-case header: type, 8-byte offset, 2-byte length.
                 if space <= 11 {
                     break;
@@ -173,24 +179,24 @@ impl Connection {
                 };
                 let len = (chunk.end - chunk.start) as usize;
                 debug_assert!(frame::stream_header_len(chunk.start, len) <= 11);
-                frame::encode_stream_header(&mut frames, chunk.start, len);
-                self.send_stream.copy_to(chunk.clone(), &mut frames);
+                frame::encode_stream_header(scratch, chunk.start, len);
+                self.send_stream.copy_to(chunk.clone(), scratch);
                 record.stream[record.stream_count as usize] = (chunk.start, chunk.end);
                 record.stream_count += 1;
                 ack_eliciting = true;
             }
         }
         if probing && !ack_eliciting {
-            frames.put_varint(frame::ty::PING);
+            scratch.put_varint(frame::ty::PING);
             ack_eliciting = true;
         }
-        if !ack.is_empty() && (self.ack_now || ack_eliciting || !scratch.is_empty() || !frames.is_empty()) {
+        if !ack.is_empty() && (self.ack_now || ack_eliciting || !scratch.is_empty()) {
             scratch.extend_from_slice(&ack);
             self.ack_pending = 0;
             self.ack_now = false;
             self.ack_deadline = None;
         }
-        scratch.extend_from_slice(&frames);
+        self.ack_buf = ack;
         debug_assert!(varint_len(0) == 1);
         ack_eliciting
     }
