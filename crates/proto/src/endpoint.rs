@@ -146,7 +146,7 @@ impl Endpoint {
             live: 0,
             by_cid: HashMap::new(),
             by_reset_token: HashMap::new(),
-            events: VecDeque::new(),
+            events: Events::default(),
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             stateless: VecDeque::new(),
@@ -626,6 +626,13 @@ impl Endpoint {
 
     pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
         self.events.pop_front()
+    }
+
+    /// Hands back the buffer of an [`Event::Message`] the application is
+    /// done with, to carry a later message: optional, it saves an
+    /// allocation per message for receivers that see many.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.events.recycle(buf);
     }
 
     /// Queues a message. Fails without queueing anything when it is over the

@@ -1,11 +1,13 @@
 //! What the protocol machine tells the application: events, the reasons a
 //! session ended, close codes and send errors.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use thiserror::Error;
 
 use crate::crypto::PublicKey;
+use crate::endpoint::ConnectionHandle;
 
 /// Close codes carried in CLOSE frames (docs/PROTOCOL.md §7). Codes from
 /// [`APPLICATION_BASE`] up are the application's to define.
@@ -72,4 +74,42 @@ pub enum SendError {
     Closed,
     #[error("no such session")]
     UnknownConnection,
+}
+
+/// Buffers kept for reuse: enough for a burst of messages handed back
+/// between polls. Past this, returned buffers are freed.
+const MAX_SPARE_BUFFERS: usize = 256;
+/// Only buffers this small are kept (a chat line's message is far
+/// smaller), so the pool holds at most 1 MiB.
+const MAX_SPARE_CAPACITY: usize = 4096;
+
+/// The endpoint's event queue, and the message buffers the application
+/// handed back ([`crate::Endpoint::recycle`]) for the next messages, so a
+/// busy receiver allocates nothing per message.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    queue: VecDeque<(ConnectionHandle, Event)>,
+    spare: Vec<Vec<u8>>,
+}
+
+impl Events {
+    pub(crate) fn push_back(&mut self, event: (ConnectionHandle, Event)) {
+        self.queue.push_back(event);
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<(ConnectionHandle, Event)> {
+        self.queue.pop_front()
+    }
+
+    /// An empty buffer for a message: a recycled one if there is one.
+    pub(crate) fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    pub(crate) fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE_BUFFERS && buf.capacity() <= MAX_SPARE_CAPACITY {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
 }

@@ -219,12 +219,21 @@ impl RecvStream {
     }
 
     /// The next complete message, if one has fully arrived.
+    #[cfg(test)]
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, RecvError> {
+        let mut msg = Vec::new();
+        Ok(self.next_message_into(&mut msg)?.then_some(msg))
+    }
+
+    /// Like [`next_message`](Self::next_message), into `out` (cleared
+    /// first); returns whether there was one.
+    pub fn next_message_into(&mut self, out: &mut Vec<u8>) -> Result<bool, RecvError> {
+        out.clear();
         let unread = &self.assembled[self.read..];
         let mut r = Reader::new(unread);
         let Ok(len) = r.varint() else {
             self.compact();
-            return Ok(None);
+            return Ok(false);
         };
         if len > MAX_MESSAGE_SIZE as u64 {
             return Err(RecvError::MessageTooLarge);
@@ -233,12 +242,12 @@ impl RecvStream {
         let total = header + len as usize;
         if unread.len() < total {
             self.compact();
-            return Ok(None);
+            return Ok(false);
         }
-        let msg = unread[header..total].to_vec();
+        out.extend_from_slice(&unread[header..total]);
         self.read += total;
         self.consumed += total as u64;
-        Ok(Some(msg))
+        Ok(true)
     }
 
     fn compact(&mut self) {

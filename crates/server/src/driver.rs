@@ -256,7 +256,10 @@ impl Server {
                         self.chat.connected(clock, h, addr, &mut outlet);
                     }
                 }
-                Event::Message(bytes) => self.chat.message(clock, h, &bytes, &mut outlet),
+                Event::Message(bytes) => {
+                    self.chat.message(clock, h, &bytes, &mut outlet);
+                    self.endpoint.recycle(bytes);
+                }
                 Event::Closed(reason) => self.chat.closed(clock, h, &reason, &mut outlet),
                 Event::Writable => self.chat.writable(clock, h, &mut outlet),
                 Event::Migrated { .. } => {}

@@ -177,33 +177,37 @@ async fn run(
         let mut delivered = 0;
         while let Some((_, event)) = conn.link.endpoint.poll_event() {
             match event {
-                // Lines are read in place: no copies on the hot path.
-                Event::Message(bytes) => match LineRef::decode(&bytes) {
-                    Ok(Some(line)) => match ctx.parse(line.text) {
-                        Some((sender, seq, sent)) => {
-                            stats.delivery(sender, seq, sent, now);
-                            delivered += 1;
-                        }
-                        None => stats.foreign += 1,
-                    },
-                    Ok(None) => match ServerMsg::decode(&bytes) {
-                        Ok(ServerMsg::Ack { id, .. }) if id != 0 => {
-                            if stats.acked.insert(id - 1) {
-                                Progress::add(&p.accepted, 1);
-                                Progress::add(&p.expected, room_size.saturating_sub(1));
+                // Lines are read in place, and their buffers reused: no
+                // copies or allocations on the hot path.
+                Event::Message(bytes) => {
+                    match LineRef::decode(&bytes) {
+                        Ok(Some(line)) => match ctx.parse(line.text) {
+                            Some((sender, seq, sent)) => {
+                                stats.delivery(sender, seq, sent, now);
+                                delivered += 1;
                             }
-                            in_flight = in_flight.saturating_sub(1);
-                            resolve(&lines, 1);
-                        }
-                        Ok(ServerMsg::Error { id, .. }) if id != 0 => {
-                            stats.refused += 1;
-                            in_flight = in_flight.saturating_sub(1);
-                            resolve(&lines, 1);
-                        }
-                        _ => {}
-                    },
-                    Err(_) => stats.foreign += 1,
-                },
+                            None => stats.foreign += 1,
+                        },
+                        Ok(None) => match ServerMsg::decode(&bytes) {
+                            Ok(ServerMsg::Ack { id, .. }) if id != 0 => {
+                                if stats.acked.insert(id - 1) {
+                                    Progress::add(&p.accepted, 1);
+                                    Progress::add(&p.expected, room_size.saturating_sub(1));
+                                }
+                                in_flight = in_flight.saturating_sub(1);
+                                resolve(&lines, 1);
+                            }
+                            Ok(ServerMsg::Error { id, .. }) if id != 0 => {
+                                stats.refused += 1;
+                                in_flight = in_flight.saturating_sub(1);
+                                resolve(&lines, 1);
+                            }
+                            _ => {}
+                        },
+                        Err(_) => stats.foreign += 1,
+                    }
+                    conn.link.endpoint.recycle(bytes);
+                }
                 Event::Closed(_) => {
                     stats.disconnects += 1;
                     stats.unconfirmed += (in_flight + held.len()) as u64;

@@ -23,7 +23,7 @@ use crate::recovery::{MAX_ACK_DELAY, MAX_PTO, NewReno, RttEstimator};
 use crate::replay::ReplayWindow;
 use crate::stream::{MAX_MESSAGE_SIZE, RecvStream, SendStream};
 
-pub(crate) type Events = VecDeque<(ConnectionHandle, Event)>;
+pub(crate) use crate::event::Events;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {

@@ -263,9 +263,13 @@ impl Connection {
                     return;
                 }
                 loop {
-                    match self.recv_stream.next_message() {
-                        Ok(Some(msg)) => self.emit(Event::Message(msg), events),
-                        Ok(None) => break,
+                    let mut msg = events.buffer();
+                    match self.recv_stream.next_message_into(&mut msg) {
+                        Ok(true) => self.emit(Event::Message(msg), events),
+                        Ok(false) => {
+                            events.recycle(msg);
+                            break;
+                        }
                         Err(e) => {
                             self.recv_error(now, e, events);
                             return;
