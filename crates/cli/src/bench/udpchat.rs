@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 use udpchat_client::chat::{ClientMsg, LineRef, ServerMsg};
 use udpchat_client::link::Link;
@@ -30,10 +31,21 @@ use super::{Ctx, GOODBYE_TIMEOUT, LineSender, Progress, Started};
 /// How long the loop sleeps when the endpoint has no timer at all.
 const IDLE_WAKE: Duration = Duration::from_secs(60);
 
+/// A connected member, kept alive (read, acknowledged, its timers run)
+/// by a task of its own until [`start`] takes it over: thousands of
+/// sessions connect one after another, and the first must not go silent
+/// while the last are still connecting.
 pub struct Conn {
+    keeper: JoinHandle<Session>,
+    handover: oneshot::Sender<()>,
+}
+
+struct Session {
     link: Link,
     h: ConnectionHandle,
     room: String,
+    /// The session ended while it was kept.
+    closed: bool,
 }
 
 /// Connects member `index`, logs in, leaves the lobby (so thousands of
@@ -51,7 +63,7 @@ pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)>
     let endpoint = Endpoint::new(seed, None).context("client endpoint")?;
     let mut link = Link::bind(server, endpoint, ctx.drop).context("cannot open a UDP socket")?;
     let h = link.endpoint.connect(Instant::now(), server, ClientConfig::default())?;
-    let mut conn = Conn { link, h, room };
+    let mut conn = Session { link, h, room, closed: false };
     let mut handshake = None;
     loop {
         while let Some((_, event)) = conn.link.endpoint.poll_event() {
@@ -73,7 +85,9 @@ pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)>
                         conn.send(&ClientMsg::Join { room: conn.room.clone() })?;
                     }
                     Ok(ServerMsg::Joined { room, .. }) if room == conn.room => {
-                        return Ok((conn, handshake.unwrap_or_else(Instant::now)));
+                        let (handover, taken) = oneshot::channel();
+                        let keeper = tokio::spawn(keep(conn, taken));
+                        return Ok((Conn { keeper, handover }, handshake.unwrap_or_else(Instant::now)));
                     }
                     Ok(ServerMsg::LoginRefused { text, .. }) => bail!("login refused: {text}"),
                     Ok(ServerMsg::Error { text, .. }) => bail!("server error: {text}"),
@@ -88,7 +102,34 @@ pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)>
     }
 }
 
-impl Conn {
+/// Services the session until `taken` fires (or its sender is dropped),
+/// then hands it back.
+async fn keep(mut conn: Session, mut taken: oneshot::Receiver<()>) -> Session {
+    loop {
+        while let Some((_, event)) = conn.link.endpoint.poll_event() {
+            match event {
+                Event::Message(bytes) => conn.link.endpoint.recycle(bytes),
+                Event::Closed(_) => conn.closed = true,
+                _ => {}
+            }
+        }
+        conn.link.flush().await;
+        if conn.closed {
+            let _ = taken.await;
+            return conn;
+        }
+        tokio::select! {
+            _ = &mut taken => return conn,
+            r = conn.wait() => {
+                if let Err(e) = r {
+                    tracing::debug!("receive failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+impl Session {
     fn send(&mut self, msg: &ClientMsg) -> Result<(), SendError> {
         self.link.endpoint.send(self.h, &msg.to_bytes())
     }
@@ -153,7 +194,7 @@ impl Sender {
 /// [`Sender`] hands over. The request id of line `seq` is `seq + 1`, so an
 /// acknowledgement says which line it is for.
 async fn run(
-    mut conn: Conn,
+    conn: Conn,
     ctx: Arc<Ctx>,
     mut stats: RecvStats,
     room_size: u64,
@@ -161,6 +202,15 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> RecvStats {
     let p = &ctx.progress;
+    let _ = conn.handover.send(());
+    let Ok(mut conn) = conn.keeper.await else {
+        stats.disconnects += 1;
+        return stats;
+    };
+    if conn.closed {
+        stats.disconnects += 1;
+        return stats;
+    }
     let resolve = |lines: &Option<(mpsc::Receiver<String>, Arc<Semaphore>)>, n: usize| {
         if let Some((_, window)) = lines {
             window.add_permits(n);
