@@ -1,8 +1,9 @@
 //! The server's I/O: one UDP socket, one protocol endpoint owning every
 //! session, and the chat state machine, on one tokio task. Datagrams are
-//! received in batches (recvmmsg, and GRO where the kernel has it) and sent
-//! through quinn-udp, which uses GSO to send several datagrams to one peer
-//! in one call.
+//! received in batches (recvmmsg, and GRO where the kernel has it). They
+//! are sent with GSO (several datagrams to one peer as one buffer) and, on
+//! Linux, many peers' at once with sendmmsg (`fanout.rs`); elsewhere one
+//! transmit at a time through quinn-udp.
 //!
 //! The loop: handle everything received, run due timers, feed the
 //! endpoint's events to the chat server, commit the batch of accepted
@@ -15,7 +16,9 @@ use std::io::{self, IoSliceMut, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+#[cfg(not(target_os = "linux"))]
+use quinn_udp::Transmit;
+use quinn_udp::{RecvMeta, UdpSocketState};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -102,7 +105,12 @@ pub struct Server {
     state: UdpSocketState,
     endpoint: Endpoint,
     chat: ChatServer,
+    #[cfg(not(target_os = "linux"))]
     transmit_buf: Vec<u8>,
+    #[cfg(target_os = "linux")]
+    batch: crate::fanout::Batch,
+    /// Cleared if the kernel refuses a GSO send after all.
+    gso: bool,
     recv_bufs: Vec<Vec<u8>>,
     console_open: bool,
     /// Results of password checks run on blocking threads.
@@ -134,7 +142,11 @@ impl Server {
             state,
             endpoint,
             chat: ChatServer::new(settings, store)?,
+            #[cfg(not(target_os = "linux"))]
             transmit_buf: Vec::with_capacity(MAX_GSO_SEGMENTS * 1200),
+            #[cfg(target_os = "linux")]
+            batch: crate::fanout::Batch::default(),
+            gso: true,
             recv_bufs: (0..RECV_BATCH).map(|_| vec![0u8; (gro * 1500).max(1500)]).collect(),
             console_open: true,
             verified_tx,
@@ -287,12 +299,52 @@ impl Server {
         Ok(())
     }
 
-    /// Sends everything the endpoint has queued.
+    /// How many datagrams one transmit may hold.
+    fn gso_segments(&self) -> usize {
+        // Asked each time: quinn-udp turns GSO off if the kernel rejects it.
+        if self.gso { self.state.max_gso_segments().clamp(1, MAX_GSO_SEGMENTS) } else { 1 }
+    }
+
+    /// Sends everything the endpoint has queued, many destinations per
+    /// system call.
+    #[cfg(target_os = "linux")]
     async fn flush(&mut self) -> io::Result<()> {
         loop {
             let now = Instant::now();
-            // Asked each time: quinn-udp turns GSO off if the kernel rejects it.
-            let segments = self.state.max_gso_segments().clamp(1, MAX_GSO_SEGMENTS);
+            let segments = self.gso_segments();
+            while !self.batch.is_full() {
+                let Some(t) = self.endpoint.poll_transmit(now, segments, self.batch.next_buf()) else { break };
+                self.batch.push(t.destination, t.segment_size);
+            }
+            if self.batch.is_empty() {
+                return Ok(());
+            }
+            while !self.batch.is_empty() {
+                let (batch, socket) = (&mut self.batch, &self.socket);
+                match socket.async_io(Interest::WRITABLE, || batch.send(socket)).await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        // One unreachable client must not stop the server:
+                        // its datagrams count as lost and the protocol
+                        // recovers. A kernel without GSO after all says EIO.
+                        if e.raw_os_error() == Some(libc::EIO) && segments > 1 {
+                            tracing::warn!("the kernel refused a GSO send ({e}); sending datagrams one by one");
+                            self.gso = false;
+                        }
+                        tracing::debug!("send to {:?} failed: {e}", self.batch.first_destination());
+                        self.batch.skip_first();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends everything the endpoint has queued, one transmit at a time.
+    #[cfg(not(target_os = "linux"))]
+    async fn flush(&mut self) -> io::Result<()> {
+        loop {
+            let now = Instant::now();
+            let segments = self.gso_segments();
             let Some(t) = self.endpoint.poll_transmit(now, segments, &mut self.transmit_buf) else {
                 return Ok(());
             };
