@@ -70,3 +70,23 @@ fn idle_sessions_are_held_and_reported() {
     assert!(r["handshakes_per_sec"].as_f64().is_some_and(|h| h > 0.0), "{r:#}");
     assert!(num(&r["server"], "rss_kib_after") > 0, "{r:#}");
 }
+
+#[test]
+fn a_wrong_password_is_a_clear_error_and_the_right_one_gets_in() {
+    let server = ServerProc::start(CONFIG, &["--console", "off"], &[("UDPCHAT_SERVER_PASSWORD", "GAS1")]);
+    let target = format!("udpchat://{}", server.addr());
+    let run = |password: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["bench", "--target", &target, "--clients", "3", "--senders", "1", "--lines", "10", "--json"])
+            .env("UDPCHAT_PASSWORD", password);
+        run_bounded(&mut cmd, Duration::from_secs(60))
+    };
+    let out = run("wrong");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bench that could not log in succeeded: {stderr}");
+    assert!(stderr.contains("login refused: wrong server password"), "{stderr}");
+    let out = run("GAS1");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(num(&r, "deliveries_received"), 20, "{r:#}");
+}

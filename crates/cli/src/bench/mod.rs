@@ -360,7 +360,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // at a time (servers rate-limit handshakes per address).
     let connect_start = Instant::now();
     let ticker = bar.connecting(ctx.clone(), args.clients as u64);
-    let (mut members, first_error) = connect_all(&ctx, &args).await;
+    let (mut members, mut first_error) = connect_all(&ctx, &args).await;
+    let handshakes_done = members.iter().map(|m| m.handshake).max().unwrap_or_else(Instant::now);
+    if ctx.kind == Kind::Udpchat {
+        // Handshakes first, all of them, then logins: so the handshake
+        // rate is the handshakes' own, not that of handshake, login and
+        // room entry (with its join notices) interleaved.
+        let refused;
+        (members, refused) = enter_all(&ctx, &args, members).await;
+        first_error = first_error.or(refused);
+    }
     ticker.abort();
     members.sort_by_key(|m| m.index);
     let setup_done = Instant::now();
@@ -369,7 +378,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         bar.finish();
         bail!("no session could connect: {}", first_error.unwrap_or_default());
     }
-    let handshakes_done = members.iter().map(|m| m.handshake).max().unwrap_or(setup_done);
     let server_setup = pid.and_then(|p| procfs::sample(Some(p)));
 
     let mut room_size = vec![0u64; args.rooms];
@@ -481,6 +489,44 @@ async fn connect_all(ctx: &Arc<Ctx>, args: &BenchArgs) -> (Vec<Member>, Option<S
         }
     }
     (members, first_error)
+}
+
+/// Logs every connected udpchat member in and into its room,
+/// `--connect-concurrency` at a time. Returns those that got in and the
+/// first error of those that did not.
+async fn enter_all(ctx: &Arc<Ctx>, args: &BenchArgs, members: Vec<Member>) -> (Vec<Member>, Option<String>) {
+    let gate = Arc::new(Semaphore::new(args.connect_concurrency));
+    let mut tasks = JoinSet::new();
+    for mut member in members {
+        let (ctx, gate) = (ctx.clone(), gate.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await.context("connect gate closed")?;
+            let Conn::Udpchat(conn) = &mut member.conn else { return Ok(member) };
+            let index = member.index;
+            match tokio::time::timeout(CONNECT_TIMEOUT, udpchat::enter(&ctx, index, conn)).await {
+                Ok(Ok(())) => Ok(member),
+                Ok(Err(e)) => Err(e.context(format!("session {index}"))),
+                Err(_) => Err(anyhow::anyhow!("session {index}: not in its room after {CONNECT_TIMEOUT:?}")),
+            }
+        });
+    }
+    let mut entered = Vec::with_capacity(tasks.len());
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(m)) => entered.push(m),
+            Ok(Err(e)) => {
+                ctx.progress.connected.fetch_sub(1, Ordering::Relaxed);
+                Progress::add(&ctx.progress.failed, 1);
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| format!("login task failed: {e}"));
+            }
+        }
+    }
+    entered.sort_by_key(|m| m.index);
+    (entered, first_error)
 }
 
 /// Runs every sender until its share of the lines is sent or `--duration`

@@ -34,11 +34,17 @@ const IDLE_WAKE: Duration = Duration::from_secs(60);
 /// A connected member, kept alive (read, acknowledged, its timers run)
 /// by a task of its own until [`start`] takes it over: thousands of
 /// sessions connect one after another, and the first must not go silent
-/// while the last are still connecting.
+/// while the last are still connecting. The keeper also logs it in and
+/// into its room when [`enter`] asks.
 pub struct Conn {
     keeper: JoinHandle<Session>,
+    enter: Option<oneshot::Sender<Entry>>,
     handover: oneshot::Sender<()>,
 }
+
+/// A request to log in (with this message) and join the member's room;
+/// the keeper answers on the sender once in, or with why not.
+type Entry = (ClientMsg, oneshot::Sender<Result<(), String>>);
 
 struct Session {
     link: Link,
@@ -48,9 +54,9 @@ struct Session {
     closed: bool,
 }
 
-/// Connects member `index`, logs in, leaves the lobby (so thousands of
-/// sessions do not all share one room and its join notices) and joins its
-/// bench room. Returns when it is in, with the time its handshake ended.
+/// Opens member `index`'s session: its own socket and a full handshake.
+/// Returns once the handshake is done, with the time it was, so that
+/// handshakes are measured by themselves; [`enter`] does the rest.
 pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)> {
     let room = ctx.room_name(ctx.room_of(index));
     let server: SocketAddr = tokio::net::lookup_host(&ctx.addr)
@@ -64,35 +70,16 @@ pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)>
     let mut link = Link::bind(server, endpoint, ctx.drop).context("cannot open a UDP socket")?;
     let h = link.endpoint.connect(Instant::now(), server, ClientConfig::default())?;
     let mut conn = Session { link, h, room, closed: false };
-    let mut handshake = None;
     loop {
         while let Some((_, event)) = conn.link.endpoint.poll_event() {
             match event {
                 Event::Connected { .. } => {
-                    handshake = Some(Instant::now());
-                    let login = ClientMsg::Login {
-                        nick: ctx.nick(index),
-                        server_password: std::env::var("UDPCHAT_PASSWORD").unwrap_or_default(),
-                        account_password: String::new(),
-                        resume: Vec::new(),
-                        private_since: 0,
-                    };
-                    conn.send(&login)?;
+                    let at = Instant::now();
+                    let (enter, entries) = oneshot::channel();
+                    let (handover, taken) = oneshot::channel();
+                    let keeper = tokio::spawn(keep(conn, entries, taken));
+                    return Ok((Conn { keeper, enter: Some(enter), handover }, at));
                 }
-                Event::Message(bytes) => match ServerMsg::decode(&bytes) {
-                    Ok(ServerMsg::Welcome { .. }) => {
-                        conn.send(&ClientMsg::Part { room: "lobby".into(), reason: String::new() })?;
-                        conn.send(&ClientMsg::Join { room: conn.room.clone() })?;
-                    }
-                    Ok(ServerMsg::Joined { room, .. }) if room == conn.room => {
-                        let (handover, taken) = oneshot::channel();
-                        let keeper = tokio::spawn(keep(conn, taken));
-                        return Ok((Conn { keeper, handover }, handshake.unwrap_or_else(Instant::now)));
-                    }
-                    Ok(ServerMsg::LoginRefused { text, .. }) => bail!("login refused: {text}"),
-                    Ok(ServerMsg::Error { text, .. }) => bail!("server error: {text}"),
-                    _ => {}
-                },
                 Event::Closed(reason) => bail!("closed: {reason}"),
                 _ => {}
             }
@@ -102,15 +89,62 @@ pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)>
     }
 }
 
-/// Services the session until `taken` fires (or its sender is dropped),
-/// then hands it back.
-async fn keep(mut conn: Session, mut taken: oneshot::Receiver<()>) -> Session {
+/// Logs member `index` in, leaves the lobby (so thousands of sessions do
+/// not all share one room and its join notices) and joins its bench room.
+/// Returns when it is in.
+pub async fn enter(ctx: &Ctx, index: usize, conn: &mut Conn) -> anyhow::Result<()> {
+    let login = ClientMsg::Login {
+        nick: ctx.nick(index),
+        server_password: std::env::var("UDPCHAT_PASSWORD").unwrap_or_default(),
+        account_password: String::new(),
+        resume: Vec::new(),
+        private_since: 0,
+    };
+    let (done, entered) = oneshot::channel();
+    let sent = conn.enter.take().map(|enter| enter.send((login, done)).is_ok());
+    if sent != Some(true) {
+        bail!("session already gone");
+    }
+    match entered.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(why)) => bail!("{why}"),
+        Err(_) => bail!("session ended"),
+    }
+}
+
+/// Services the session: logs it in when asked (`entries`), and hands it
+/// back when `taken` fires (or its sender is dropped).
+async fn keep(mut conn: Session, mut entries: oneshot::Receiver<Entry>, mut taken: oneshot::Receiver<()>) -> Session {
+    let mut asked = false;
+    let mut entering: Option<oneshot::Sender<Result<(), String>>> = None;
     loop {
         while let Some((_, event)) = conn.link.endpoint.poll_event() {
-            match event {
-                Event::Message(bytes) => conn.link.endpoint.recycle(bytes),
-                Event::Closed(_) => conn.closed = true,
-                _ => {}
+            let outcome = match event {
+                Event::Message(bytes) => {
+                    let outcome = match ServerMsg::decode(&bytes) {
+                        Ok(ServerMsg::Welcome { .. }) if entering.is_some() => {
+                            let part = conn.send(&ClientMsg::Part { room: "lobby".into(), reason: String::new() });
+                            let join = conn.send(&ClientMsg::Join { room: conn.room.clone() });
+                            part.and(join).err().map(|e| Err(format!("cannot send: {e}")))
+                        }
+                        Ok(ServerMsg::Joined { room, .. }) if room == conn.room => Some(Ok(())),
+                        Ok(ServerMsg::LoginRefused { text, .. }) => Some(Err(format!("login refused: {text}"))),
+                        Ok(ServerMsg::Error { text, .. }) => Some(Err(format!("server error: {text}"))),
+                        _ => None,
+                    };
+                    conn.link.endpoint.recycle(bytes);
+                    outcome
+                }
+                Event::Closed(reason) => {
+                    conn.closed = true;
+                    Some(Err(format!("closed: {reason}")))
+                }
+                _ => None,
+            };
+            if let Some(outcome) = outcome
+                && let Some(done) = entering.take()
+            {
+                let _ = done.send(outcome);
             }
         }
         conn.link.flush().await;
@@ -120,6 +154,17 @@ async fn keep(mut conn: Session, mut taken: oneshot::Receiver<()>) -> Session {
         }
         tokio::select! {
             _ = &mut taken => return conn,
+            entry = &mut entries, if !asked => {
+                asked = true;
+                if let Ok((login, done)) = entry {
+                    match conn.send(&login) {
+                        Ok(()) => entering = Some(done),
+                        Err(e) => {
+                            let _ = done.send(Err(format!("cannot send: {e}")));
+                        }
+                    }
+                }
+            }
             r = conn.wait() => {
                 if let Err(e) = r {
                     tracing::debug!("receive failed: {e}");
