@@ -27,8 +27,11 @@ pub const MAX_ACK_DELAY: Duration = Duration::from_millis(25);
 pub const MAX_PTO: Duration = Duration::from_secs(1);
 /// RFC 9002 kInitialWindow: min(10 * max_datagram_size, max(14720, 2 * max_datagram_size)).
 pub const INITIAL_WINDOW: u64 = 10 * MAX_DATAGRAM_SIZE as u64;
-/// RFC 9002 kMinimumWindow.
-pub const MINIMUM_WINDOW: u64 = 2 * MAX_DATAGRAM_SIZE as u64;
+/// kMinimumWindow: four datagrams, twice RFC 9002's recommendation. With
+/// two, a lost datagram under steady random loss leaves the receiver one
+/// packet to acknowledge (after max_ack_delay) and nothing to reveal the
+/// loss, so each loss stalls the session; see docs/PROTOCOL.md §8.8.
+pub const MINIMUM_WINDOW: u64 = 4 * MAX_DATAGRAM_SIZE as u64;
 /// Upper bound on the congestion window, which bounds the sender's bytes
 /// in flight and so the memory a receiver may need for reordering.
 pub const MAXIMUM_WINDOW: u64 = 4 * 1024 * 1024;

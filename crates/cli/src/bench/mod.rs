@@ -170,15 +170,14 @@ impl Ctx {
 
 /// A non-empty run of ASCII digits that fits a u64.
 fn decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits.iter().try_fold(0u64, |n, &d| {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    // Nineteen digits always fit, so the common case needs no overflow checks.
+    if digits.len() <= 19 {
+        return Some(digits.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')));
+    }
+    digits.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// One connected session, before its tasks start.
@@ -680,6 +679,8 @@ mod tests {
         assert_eq!(c.parse("~abc 7 x 1"), None);
         assert_eq!(c.parse("~abc 7  1 x"), None, "an empty field");
         assert_eq!(c.parse("~abc 7 99999999999999999999 1 x"), None, "over u64");
+        assert_eq!(c.parse("~abc 7 18446744073709551615 1 x").map(|p| p.1), Some(u64::MAX), "twenty digits");
+        assert_eq!(c.parse("~abc 7 9999999999999999999 1 x").map(|p| p.1), Some(9_999_999_999_999_999_999));
         assert_eq!(c.parse("~abc 7 42 1"), Some((7, 42, c.base + Duration::from_nanos(1))), "nothing after");
         // Shorter than its header: not padded, still whole.
         assert_eq!(c.parse(&c.payload(1, 2, at)), Some((1, 2, at)));
