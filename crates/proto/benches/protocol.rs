@@ -36,10 +36,21 @@
 //!   server's calls (`handle(INITIAL)`, `poll_transmit`, `handle(DATA)`,
 //!   `poll_event`): what one server core pays per accepted client.
 //!
+//! * `fanout/server, per delivery` and `fanout/both ends, per delivery`:
+//!   the server's hot path in a busy room. One server endpoint with
+//!   [`MEMBERS`] established sessions; one iteration queues [`PER_FLUSH`]
+//!   130-byte lines (a 100-byte chat line as the chat layer encodes it) to
+//!   every session and drains `poll_transmit` with GSO batches of up to
+//!   32, so the lines are packed several to a datagram as in the real
+//!   server. Each datagram is handed to its client, which takes the
+//!   messages and returns its ACKs (untimed in the first, timed in the
+//!   second). Reported per delivery (one line to one member).
+//!
 //! The server used for handshakes has its rate limits lifted, and is
 //! replaced (untimed) every [`SESSIONS_PER_SERVER`] handshakes so that
 //! memory stays bounded.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -304,5 +315,128 @@ fn handshake_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, datagram_benches, handshake_benches);
+/// Members of the fan-out room, and lines queued to each per flush.
+const MEMBERS: usize = 50;
+const PER_FLUSH: usize = 8;
+/// A 100-byte chat line as the chat layer encodes it (room, sequence
+/// number, time, sender, text).
+const ENCODED_LINE: [u8; 130] = [b'y'; 130];
+
+/// A server endpoint with [`MEMBERS`] established client sessions.
+struct Room {
+    server: Endpoint,
+    /// The server's handle for each member, in member order.
+    members: Vec<ConnectionHandle>,
+    clients: Vec<Endpoint>,
+    by_addr: HashMap<SocketAddr, usize>,
+    now: Instant,
+    buf: Vec<u8>,
+    delivered: u64,
+}
+
+impl Room {
+    fn new() -> Self {
+        let key = ServerKey::generate([1; 32]);
+        let mut server = Endpoint::new([2; 32], Some(server_config(&key))).unwrap();
+        let mut now = Instant::now();
+        let mut clients = Vec::new();
+        let mut by_addr = HashMap::new();
+        let mut buf = Vec::new();
+        let mut members = Vec::new();
+        for i in 0..MEMBERS {
+            let mut client = Endpoint::new(seed(4, i as u32), None).unwrap();
+            client.connect(now, server_addr(), ClientConfig::default()).unwrap();
+            for _ in 0..5 {
+                pump(now, &mut client, client_addr(i as u32), &mut server, &mut buf);
+                pump(now, &mut server, server_addr(), &mut client, &mut buf);
+            }
+            while let Some((h, e)) = server.poll_event() {
+                if matches!(e, Event::Connected { .. }) {
+                    members.push(h);
+                }
+            }
+            while client.poll_event().is_some() {}
+            by_addr.insert(client_addr(i as u32), i);
+            clients.push(client);
+            now += Duration::from_millis(1);
+        }
+        assert_eq!(members.len(), MEMBERS, "handshakes did not complete");
+        Room { server, members, clients, by_addr, now, buf, delivered: 0 }
+    }
+
+    /// One flush: queue, seal and deliver. Returns the time the server's
+    /// calls took.
+    fn flush(&mut self) -> Duration {
+        let t0 = Instant::now();
+        for &h in &self.members {
+            for _ in 0..PER_FLUSH {
+                self.server.send(h, black_box(&ENCODED_LINE)).expect("send blocked");
+            }
+        }
+        let mut server_time = t0.elapsed();
+        loop {
+            let t = Instant::now();
+            let Some(transmit) = self.server.poll_transmit(self.now, 32, &mut self.buf) else { break };
+            server_time += t.elapsed();
+            let client = &mut self.clients[self.by_addr[&transmit.destination]];
+            let segment = transmit.segment_size.unwrap_or(transmit.size);
+            for datagram in self.buf[..transmit.size].chunks(segment) {
+                client.handle(self.now, server_addr(), datagram);
+            }
+            while let Some((_, e)) = client.poll_event() {
+                if let Event::Message(m) = e {
+                    self.delivered += 1;
+                    client.recycle(m);
+                }
+            }
+        }
+        server_time
+    }
+
+    /// The clients' ACKs back to the server, and the timers: the session
+    /// stays in steady state (congestion and flow control never block).
+    fn settle(&mut self) {
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            pump(self.now, client, client_addr(i as u32), &mut self.server, &mut self.buf);
+        }
+        self.now += Duration::from_micros(500);
+        self.server.handle_timeout(self.now);
+        for client in &mut self.clients {
+            client.handle_timeout(self.now);
+        }
+        while let Some((_, e)) = self.server.poll_event() {
+            assert!(!matches!(e, Event::Closed(_)), "server session closed: {e:?}");
+        }
+    }
+}
+
+fn run_fanout(room: &mut Room, iters: u64, server_only: bool) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let before = room.delivered;
+        let t0 = Instant::now();
+        let server_time = room.flush();
+        if server_only {
+            total += server_time;
+            room.settle();
+        } else {
+            room.settle();
+            total += t0.elapsed();
+        }
+        assert_eq!(room.delivered - before, (MEMBERS * PER_FLUSH) as u64, "lines lost");
+    }
+    total
+}
+
+fn fanout_benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout");
+    group.throughput(Throughput::Elements((MEMBERS * PER_FLUSH) as u64));
+    for (name, server_only) in [("server, per delivery", true), ("both ends, per delivery", false)] {
+        let mut room = Room::new();
+        group.bench_function(name, |b| b.iter_custom(|iters| run_fanout(&mut room, iters, server_only)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, datagram_benches, handshake_benches, fanout_benches);
 criterion_main!(benches);
