@@ -10,10 +10,16 @@
 //! write. Commits stay as durable as the sync policy says: the checkpoint
 //! only moves committed pages from the log into the database.
 //!
-//! Bound: a PASSIVE checkpoint cannot finish while the writer keeps
-//! appending, and the log only starts over once one has. If the log grows
-//! past [`MAX_LOG_PAGES`] the writer checkpoints itself (blocking, as
-//! SQLite's own would) so the file cannot grow without limit.
+//! Used with `history_sync = "normal"` only, where checkpoints are the
+//! only fsyncs (with `full` every commit waits for the disk anyway).
+//!
+//! Bound: the log only starts over once a checkpoint has caught up with
+//! it completely at the moment a write begins, which a steady stream of
+//! commits can keep from happening for a long while; the log file then
+//! grows (each checkpoint still moves its pages into the database). If it
+//! grows past [`MAX_LOG_PAGES`] the writer checkpoints itself (blocking,
+//! as SQLite's own would, but with almost everything already copied) and
+//! the log starts over.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,9 +33,9 @@ use rusqlite::{Connection, OpenFlags};
 /// How long after a write the checkpoint runs: long enough to gather a
 /// busy second's commits into one pair of fsyncs.
 const DELAY: Duration = Duration::from_millis(500);
-/// Log pages (4 KiB each by default, so 256 MiB) past which the writer
+/// Log pages (4 KiB each by default, so 64 MiB) past which the writer
 /// checkpoints itself.
-pub const MAX_LOG_PAGES: i64 = 65_536;
+pub const MAX_LOG_PAGES: i64 = 16_384;
 
 /// What the writer and the checkpoint thread share.
 #[derive(Default)]

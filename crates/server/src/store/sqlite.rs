@@ -8,8 +8,9 @@
 //! acknowledged line survives power loss; `Normal` leaves the fsync to
 //! checkpoints, so it survives a crash of the server process (kill -9)
 //! but a power cut may lose the last moments. Group commit (one
-//! transaction per batch) keeps `Full` affordable. Checkpoints run on a
-//! thread of their own (`checkpoint.rs`), never inside a commit.
+//! transaction per batch) keeps `Full` affordable. With `Normal`,
+//! checkpoints (the only fsyncs) run on a thread of their own
+//! (`checkpoint.rs`), never inside a commit.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -60,8 +61,8 @@ pub enum SyncPolicy {
 }
 
 pub struct SqliteStore {
-    /// The server's store checkpoints in the background; `udpchat user`'s
-    /// leaves it to SQLite. Declared before `conn` so it stops first and
+    /// A server's store with `SyncPolicy::Normal` checkpoints in the
+    /// background; the others leave it to SQLite. Declared before `conn` so it stops first and
     /// the writer's connection does the final checkpoint on close.
     checkpointer: Option<Checkpointer>,
     conn: Connection,
@@ -100,10 +101,16 @@ impl SqliteStore {
             return Err(StoreError::Locked { path, lock: lock_path });
         }
         let mut store = Self::open_file(path, sync, max_mb, Some(lock))?;
-        let checkpointer = Checkpointer::start(&store.path)
-            .map_err(|detail| StoreError::ReadOnly { path: store.path.clone(), detail })?;
-        store.conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sqlite_error)?;
-        store.checkpointer = Some(checkpointer);
+        // Only where commits do not fsync: with `Full` every commit waits
+        // for the disk anyway, and a log that keeps growing (see
+        // checkpoint.rs) makes each of those fsyncs dearer (file size
+        // metadata), while SQLite's own checkpoints reuse the log's space.
+        if sync == SyncPolicy::Normal {
+            let checkpointer = Checkpointer::start(&store.path)
+                .map_err(|detail| StoreError::ReadOnly { path: store.path.clone(), detail })?;
+            store.conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sqlite_error)?;
+            store.checkpointer = Some(checkpointer);
+        }
         Ok(store)
     }
 
