@@ -227,7 +227,10 @@ impl Server {
     fn receive(&mut self) -> io::Result<()> {
         let mut meta = [RecvMeta::default(); RECV_BATCH];
         loop {
-            let mut slices: Vec<IoSliceMut<'_>> = self.recv_bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            // On the stack: this runs for every batch received.
+            let mut bufs = self.recv_bufs.iter_mut();
+            let mut slices: [IoSliceMut<'_>; RECV_BATCH] =
+                std::array::from_fn(|_| IoSliceMut::new(bufs.next().map_or(&mut [][..], |b| &mut b[..])));
             let state = &self.state;
             let socket = &self.socket;
             let result = socket.try_io(Interest::READABLE, || state.recv(socket.into(), &mut slices, &mut meta));
@@ -239,7 +242,6 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(e),
             };
-            drop(slices);
             let now = Instant::now();
             for (m, buf) in meta.iter().zip(&self.recv_bufs).take(count) {
                 let stride = m.stride.max(1);
