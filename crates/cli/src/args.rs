@@ -209,9 +209,10 @@ pub struct BenchArgs {
     /// flow control at all.
     #[arg(long)]
     pub window: Option<usize>,
-    /// Sessions that may be connecting at the same time. More is not
-    /// faster: servers drop handshakes past their backlog or rate limit
-    /// (ngIRCd's listen backlog is 10), and the retries wait seconds.
+    /// Sessions that may be connecting at the same time (udpchat: in two
+    /// passes, every handshake and then every login). More is not faster:
+    /// servers drop handshakes past their backlog or rate limit (ngIRCd's
+    /// listen backlog is 10), and the retries wait seconds.
     #[arg(long, default_value_t = 8)]
     pub connect_concurrency: usize,
     /// Fraction (0 to 1) of datagrams the bench's own clients drop on

@@ -164,7 +164,7 @@ pub struct RecvStats {
     pub refused: u64,
     /// Own lines whose fate is unknown because the session ended first.
     pub unconfirmed: u64,
-    /// Sessions lost (udpchat reconnects and catches up; the others do not).
+    /// Sessions lost before the run ended (no member reconnects).
     pub disconnects: u64,
     /// Lines with a payload that is not this run's (or is garbled).
     pub foreign: u64,
