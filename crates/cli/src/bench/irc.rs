@@ -186,7 +186,7 @@ async fn receive(
         match command(&line) {
             "PRIVMSG" => match ctx.parse(trailing(&line)) {
                 Some((sender, seq, sent)) => {
-                    stats.delivery(sender, seq, sent, Instant::now());
+                    stats.delivery(sender, seq, sent, ctx.now_ns());
                     Progress::add(&ctx.progress.delivered, 1);
                 }
                 None => stats.foreign += 1,

@@ -3,7 +3,7 @@
 //! come from the same [`Report`], so they never disagree.
 
 use std::fmt::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -130,8 +130,10 @@ impl Report {
     pub fn build(i: Inputs<'_>) -> Self {
         let t = i.totals;
         let kind = i.ctx.kind;
-        let delivery_secs =
-            t.last_delivery.map(|l| l.saturating_duration_since(i.phase_start).as_secs_f64()).unwrap_or(0.0);
+        let delivery_secs = t
+            .last_delivery
+            .map(|l| (i.ctx.base + Duration::from_nanos(l)).saturating_duration_since(i.phase_start).as_secs_f64())
+            .unwrap_or(0.0);
         let latency = (t.latency.count() > 0).then(|| Latency {
             samples: t.latency.count(),
             p50: us(t.latency.quantile(0.5).unwrap_or(0)),

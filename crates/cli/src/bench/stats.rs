@@ -6,7 +6,7 @@
 //! the end.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Sub-buckets per power of two: the histogram's resolution is 1/64 of
 /// the value (about 1.6 %), plenty to tell 1.9 ms from 2.1 ms.
@@ -157,7 +157,8 @@ pub struct RecvStats {
     /// of [`MAX_SENDERS`] or more is not this run's and counts as foreign.
     pub from: Vec<FromSender>,
     pub latency: Histogram,
-    pub last_delivery: Option<Instant>,
+    /// When the last line arrived, on the bench clock ([`super::Ctx::now_ns`]).
+    pub last_delivery: Option<u64>,
     /// The member's own lines the server acknowledged (udpchat only).
     pub acked: SeqSet,
     /// Own lines the server refused with an error.
@@ -186,9 +187,10 @@ impl RecvStats {
         }
     }
 
-    /// Records line `seq` of `sender`, sent at `sent` and received `now`.
-    /// Returns whether it was new (not a duplicate).
-    pub fn delivery(&mut self, sender: usize, seq: u64, sent: Instant, now: Instant) -> bool {
+    /// Records line `seq` of `sender`, sent at `sent_ns` and received at
+    /// `now_ns` (both on the bench clock). Returns whether it was new (not
+    /// a duplicate).
+    pub fn delivery(&mut self, sender: usize, seq: u64, sent_ns: u64, now_ns: u64) -> bool {
         if sender >= MAX_SENDERS {
             self.foreign += 1;
             return false;
@@ -205,8 +207,8 @@ impl RecvStats {
             Some(h) if seq < h => f.out_of_order += 1,
             _ => f.highest = Some(seq),
         }
-        self.latency.record(now.saturating_duration_since(sent).as_nanos() as u64);
-        self.last_delivery = Some(now);
+        self.latency.record(now_ns.saturating_sub(sent_ns));
+        self.last_delivery = Some(now_ns);
         true
     }
 }
@@ -240,7 +242,7 @@ pub struct Totals {
     pub disconnects: u64,
     pub foreign: u64,
     pub latency: Histogram,
-    pub last_delivery: Option<Instant>,
+    pub last_delivery: Option<u64>,
 }
 
 /// Adds up every member's and sender's counts. `room_size[r]` is how many
@@ -321,7 +323,7 @@ mod tests {
 
     #[test]
     fn loss_duplicates_and_order() {
-        let now = Instant::now();
+        let now = 5;
         let mut a = RecvStats::new(1, 0);
         for seq in [0, 2, 1, 2, 4] {
             a.delivery(0, seq, now, now);

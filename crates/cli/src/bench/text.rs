@@ -93,7 +93,7 @@ async fn receive(conn: Conn, ctx: Arc<Ctx>, mut stats: RecvStats, mut stop: watc
         }
         match ctx.parse(&String::from_utf8_lossy(&buf[..n])) {
             Some((sender, seq, sent)) => {
-                stats.delivery(sender, seq, sent, Instant::now());
+                stats.delivery(sender, seq, sent, ctx.now_ns());
                 Progress::add(&ctx.progress.delivered, 1);
             }
             None => stats.foreign += 1,

@@ -269,6 +269,7 @@ async fn run(
     let mut closed = false;
     'session: loop {
         let now = Instant::now();
+        let now_ns = ctx.now_ns();
         let mut delivered = 0;
         while let Some((_, event)) = conn.link.endpoint.poll_event() {
             match event {
@@ -278,7 +279,7 @@ async fn run(
                     match LineRef::decode(&bytes) {
                         Ok(Some(line)) => match ctx.parse(line.text) {
                             Some((sender, seq, sent)) => {
-                                stats.delivery(sender, seq, sent, now);
+                                stats.delivery(sender, seq, sent, now_ns);
                                 delivered += 1;
                             }
                             None => stats.foreign += 1,
