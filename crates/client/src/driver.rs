@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout};
 use udpchat_proto::chat::{ClientMsg, Line, LineKind, NoticeKind, RefuseCode, ServerMsg};
-use udpchat_proto::{ClientConfig, CloseReason, ConnectionHandle, Endpoint, Event, SendError, code};
+use udpchat_proto::{ClientConfig, CloseReason, ConnectionHandle, Event, SendError, code};
 
 use crate::known_hosts::KnownHosts;
 use crate::link::Link;
@@ -43,13 +43,6 @@ pub(crate) struct Driver {
     seen: Seen,
 }
 
-pub(crate) fn random_seed() -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    // The OS RNG failing is not something a chat client can work around.
-    getrandom::getrandom(&mut seed).expect("operating system random number generator");
-    seed
-}
-
 /// Whether a session end means trying again is pointless.
 fn is_final(reason: &CloseReason) -> bool {
     match reason {
@@ -73,8 +66,7 @@ impl Driver {
             .next()
             .ok_or_else(|| ClientError::Resolve(options.server.clone(), "no addresses".into()))?;
         let known_hosts = options.known_hosts.as_deref().map(KnownHosts::load).transpose()?;
-        let endpoint = Endpoint::new(random_seed(), None).expect("default client config is valid");
-        let link = Link::bind(server, endpoint, options.drop_rate).map_err(ClientError::Socket)?;
+        let link = Link::client(server, options.drop_rate).map_err(ClientError::Socket)?;
         let rooms = options.rooms.iter().cloned().collect();
         Ok(Self {
             nick: options.nick.clone(),

@@ -32,6 +32,14 @@ const MAX_GSO_SEGMENTS: usize = 16;
 /// Room for one datagram (at most 1200 bytes) with margin.
 const DATAGRAM_ROOM: usize = 1500;
 
+/// A seed for a client endpoint's (or the loss injector's) generator.
+pub(crate) fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    // The OS RNG failing is not something a chat client can work around.
+    getrandom::getrandom(&mut seed).expect("operating system random number generator");
+    seed
+}
+
 thread_local! {
     static RECV_BUFS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
@@ -47,19 +55,21 @@ pub struct Link {
 }
 
 impl Link {
-    /// Binds an ephemeral port of `server`'s address family. `drop_rate`
-    /// is [`crate::ClientOptions::drop_rate`].
-    pub fn bind(server: SocketAddr, endpoint: Endpoint, drop_rate: f64) -> io::Result<Self> {
+    /// A client's link: a client endpoint (seeded from the OS) on an
+    /// ephemeral port of `server`'s address family. `drop_rate` is
+    /// [`crate::ClientOptions::drop_rate`].
+    pub fn client(server: SocketAddr, drop_rate: f64) -> io::Result<Self> {
+        let endpoint = Endpoint::new(random_seed(), None).expect("default client config is valid");
+        Self::bind(server, endpoint, drop_rate)
+    }
+
+    fn bind(server: SocketAddr, endpoint: Endpoint, drop_rate: f64) -> io::Result<Self> {
         let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
         let socket = std::net::UdpSocket::bind(bind)?;
         socket.set_nonblocking(true)?;
         let state = UdpSocketState::new((&socket).into())?;
         let socket = UdpSocket::from_std(socket)?;
         Ok(Self { socket, state, endpoint, loss: Loss::new(drop_rate), transmit: Vec::new() })
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
     }
 
     /// Waits until the socket has something to read.

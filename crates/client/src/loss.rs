@@ -13,7 +13,7 @@ pub struct Loss {
 impl Loss {
     pub fn new(rate: f64) -> Self {
         let mut seed = [0u8; 8];
-        seed.copy_from_slice(&crate::driver::random_seed()[..8]);
+        seed.copy_from_slice(&crate::link::random_seed()[..8]);
         let seed = u64::from_le_bytes(seed);
         // Zero is xorshift's one fixed point.
         Self { rate, state: seed | 1 }

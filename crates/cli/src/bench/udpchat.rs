@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 use udpchat_client::chat::{ClientMsg, LineRef, ServerMsg};
 use udpchat_client::link::Link;
-use udpchat_proto::{ClientConfig, ConnectionHandle, Endpoint, Event, SendError, code};
+use udpchat_proto::{ClientConfig, ConnectionHandle, Event, SendError, code};
 
 use super::stats::RecvStats;
 use super::{Ctx, GOODBYE_TIMEOUT, LineSender, Progress, Started};
@@ -64,10 +64,7 @@ pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)>
         .with_context(|| format!("cannot resolve {}", ctx.addr))?
         .next()
         .with_context(|| format!("{} has no address", ctx.addr))?;
-    let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("no OS random numbers: {e}"))?;
-    let endpoint = Endpoint::new(seed, None).context("client endpoint")?;
-    let mut link = Link::bind(server, endpoint, ctx.drop).context("cannot open a UDP socket")?;
+    let mut link = Link::client(server, ctx.drop).context("cannot open a UDP socket")?;
     let h = link.endpoint.connect(Instant::now(), server, ClientConfig::default())?;
     let mut conn = Session { link, h, room, closed: false };
     loop {
