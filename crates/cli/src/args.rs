@@ -154,7 +154,7 @@ pub struct SendArgs {
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
     /// Room to send to.
-    #[arg(default_value = "lobby")]
+    #[arg(default_value = udpchat_chat::LOBBY)]
     pub room: String,
     /// The line to send; without it, each line of standard input is sent.
     pub text: Vec<String>,

@@ -23,7 +23,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     let (client, mut events) = Client::connect(options).await?;
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
-    let mut room = "lobby".to_owned();
+    let mut room = udpchat_chat::LOBBY.to_owned();
     let mut linger_until = None;
     let mut out = std::io::stdout();
     let mut code = ExitCode::SUCCESS;
@@ -56,7 +56,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
                 let Some(event) = event else { break };
                 match &event {
                     ClientEvent::Server(ServerMsg::Joined { room: r, .. }) => room = r.clone(),
-                    ClientEvent::Server(ServerMsg::Parted { room: r }) if *r == room => room = "lobby".into(),
+                    ClientEvent::Server(ServerMsg::Parted { room: r }) if *r == room => room = udpchat_chat::LOBBY.into(),
                     ClientEvent::Server(ServerMsg::LoginRefused { .. }) => code = ExitCode::FAILURE,
                     _ => {}
                 }

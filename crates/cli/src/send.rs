@@ -30,7 +30,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     }
     let mut options = connect::options(&args.connect, false)?;
     let room = args.room.trim_start_matches('#').to_owned();
-    if room != "lobby" {
+    if room != udpchat_chat::LOBBY {
         options.rooms.push(room.clone());
     }
     let (client, mut events) = Client::connect(options).await?;

@@ -7,8 +7,8 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use udpchat_chat::names::{check_nick, fold};
 use udpchat_server::chat::hash_password;
-use udpchat_server::names::{check_nick, fold};
 use udpchat_server::settings::default_data_dir;
 use udpchat_server::store::{Account, SqliteStore, Store};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout};
-use udpchat_proto::chat::{ClientMsg, Line, LineKind, NoticeKind, RefuseCode, ServerMsg};
+use udpchat_chat::{ClientMsg, Line, LineKind, NoticeKind, RefuseCode, ServerMsg};
 use udpchat_proto::{ClientConfig, CloseReason, ConnectionHandle, Event, SendError, code};
 
 use crate::known_hosts::KnownHosts;
@@ -49,7 +49,7 @@ fn is_final(reason: &CloseReason) -> bool {
         CloseReason::KeyMismatch { .. } | CloseReason::VersionMismatch { .. } | CloseReason::ProtocolViolation(_) => {
             true
         }
-        CloseReason::Peer { code: c, .. } => udpchat_proto::chat::close::is_final(*c),
+        CloseReason::Peer { code: c, .. } => udpchat_chat::close::is_final(*c),
         _ => false,
     }
 }
@@ -307,7 +307,7 @@ impl Driver {
                 // the others (rooms asked for before we ever got in).
                 let resumed = !self.seen.resume().is_empty();
                 for room in self.rooms.clone().into_iter().filter(|r| !self.seen.is_tracked(r)) {
-                    if !resumed && room == "lobby" {
+                    if !resumed && room == udpchat_chat::LOBBY {
                         continue;
                     }
                     let _ = self.link.endpoint.send(h, &ClientMsg::Join { room }.to_bytes());

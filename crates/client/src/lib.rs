@@ -7,7 +7,7 @@
 //! # async fn demo() -> Result<(), udpchat_client::ClientError> {
 //! use udpchat_client::{Client, ClientEvent, ClientOptions};
 //! let (client, mut events) = Client::connect(ClientOptions::new("127.0.0.1:7667", "ana")).await?;
-//! client.say("lobby", "hello").await;
+//! client.say(udpchat_client::chat::LOBBY, "hello").await;
 //! while let Some(event) = events.recv().await {
 //!     println!("{event:?}");
 //! }
@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use udpchat_chat::{ClientMsg, ServerMsg};
 use udpchat_proto::PublicKey;
-use udpchat_proto::chat::{ClientMsg, ServerMsg};
 
 pub use input::{HELP, Input};
-pub use udpchat_proto::chat;
+pub use udpchat_chat as chat;
 
 /// How to reach and log in to a server.
 #[derive(Debug, Clone)]

@@ -35,7 +35,6 @@
 //! }
 //! ```
 
-pub mod chat;
 pub mod coding;
 mod config;
 mod connection;

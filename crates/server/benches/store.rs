@@ -7,8 +7,8 @@
 //! cargo bench -p udpchat-server --bench store -- --warm-up-time 1 --measurement-time 3
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use udpchat_proto::chat::LineKind;
-use udpchat_server::store::{SqliteStore, Store, StoredLine, SyncPolicy};
+use udpchat_chat::LineKind;
+use udpchat_server::store::{Line, SqliteStore, Store, SyncPolicy};
 
 fn appends(c: &mut Criterion) {
     let mut group = c.benchmark_group("store append");
@@ -21,16 +21,17 @@ fn appends(c: &mut Criterion) {
             group.throughput(Throughput::Elements(batch as u64));
             group.bench_function(format!("sync={name}, {batch} line(s)/commit"), |b| {
                 b.iter(|| {
-                    let lines: Vec<StoredLine> = (0..batch)
+                    let lines: Vec<Line> = (0..batch)
                         .map(|_| {
                             seq += 1;
-                            StoredLine {
-                                room: "lobby".into(),
+                            Line {
+                                room: udpchat_chat::LOBBY.into(),
                                 seq,
                                 time_ms: 0,
                                 from: "bench".into(),
                                 text: text.clone(),
                                 kind: LineKind::Normal,
+                                history: false,
                             }
                         })
                         .collect();

@@ -11,7 +11,6 @@ pub mod driver;
 mod fanout;
 pub mod key_file;
 pub mod limits;
-pub mod names;
 pub mod settings;
 pub mod store;
 

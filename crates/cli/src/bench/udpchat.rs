@@ -120,7 +120,8 @@ async fn keep(mut conn: Session, mut entries: oneshot::Receiver<Entry>, mut take
                 Event::Message(bytes) => {
                     let outcome = match ServerMsg::decode(&bytes) {
                         Ok(ServerMsg::Welcome { .. }) if entering.is_some() => {
-                            let part = conn.send(&ClientMsg::Part { room: "lobby".into(), reason: String::new() });
+                            let part =
+                                conn.send(&ClientMsg::Part { room: udpchat_chat::LOBBY.into(), reason: String::new() });
                             let join = conn.send(&ClientMsg::Join { room: conn.room.clone() });
                             part.and(join).err().map(|e| Err(format!("cannot send: {e}")))
                         }

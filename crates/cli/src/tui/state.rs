@@ -7,9 +7,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use udpchat_chat::names;
 use udpchat_client::chat::{NoticeKind, RefuseCode, ServerMsg};
 use udpchat_client::{ClientEvent, HELP, Input, input};
-use udpchat_server::names;
 
 use crate::display::{self, Item, Kind};
 
@@ -372,7 +372,7 @@ impl State {
             input: InputLine::default(),
             history: History::default(),
             completion: None,
-            pending_room: Some(room.map_or_else(|| "lobby".to_owned(), room_key)),
+            pending_room: Some(room.map_or_else(|| udpchat_chat::LOBBY.to_owned(), room_key)),
             moved: false,
             starting: true,
             ever_connected: false,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use udpchat_client::chat::ServerMsg;
 use udpchat_client::{Client, ClientEvent, ClientOptions};
-use udpchat_server::store::{SqliteStore, Store, StoredLine};
+use udpchat_server::store::{Line, SqliteStore, Store};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_udpchat");
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -205,7 +205,7 @@ pub fn lines(events: &[ClientEvent]) -> Vec<(String, String)> {
 
 /// Every stored line of `room` in the history database under `data_dir`,
 /// read the way `udpchat user` opens it (beside or after a server).
-pub fn stored_lines(data_dir: &Path, room: &str) -> Vec<StoredLine> {
+pub fn stored_lines(data_dir: &Path, room: &str) -> Vec<Line> {
     let store = SqliteStore::open_admin(data_dir).expect("open the history database");
     let lines = store.lines_after(room, 0, 1_000_000).expect("read stored lines");
     assert!(lines.len() < 1_000_000, "more lines than any test writes");

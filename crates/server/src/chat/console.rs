@@ -5,11 +5,11 @@
 
 use std::net::IpAddr;
 
-use udpchat_proto::chat::{ErrorCode, LineKind, NoticeKind, ServerMsg, close};
+use udpchat_chat::{ErrorCode, LineKind, NoticeKind, ServerMsg, close};
 
 use super::{ChatServer, Clock, Outlet};
-use crate::names::{fold, room_name};
-use crate::store::StoredLine;
+use crate::store::Line;
+use udpchat_chat::names::{fold, room_name};
 
 /// The name operator lines are shown under.
 pub const OPERATOR: &str = "operator";
@@ -182,7 +182,7 @@ impl ChatServer {
 }
 
 /// How a stored line looks on the console.
-pub(crate) fn show_line(line: &StoredLine) -> String {
+pub(crate) fn show_line(line: &Line) -> String {
     let (room, from, text) = (&line.room, &line.from, &line.text);
     match line.kind {
         LineKind::Action => format!("#{room} * {from} {text}"),

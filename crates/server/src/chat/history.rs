@@ -11,27 +11,19 @@
 //! Lines of the current batch are not stored yet and are delivered live
 //! after the commit, so the seam has no gap and no duplicate.
 
+use udpchat_chat::{Line, NoticeKind, ServerMsg};
 use udpchat_proto::ConnectionHandle;
-use udpchat_proto::chat::{Line, NoticeKind, ServerMsg};
 
 use super::{ChatServer, Clock, MAX_LISTED, Outlet, Room};
-use crate::store::{Retention, StoredLine};
+use crate::store::Retention;
 
 /// Lines read from the store per step of a catch-up.
 const CATCH_UP_BATCH: usize = 256;
 /// Lines deleted per retention step.
 const PRUNE_BATCH: usize = 1000;
 
-fn line_msg(line: StoredLine, history: bool) -> ServerMsg {
-    ServerMsg::Line(Line {
-        room: line.room,
-        seq: line.seq,
-        time_ms: line.time_ms,
-        from: line.from,
-        text: line.text,
-        kind: line.kind,
-        history,
-    })
+fn line_msg(line: Line, history: bool) -> ServerMsg {
+    ServerMsg::Line(Line { history, ..line })
 }
 
 impl ChatServer {
@@ -50,7 +42,7 @@ impl ChatServer {
         if !self.rooms.contains_key(room) {
             if self.rooms.len() >= self.settings.max_rooms {
                 let text = "the server has too many rooms".to_owned();
-                let msg = ServerMsg::Error { id: 0, code: udpchat_proto::chat::ErrorCode::RoomInvalid, text };
+                let msg = ServerMsg::Error { id: 0, code: udpchat_chat::ErrorCode::RoomInvalid, text };
                 self.reply(h, &msg, out);
                 return;
             }

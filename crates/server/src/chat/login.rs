@@ -11,11 +11,11 @@
 use argon2::Argon2;
 use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
+use udpchat_chat::{ErrorCode, RefuseCode, ServerMsg, close};
 use udpchat_proto::ConnectionHandle;
-use udpchat_proto::chat::{ErrorCode, RefuseCode, ServerMsg, close};
 
 use super::{ChatServer, Clock, LOBBY, Outlet};
-use crate::names::{check_nick, fold, room_name};
+use udpchat_chat::names::{check_nick, fold, room_name};
 
 /// Login attempts with a wrong password one session may make.
 const MAX_LOGIN_ATTEMPTS: u32 = 5;

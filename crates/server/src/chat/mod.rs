@@ -21,18 +21,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use udpchat_proto::chat::{ErrorCode, Line, NoticeKind, ServerMsg, close};
+use udpchat_chat::{ErrorCode, Line, NoticeKind, ServerMsg, close};
 use udpchat_proto::{CloseReason, ConnectionHandle, SendError};
 
 use crate::limits::{LoginFailures, TokenBucket};
 use crate::settings::Settings;
-use crate::store::{Store, StoreError, StoredLine, StoredPrivate};
+use crate::store::{Store, StoreError, StoredPrivate};
 
 pub use console::format_time;
 pub use login::{Verification, hash_password, verify_password};
 
-/// The lobby every session starts in; it always exists.
-pub const LOBBY: &str = "lobby";
+pub use udpchat_chat::LOBBY;
 
 /// Most names one Joined, Members or RoomList reply lists, so that a reply
 /// stays far below the 64 KiB message limit (names are at most 32
@@ -141,7 +140,7 @@ pub struct ChatServer {
     /// The room the operator's typed lines go to.
     pub(crate) console_room: String,
     /// Accepted lines waiting for the next commit, with who sent them.
-    pub(crate) pending_lines: Vec<StoredLine>,
+    pub(crate) pending_lines: Vec<Line>,
     pub(crate) pending_senders: Vec<Option<(ConnectionHandle, u64)>>,
     pub(crate) pending_privates: Vec<StoredPrivate>,
     pub(crate) pending_private_senders: Vec<PendingPrivate>,
@@ -271,7 +270,7 @@ impl ChatServer {
         session.gone = true;
         let Some(nick) = session.nick.take() else { return };
         let rooms = std::mem::take(&mut session.rooms);
-        self.nicks.remove(&crate::names::fold(&nick));
+        self.nicks.remove(&udpchat_chat::names::fold(&nick));
         for room in &rooms {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(&h);
@@ -395,27 +394,13 @@ impl ChatServer {
     }
 
     /// A stored line goes out: console, room, acknowledgement.
-    fn deliver(
-        &mut self,
-        clock: Clock,
-        line: StoredLine,
-        sender: Option<(ConnectionHandle, u64)>,
-        out: &mut impl Outlet,
-    ) {
+    fn deliver(&mut self, clock: Clock, line: Line, sender: Option<(ConnectionHandle, u64)>, out: &mut impl Outlet) {
         if self.settings.console_log {
             let shown = console::show_line(&line);
             self.log(clock, shown);
         }
         let (room, seq) = (line.room.clone(), line.seq);
-        let msg = ServerMsg::Line(Line {
-            room: line.room,
-            seq,
-            time_ms: line.time_ms,
-            from: line.from,
-            text: line.text,
-            kind: line.kind,
-            history: false,
-        });
+        let msg = ServerMsg::Line(Line { history: false, ..line });
         self.broadcast(&room, &msg, sender.map(|(h, _)| h), out);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.head = seq;

@@ -5,12 +5,12 @@
 
 use std::collections::BTreeSet;
 
+use udpchat_chat::{ClientMsg, ErrorCode, LineKind, MsgErrorKind, NoticeKind, RoomInfo, ServerMsg, close};
 use udpchat_proto::ConnectionHandle;
-use udpchat_proto::chat::{ClientMsg, ErrorCode, LineKind, MsgErrorKind, NoticeKind, RoomInfo, ServerMsg, close};
 
 use super::{ChatServer, Clock, LOBBY, Outlet, PendingPrivate};
-use crate::names::{check_line, check_nick, fold, room_name};
-use crate::store::{StoredLine, StoredPrivate};
+use crate::store::{Line, StoredPrivate};
+use udpchat_chat::names::{check_line, check_nick, fold, room_name};
 
 /// A room line before it is numbered.
 pub(crate) struct NewLine {
@@ -180,7 +180,15 @@ impl ChatServer {
         let Some(r) = self.rooms.get_mut(room) else { return };
         let seq = r.next_seq;
         r.next_seq += 1;
-        self.pending_lines.push(StoredLine { room: room.to_owned(), seq, time_ms: clock.unix_ms, from, text, kind });
+        self.pending_lines.push(Line {
+            room: room.to_owned(),
+            seq,
+            time_ms: clock.unix_ms,
+            from,
+            text,
+            kind,
+            history: false,
+        });
         self.pending_senders.push(sender);
     }
 

@@ -11,20 +11,11 @@ mod sqlite;
 
 use std::path::PathBuf;
 
-use udpchat_proto::chat::LineKind;
-
 pub use sqlite::{SqliteStore, SyncPolicy};
 
-/// A room line as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredLine {
-    pub room: String,
-    pub seq: u64,
-    pub time_ms: u64,
-    pub from: String,
-    pub text: String,
-    pub kind: LineKind,
-}
+/// Room lines are stored as the chat layer defines them; `history` is
+/// not stored (reads return `false`).
+pub use udpchat_chat::Line;
 
 /// A private message kept for a recipient with an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,14 +72,14 @@ pub enum StoreError {
 pub trait Store {
     /// Stores lines and private messages in one transaction: all or none.
     /// Private messages get their ids here.
-    fn append(&mut self, lines: &[StoredLine], privates: &mut [StoredPrivate]) -> Result<(), StoreError>;
+    fn append(&mut self, lines: &[Line], privates: &mut [StoredPrivate]) -> Result<(), StoreError>;
     /// The last sequence number of every room that has lines.
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Lines of `room` with sequence numbers above `after`, oldest first.
-    fn lines_after(&self, room: &str, after: u64, limit: usize) -> Result<Vec<StoredLine>, StoreError>;
+    fn lines_after(&self, room: &str, after: u64, limit: usize) -> Result<Vec<Line>, StoreError>;
     /// The newest lines of `room` below `before` (0: the newest of all),
     /// oldest first.
-    fn lines_before(&self, room: &str, before: u64, limit: usize) -> Result<Vec<StoredLine>, StoreError>;
+    fn lines_before(&self, room: &str, before: u64, limit: usize) -> Result<Vec<Line>, StoreError>;
     /// Private messages for `recipient` with ids above `after`, oldest first.
     fn privates_after(&self, recipient: &str, after: u64, limit: usize) -> Result<Vec<StoredPrivate>, StoreError>;
     fn account(&self, folded: &str) -> Result<Option<Account>, StoreError>;

@@ -16,10 +16,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
-use udpchat_proto::chat::LineKind;
+use udpchat_chat::LineKind;
 
 use super::checkpoint::Checkpointer;
-use super::{Account, Retention, Store, StoreError, StoredLine, StoredPrivate};
+use super::{Account, Line, Retention, Store, StoreError, StoredPrivate};
 
 pub const DB_FILE: &str = "history.sqlite3";
 const LOCK_FILE: &str = "udpchat.lock";
@@ -201,20 +201,21 @@ impl SqliteStore {
         }
     }
 
-    fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredLine> {
-        Ok(StoredLine {
+    fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Line> {
+        Ok(Line {
             room: row.get(0)?,
             seq: row.get::<_, i64>(1)? as u64,
             time_ms: row.get::<_, i64>(2)? as u64,
             from: row.get(3)?,
             text: row.get(4)?,
             kind: kind_from(row.get(5)?),
+            history: false,
         })
     }
 }
 
 impl Store for SqliteStore {
-    fn append(&mut self, lines: &[StoredLine], privates: &mut [StoredPrivate]) -> Result<(), StoreError> {
+    fn append(&mut self, lines: &[Line], privates: &mut [StoredPrivate]) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sqlite_error)?;
         {
             let mut insert = tx
@@ -249,7 +250,7 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(sqlite_error)
     }
 
-    fn lines_after(&self, room: &str, after: u64, limit: usize) -> Result<Vec<StoredLine>, StoreError> {
+    fn lines_after(&self, room: &str, after: u64, limit: usize) -> Result<Vec<Line>, StoreError> {
         let mut q = self
             .conn
             .prepare_cached(
@@ -260,7 +261,7 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(sqlite_error)
     }
 
-    fn lines_before(&self, room: &str, before: u64, limit: usize) -> Result<Vec<StoredLine>, StoreError> {
+    fn lines_before(&self, room: &str, before: u64, limit: usize) -> Result<Vec<Line>, StoreError> {
         let before = if before == 0 { i64::MAX } else { before as i64 };
         let mut q = self
             .conn
@@ -270,7 +271,7 @@ impl Store for SqliteStore {
             )
             .map_err(sqlite_error)?;
         let rows = q.query_map(params![room, before, limit as i64], Self::line_from_row).map_err(sqlite_error)?;
-        let mut lines: Vec<StoredLine> = rows.collect::<Result<_, _>>().map_err(sqlite_error)?;
+        let mut lines: Vec<Line> = rows.collect::<Result<_, _>>().map_err(sqlite_error)?;
         lines.reverse();
         Ok(lines)
     }
@@ -366,14 +367,15 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    fn line(room: &str, seq: u64, time_ms: u64) -> StoredLine {
-        StoredLine {
+    fn line(room: &str, seq: u64, time_ms: u64) -> Line {
+        Line {
             room: room.into(),
             seq,
             time_ms,
             from: "ana".into(),
             text: format!("line {seq}"),
             kind: LineKind::Normal,
+            history: false,
         }
     }
 
@@ -399,7 +401,7 @@ mod tests {
         let db_len = || std::fs::metadata(dir.path().join(DB_FILE)).unwrap().len();
         let before = db_len();
         let text = "x".repeat(200);
-        let lines: Vec<_> = (1..=2000).map(|i| StoredLine { text: text.clone(), ..line("lobby", i, i) }).collect();
+        let lines: Vec<_> = (1..=2000).map(|i| Line { text: text.clone(), ..line("lobby", i, i) }).collect();
         s.append(&lines, &mut []).unwrap();
         // Commits go to the log only (automatic checkpoints are off); the
         // database file grows once the checkpoint thread has copied them.
@@ -492,7 +494,7 @@ mod tests {
         let mut seq = 0;
         let err = loop {
             seq += 1;
-            let l = StoredLine { text: big.clone(), ..line("r", seq, 0) };
+            let l = Line { text: big.clone(), ..line("r", seq, 0) };
             if let Err(e) = s.append(&[l], &mut []) {
                 break e;
             }

@@ -3,7 +3,7 @@
 //! in place for receivers that see millions of them.
 
 use super::*;
-use crate::coding::{DecodeError, Reader, Writer};
+use udpchat_proto::coding::{DecodeError, Reader, Writer};
 
 mod ty {
     pub const LOGIN: u8 = 0x01;

@@ -4,6 +4,8 @@
 
 use unicode_normalization::UnicodeNormalization;
 
+use crate::ErrorCode;
+
 pub const MAX_NICK_CHARS: usize = 24;
 pub const MAX_ROOM_CHARS: usize = 32;
 
@@ -46,8 +48,7 @@ pub fn room_name(room: &str) -> Result<String, String> {
 }
 
 /// A line's problem, if any: too long, or control characters (tab is fine).
-pub fn check_line(text: &str, max_bytes: usize) -> Result<(), (udpchat_proto::chat::ErrorCode, String)> {
-    use udpchat_proto::chat::ErrorCode;
+pub fn check_line(text: &str, max_bytes: usize) -> Result<(), (ErrorCode, String)> {
     if text.len() > max_bytes {
         return Err((ErrorCode::LineTooLong, format!("line is {} bytes; the limit is {max_bytes}", text.len())));
     }

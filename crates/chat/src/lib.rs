@@ -1,7 +1,11 @@
-//! The chat application layer: the messages that travel inside a
-//! session's reliable stream once the handshake is done (docs/PROTOCOL.md
-//! §15). Every message starts with a one-byte type; client-to-server types
-//! are below 0x80, server-to-client types from 0x80. Strings are a varint
+//! The udpchat application layer: what client and server say once the
+//! transport's handshake is done (docs/PROTOCOL.md §15). The transport
+//! (`udpchat-proto`) carries opaque messages; this crate gives them
+//! meaning, so the server, the client and every tool share one codec and
+//! one set of rules.
+//!
+//! Every message starts with a one-byte type; client-to-server types are
+//! below 0x80, server-to-client types from 0x80. Strings are a varint
 //! length and UTF-8 bytes; integers are QUIC varints, as in the transport.
 //!
 //! Decoding never trusts the peer: a malformed message is an error the
@@ -9,18 +13,24 @@
 //! UTF-8 is reported with the message id so the sender learns which line
 //! was refused.
 //!
-//! This file has the messages; `codec.rs` has their bytes.
+//! This file has the messages; `codec.rs` has their bytes, `names.rs` the
+//! nickname and room-name rules.
 
 use thiserror::Error;
 
 mod codec;
+pub mod names;
 
 pub use codec::LineRef;
+
+/// The room every session starts in; it always exists. The one place the
+/// name is spelled: everything else refers to this constant.
+pub const LOBBY: &str = "lobby";
 
 /// Close codes the chat server uses (the application range of the
 /// transport's close codes, docs/PROTOCOL.md §7).
 pub mod close {
-    use crate::code::APPLICATION_BASE;
+    use udpchat_proto::code::APPLICATION_BASE;
     /// The client said QUIT.
     pub const QUIT: u64 = APPLICATION_BASE;
     pub const KICKED: u64 = APPLICATION_BASE + 1;
@@ -189,7 +199,9 @@ pub enum ClientMsg {
     },
 }
 
-/// A stored or live room line.
+/// A room line: as the server accepts it, as the store keeps it, and as
+/// clients receive it. `history` is not stored; the server sets it when it
+/// replays a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub room: String,
