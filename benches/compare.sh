@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# udpchat against its peers, measured by `udpchat bench` in one run on one
+# udpchat against its peers, measured by `udpchat-bench` in one run on one
 # machine: udpchat, a classic Python UDP chat server (benches/peers/) and
 # ngIRCd (an IRC server, from Debian). Builds udpchat in release, installs
 # ngIRCd if it is missing, starts the three servers on loopback with their
@@ -57,10 +57,12 @@ say() { echo "compare: $*" >&2; }
 
 if [[ -z ${SKIP_BUILD:-} ]]; then
     say "building udpchat (release)"
-    cargo build --release --locked -p udpchat >&2
+    cargo build --release --locked -p udpchat -p udpchat-bench >&2
 fi
 BIN=$PWD/target/release/udpchat
 [[ -x $BIN ]] || { say "no $BIN; build it first"; exit 1; }
+BENCH=$PWD/target/release/udpchat-bench
+[[ -x $BENCH ]] || { say "no $BENCH; build it first"; exit 1; }
 
 if [[ " $TARGETS " == *" irc "* ]] && ! command -v ngircd >/dev/null; then
     say "installing ngircd from Debian"
@@ -147,7 +149,7 @@ start_irc() {
     # ngIRCd's flood protection, lifted as far as its configuration allows:
     # no penalty times (MaxPenaltyTime = 0), no per-address or total
     # connection limits; senders become operators and set user mode +F
-    # (udpchat bench --irc-oper), which lifts the per-client command
+    # (udpchat-bench --irc-oper), which lifts the per-client command
     # throttle. What cannot be configured: at most 10 commands read per
     # client per pass (3 without +F), and a client with more than 2 KiB of
     # unread commands is dropped; the bench's PING window stays under that.
@@ -155,7 +157,7 @@ start_irc() {
     cat >"$dir/ngircd.conf" <<EOF
 [Global]
 	Name = bench.localhost
-	Info = udpchat bench peer
+	Info = udpchat-bench peer
 	AdminInfo1 = udpchat benches/compare.sh
 	AdminInfo2 = loopback only
 	AdminEMail = nobody@localhost
@@ -213,7 +215,7 @@ bench() {
         return 0
     fi
     say "$name, $t, run $run"
-    if ! "$BIN" bench --target "$t://127.0.0.1:${PORT[$t]}" --server-pid "${PID[$t]}" --json \
+    if ! "$BENCH" --target "$t://127.0.0.1:${PORT[$t]}" --server-pid "${PID[$t]}" --json \
         --threads "$BENCH_THREADS" "${extra[@]}" "$@" >"$file.json" 2>"$file.err"; then
         say "$name, $t, run $run failed: $(tail -1 "$file.err")"
         rm -f "$file.json"

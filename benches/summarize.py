@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns the JSON reports of benches/compare.sh into one side-by-side table.
 
-Reads OUT/NAME.TARGET.RUN.json (one `udpchat bench --json` report each) and
+Reads OUT/NAME.TARGET.RUN.json (one `udpchat-bench --json` report each) and
 OUT/machine.txt, and prints a Markdown table: one row per measurement, one
 column per server, each value the median over its runs, with the ratio
 against udpchat beside the peers' values ("2.00x" means twice udpchat's

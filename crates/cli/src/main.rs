@@ -3,7 +3,6 @@
 //! errors into a message and a non-zero exit code.
 
 mod args;
-mod bench;
 mod connect;
 mod display;
 mod plain;
@@ -25,16 +24,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("UDPCHAT_LOG").unwrap_or_else(|_| "warn".into()))
         .init();
-    let mut builder = match &cli.command {
-        // The load generator may want more than one thread; nothing else does.
-        Command::Bench(args) if args.threads > 1 => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(args.threads);
-            b
-        }
-        _ => tokio::runtime::Builder::new_current_thread(),
-    };
-    let runtime = match builder.enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("udpchat: cannot start the runtime: {e}");
@@ -47,7 +37,6 @@ fn main() -> ExitCode {
             Command::Keygen(args) => server::keygen(args),
             Command::User(args) => user::run(args),
             Command::Send(args) => send::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
             Command::Chat(args) if args.plain => plain::run(args).await,
             Command::Chat(args) => tui::run(args).await,
         }

@@ -66,7 +66,7 @@ impl Driver {
             .next()
             .ok_or_else(|| ClientError::Resolve(options.server.clone(), "no addresses".into()))?;
         let known_hosts = options.known_hosts.as_deref().map(KnownHosts::load).transpose()?;
-        let link = Link::client(server, options.drop_rate).map_err(ClientError::Socket)?;
+        let link = Link::client(server).map_err(ClientError::Socket)?;
         let rooms = options.rooms.iter().cloned().collect();
         Ok(Self {
             nick: options.nick.clone(),

@@ -16,7 +16,6 @@
 
 mod driver;
 pub mod link;
-pub mod loss;
 mod seen;
 pub use driver::wait_for;
 pub mod input;
@@ -52,10 +51,6 @@ pub struct ClientOptions {
     pub reconnect: bool,
     /// Rooms to join after logging in, besides the lobby.
     pub rooms: Vec<String>,
-    /// A test and benchmark aid: the fraction (0.0 to 1.0) of datagrams
-    /// this client drops on purpose, received and sent alike, to show
-    /// delivery under loss (`udpchat bench --drop`). 0.0 for real use.
-    pub drop_rate: f64,
 }
 
 impl ClientOptions {
@@ -69,7 +64,6 @@ impl ClientOptions {
             known_hosts: None,
             reconnect: false,
             rooms: Vec::new(),
-            drop_rate: 0.0,
         }
     }
 }

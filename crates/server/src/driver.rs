@@ -1,9 +1,9 @@
 //! The server's I/O: one UDP socket, one protocol endpoint owning every
-//! session, and the chat state machine, on one tokio task. Datagrams are
-//! received in batches (recvmmsg, and GRO where the kernel has it). They
-//! are sent with GSO (several datagrams to one peer as one buffer) and, on
-//! Linux, many peers' at once with sendmmsg (`fanout.rs`); elsewhere one
-//! transmit at a time through quinn-udp.
+//! session, and the chat state machine, on one tokio task. The socket is
+//! `udpchat_net::UdpIo`: datagrams are received in batches (recvmmsg, and
+//! GRO where the kernel has it) and sent with GSO (several datagrams to
+//! one peer as one buffer) and, on Linux, many peers' at once with
+//! sendmmsg.
 //!
 //! The loop: handle everything received, run due timers, feed the
 //! endpoint's events to the chat server, commit the batch of accepted
@@ -12,17 +12,13 @@
 //! wait for the socket, the next deadline, a password check, a console
 //! line or shutdown.
 
-use std::io::{self, IoSliceMut, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-#[cfg(not(target_os = "linux"))]
-use quinn_udp::Transmit;
-use quinn_udp::{RecvMeta, UdpSocketState};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use udpchat_net::UdpIo;
 use udpchat_proto::{
     ConnectionHandle, Endpoint, Event, RateLimit, SendError, ServerConfig, ServerKey, TransportConfig,
 };
@@ -35,6 +31,8 @@ use crate::store::{Store, StoreError};
 const RECV_BATCH: usize = 32;
 /// Most datagrams in one GSO send.
 const MAX_GSO_SEGMENTS: usize = 32;
+/// Destinations per sendmmsg call: a 64-member room's flush at once.
+const FANOUT: usize = 64;
 /// How long a shutdown waits for clients to acknowledge the goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -101,17 +99,9 @@ impl Outlet for EndpointOutlet<'_> {
 }
 
 pub struct Server {
-    socket: UdpSocket,
-    state: UdpSocketState,
+    io: UdpIo,
     endpoint: Endpoint,
     chat: ChatServer,
-    #[cfg(not(target_os = "linux"))]
-    transmit_buf: Vec<u8>,
-    #[cfg(target_os = "linux")]
-    batch: crate::fanout::Batch,
-    /// Cleared if the kernel refuses a GSO send after all.
-    gso: bool,
-    recv_bufs: Vec<Vec<u8>>,
     console_open: bool,
     /// Results of password checks run on blocking threads.
     verified_tx: mpsc::UnboundedSender<(ConnectionHandle, bool)>,
@@ -127,35 +117,19 @@ impl Server {
         key: ServerKey,
         store: Box<dyn Store>,
     ) -> Result<Self, ServerError> {
-        let state = UdpSocketState::new((&socket).into())?;
-        let socket = UdpSocket::from_std(socket)?;
+        let io = UdpIo::new(socket, RECV_BATCH, MAX_GSO_SEGMENTS, FANOUT)?;
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;
         let endpoint = Endpoint::new(seed, Some(server_config(&settings, key)))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let gro = state.gro_segments().max(1);
         // Unbounded, but never longer than the chat server's limit on
         // checks in flight (MAX_VERIFYING).
         let (verified_tx, verified_rx) = mpsc::unbounded_channel();
-        Ok(Self {
-            socket,
-            state,
-            endpoint,
-            chat: ChatServer::new(settings, store)?,
-            #[cfg(not(target_os = "linux"))]
-            transmit_buf: Vec::with_capacity(MAX_GSO_SEGMENTS * 1200),
-            #[cfg(target_os = "linux")]
-            batch: crate::fanout::Batch::default(),
-            gso: true,
-            recv_bufs: (0..RECV_BATCH).map(|_| vec![0u8; (gro * 1500).max(1500)]).collect(),
-            console_open: true,
-            verified_tx,
-            verified_rx,
-        })
+        Ok(Self { io, endpoint, chat: ChatServer::new(settings, store)?, console_open: true, verified_tx, verified_rx })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        self.io.local_addr()
     }
 
     /// Runs until `shutdown` completes, then says goodbye to every client.
@@ -175,7 +149,7 @@ impl Server {
             let now = Instant::now();
             let deadline = self.endpoint.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
             tokio::select! {
-                r = self.socket.readable() => {
+                r = self.io.readable() => {
                     r?;
                     self.receive()?;
                 }
@@ -216,7 +190,7 @@ impl Server {
             self.flush().await?;
             let deadline = self.endpoint.poll_timeout().unwrap_or(until).min(until);
             tokio::select! {
-                r = self.socket.readable() => { r?; self.receive()?; }
+                r = self.io.readable() => { r?; self.receive()?; }
                 _ = tokio::time::sleep_until(deadline.into()) => self.endpoint.handle_timeout(Instant::now()),
             }
         }
@@ -225,31 +199,9 @@ impl Server {
 
     /// Reads every datagram the socket has, in batches.
     fn receive(&mut self) -> io::Result<()> {
-        let mut meta = [RecvMeta::default(); RECV_BATCH];
-        loop {
-            // On the stack: this runs for every batch received.
-            let mut bufs = self.recv_bufs.iter_mut();
-            let mut slices: [IoSliceMut<'_>; RECV_BATCH] =
-                std::array::from_fn(|_| IoSliceMut::new(bufs.next().map_or(&mut [][..], |b| &mut b[..])));
-            let state = &self.state;
-            let socket = &self.socket;
-            let result = socket.try_io(Interest::READABLE, || state.recv(socket.into(), &mut slices, &mut meta));
-            let count = match result {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                // ICMP errors from a client that went away, and the like:
-                // nothing to do about them here.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-                Err(e) => return Err(e),
-            };
-            let now = Instant::now();
-            for (m, buf) in meta.iter().zip(&self.recv_bufs).take(count) {
-                let stride = m.stride.max(1);
-                for datagram in buf[..m.len].chunks(stride) {
-                    self.endpoint.handle(now, m.addr, datagram);
-                }
-            }
-        }
+        let endpoint = &mut self.endpoint;
+        self.io.receive(|now, from, datagram| endpoint.handle(now, from, datagram))?;
+        Ok(())
     }
 
     /// Feeds endpoint events to the chat server and prints the console.
@@ -301,70 +253,10 @@ impl Server {
         Ok(())
     }
 
-    /// How many datagrams one transmit may hold.
-    fn gso_segments(&self) -> usize {
-        // Asked each time: quinn-udp turns GSO off if the kernel rejects it.
-        if self.gso { self.state.max_gso_segments().clamp(1, MAX_GSO_SEGMENTS) } else { 1 }
-    }
-
     /// Sends everything the endpoint has queued, many destinations per
     /// system call.
-    #[cfg(target_os = "linux")]
     async fn flush(&mut self) -> io::Result<()> {
-        loop {
-            let now = Instant::now();
-            let segments = self.gso_segments();
-            while !self.batch.is_full() {
-                let Some(t) = self.endpoint.poll_transmit(now, segments, self.batch.next_buf()) else { break };
-                self.batch.push(t.destination, t.segment_size);
-            }
-            if self.batch.is_empty() {
-                return Ok(());
-            }
-            while !self.batch.is_empty() {
-                let (batch, socket) = (&mut self.batch, &self.socket);
-                match socket.async_io(Interest::WRITABLE, || batch.send(socket)).await {
-                    Ok(_) => {}
-                    Err(e) => {
-                        // One unreachable client must not stop the server:
-                        // its datagrams count as lost and the protocol
-                        // recovers. A kernel without GSO after all says EIO.
-                        if e.raw_os_error() == Some(libc::EIO) && segments > 1 {
-                            tracing::warn!("the kernel refused a GSO send ({e}); sending datagrams one by one");
-                            self.gso = false;
-                        }
-                        tracing::debug!("send to {:?} failed: {e}", self.batch.first_destination());
-                        self.batch.skip_first();
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends everything the endpoint has queued, one transmit at a time.
-    #[cfg(not(target_os = "linux"))]
-    async fn flush(&mut self) -> io::Result<()> {
-        loop {
-            let now = Instant::now();
-            let segments = self.gso_segments();
-            let Some(t) = self.endpoint.poll_transmit(now, segments, &mut self.transmit_buf) else {
-                return Ok(());
-            };
-            let transmit = Transmit {
-                destination: t.destination,
-                ecn: None,
-                contents: &self.transmit_buf[..t.size],
-                segment_size: t.segment_size,
-                src_ip: None,
-            };
-            let state = &self.state;
-            let socket = &self.socket;
-            let sent = socket.async_io(Interest::WRITABLE, || state.try_send(socket.into(), &transmit)).await;
-            if let Err(e) = sent {
-                // One unreachable client must not stop the server: the
-                // datagram counts as lost and the protocol recovers.
-                tracing::debug!("send to {} failed: {e}", t.destination);
-            }
-        }
+        self.io.flush(&mut self.endpoint, None).await;
+        Ok(())
     }
 }

@@ -7,8 +7,6 @@
 
 pub mod chat;
 pub mod driver;
-#[cfg(target_os = "linux")]
-mod fanout;
 pub mod key_file;
 pub mod limits;
 pub mod settings;

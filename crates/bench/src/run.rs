@@ -13,15 +13,6 @@
 //! a count and by a time, so a dead server makes a short, honest report
 //! rather than a hung bench.
 
-mod irc;
-mod members;
-mod procfs;
-mod progress;
-mod report;
-mod stats;
-mod text;
-mod udpchat;
-
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,15 +22,16 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::args::BenchArgs;
-use members::{LineSender, Started, connect_all, enter_all, start};
-use progress::Bar;
-use report::Report;
-use stats::SendStats;
+use crate::members::{LineSender, connect_all, enter_all, start};
+use crate::progress::Bar;
+use crate::report::Report;
+use crate::stats::SendStats;
+use crate::{procfs, report, stats};
 
 /// The longest one session may take to connect, log in and join its room.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long sessions get to say goodbye at the end.
-const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+pub const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -49,7 +41,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Udpchat => "udpchat",
             Kind::Text => "text",
@@ -59,7 +51,7 @@ impl Kind {
 
     /// Whether the server acknowledges each line (else a sent line counts
     /// as accepted).
-    fn acks(self) -> bool {
+    pub fn acks(self) -> bool {
         self == Kind::Udpchat
     }
 }
@@ -98,11 +90,11 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn add(counter: &AtomicU64, n: u64) {
+    pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn get(counter: &AtomicU64) -> u64 {
+    pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
 }
@@ -179,7 +171,7 @@ impl Ctx {
 }
 
 /// A non-empty run of ASCII digits that fits a u64.
-fn decimal(digits: &[u8]) -> Option<u64> {
+pub fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }

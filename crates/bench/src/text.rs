@@ -10,13 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::loss::Loss;
 use anyhow::{Context, bail};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
-use udpchat_client::loss::Loss;
 
-use super::stats::RecvStats;
-use super::{Ctx, LineSender, Progress, Started};
+use crate::members::{LineSender, Started};
+use crate::run::{Ctx, Progress};
+use crate::stats::RecvStats;
 
 /// Nickname attempts before giving up, and the wait for a welcome after each.
 const LOGIN_TRIES: u32 = 10;

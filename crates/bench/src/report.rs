@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::procfs::Sample;
-use super::stats::{Totals, nanos};
-use super::{Ctx, Kind};
 use crate::args::BenchArgs;
+use crate::procfs::Sample;
+use crate::run::{Ctx, Kind};
+use crate::stats::{Totals, nanos};
 
 #[derive(Debug, Serialize)]
 pub struct Report {

@@ -23,8 +23,9 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, Notify, watch};
 
-use super::stats::RecvStats;
-use super::{Ctx, GOODBYE_TIMEOUT, LineSender, Progress, Started};
+use crate::members::{LineSender, Started};
+use crate::run::{Ctx, GOODBYE_TIMEOUT, Progress};
+use crate::stats::RecvStats;
 
 type Writer = Arc<Mutex<OwnedWriteHalf>>;
 

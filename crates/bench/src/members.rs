@@ -12,9 +12,10 @@ use anyhow::Context;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::stats::RecvStats;
-use super::{CONNECT_TIMEOUT, Ctx, Kind, Progress, irc, text, udpchat};
 use crate::args::BenchArgs;
+use crate::run::{CONNECT_TIMEOUT, Ctx, Kind, Progress};
+use crate::stats::RecvStats;
+use crate::{irc, text, udpchat};
 
 /// One connected session, before its tasks start.
 pub struct Member {

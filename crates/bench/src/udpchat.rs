@@ -23,10 +23,13 @@ use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 use udpchat_client::chat::{ClientMsg, LineRef, ServerMsg};
 use udpchat_client::link::Link;
+
+use crate::loss::Loss;
 use udpchat_proto::{ClientConfig, ConnectionHandle, Event, SendError, code};
 
-use super::stats::RecvStats;
-use super::{Ctx, GOODBYE_TIMEOUT, LineSender, Progress, Started};
+use crate::members::{LineSender, Started};
+use crate::run::{Ctx, GOODBYE_TIMEOUT, Progress};
+use crate::stats::RecvStats;
 
 /// How long the loop sleeps when the endpoint has no timer at all.
 const IDLE_WAKE: Duration = Duration::from_secs(60);
@@ -64,7 +67,11 @@ pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)>
         .with_context(|| format!("cannot resolve {}", ctx.addr))?
         .next()
         .with_context(|| format!("{} has no address", ctx.addr))?;
-    let mut link = Link::client(server, ctx.drop).context("cannot open a UDP socket")?;
+    let mut link = Link::client(server).context("cannot open a UDP socket")?;
+    if ctx.drop > 0.0 {
+        let mut loss = Loss::new(ctx.drop);
+        link = link.discarding(move || loss.drop());
+    }
     let h = link.endpoint.connect(Instant::now(), server, ClientConfig::default())?;
     let mut conn = Session { link, h, room, closed: false };
     loop {

@@ -7,9 +7,11 @@
 //! What it cannot save is the kernel's work per buffer sent, which is why
 //! the endpoint packs lines into as few datagrams as it can.
 //!
-//! Linux only (sendmmsg and UDP_SEGMENT); elsewhere the driver sends one
+//! Linux only (sendmmsg and UDP_SEGMENT); elsewhere `UdpIo` sends one
 //! transmit at a time through quinn-udp. This is the one place with
-//! `unsafe` in the server: building the `mmsghdr` array for the call.
+//! `unsafe` in the workspace: building the `mmsghdr` array for the call.
+
+#![allow(unsafe_code)]
 
 use std::io;
 use std::net::SocketAddr;
@@ -38,22 +40,23 @@ pub struct Batch {
     sent: usize,
 }
 
-impl Default for Batch {
-    fn default() -> Self {
+impl Batch {
+    /// Room for `capacity` messages per call (at most [`MAX_BATCH`]): a
+    /// server wants the most, a client with one peer needs one.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, MAX_BATCH);
         Self {
-            bufs: (0..MAX_BATCH).map(|_| Vec::new()).collect(),
-            dests: (0..MAX_BATCH).map(|_| SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0)))).collect(),
-            segments: vec![None; MAX_BATCH],
-            cmsgs: vec![[0; 4]; MAX_BATCH],
+            bufs: (0..capacity).map(|_| Vec::new()).collect(),
+            dests: (0..capacity).map(|_| SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0)))).collect(),
+            segments: vec![None; capacity],
+            cmsgs: vec![[0; 4]; capacity],
             len: 0,
             sent: 0,
         }
     }
-}
 
-impl Batch {
     pub fn is_full(&self) -> bool {
-        self.len == MAX_BATCH
+        self.len == self.bufs.len()
     }
 
     /// Whether everything queued has gone.
@@ -157,7 +160,7 @@ mod tests {
         for r in &receivers {
             r.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
         }
-        let mut batch = Batch::default();
+        let mut batch = Batch::new(MAX_BATCH);
         // Receiver 0: one datagram; 1: a GSO batch of 3 (100 + 100 + 50);
         // 2: one datagram again.
         let plans: [(usize, Option<usize>); 3] = [(40, None), (250, Some(100)), (7, None)];

@@ -1,6 +1,6 @@
 //! What `udpchat bench` counts: which lines each member received from each
 //! sender (to find loss, duplicates and reordering), end-to-end latency as
-//! an HDR-style histogram (bounded memory, about 1.6 % resolution), and the
+//! an HDR histogram (hdrhistogram, 1 % resolution), and the
 //! sums the report shows. Each receiving task keeps its own [`RecvStats`],
 //! so nothing is shared or locked on the hot path; they are merged once at
 //! the end.
@@ -8,69 +8,43 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Sub-buckets per power of two: the histogram's resolution is 1/64 of
-/// the value (about 1.6 %), plenty to tell 1.9 ms from 2.1 ms.
-const SUB: u64 = 64;
-/// Values below this are their own bucket (exact).
-const LINEAR: u64 = 2 * SUB;
-const BUCKETS: usize = (LINEAR + (64 - 7) * SUB) as usize;
+/// Latency histogram precision: two significant digits (1 % resolution),
+/// plenty to tell 1.9 ms from 2.1 ms.
+const SIGNIFICANT_DIGITS: u8 = 2;
 
-/// A log-linear histogram of nanosecond values. The bucket array is only
-/// allocated on the first value, so ten thousand idle sessions cost nothing.
+/// A histogram of nanosecond values (hdrhistogram, auto-resizing). It is
+/// only allocated on the first value, so ten thousand idle sessions cost
+/// nothing. The largest value is also kept exactly: hdrhistogram reports a
+/// bucket's highest equivalent value, up to 1 % above what was seen.
 #[derive(Debug, Clone, Default)]
 pub struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
+    hist: Option<hdrhistogram::Histogram<u64>>,
     max: u64,
 }
 
-fn bucket(v: u64) -> usize {
-    if v < LINEAR {
-        return v as usize;
-    }
-    let e = 63 - u64::from(v.leading_zeros()); // at least 7
-    let m = (v >> (e - 6)) - SUB; // the 6 bits below the top one
-    (LINEAR + (e - 7) * SUB + m) as usize
-}
-
-/// The middle of bucket `i` (exact below [`LINEAR`]).
-fn value(i: usize) -> u64 {
-    let i = i as u64;
-    if i < LINEAR {
-        return i;
-    }
-    let e = (i - LINEAR) / SUB + 7;
-    let m = (i - LINEAR) % SUB + SUB;
-    let width = 1u64 << (e - 6);
-    (m << (e - 6)) + width / 2
-}
-
 impl Histogram {
+    fn inner(&mut self) -> &mut hdrhistogram::Histogram<u64> {
+        self.hist.get_or_insert_with(|| {
+            hdrhistogram::Histogram::new(SIGNIFICANT_DIGITS).expect("2 significant digits is a valid precision")
+        })
+    }
+
     pub fn record(&mut self, v: u64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS];
-        }
-        self.counts[bucket(v)] += 1;
-        self.total += 1;
+        // Auto-resizing: recording fails only for values beyond a
+        // histogram's range, which nanoseconds never reach.
+        let _ = self.inner().record(v);
         self.max = self.max.max(v);
     }
 
     pub fn merge(&mut self, other: &Histogram) {
-        if other.total == 0 {
-            return;
+        if let Some(o) = &other.hist {
+            let _ = self.inner().add(o);
+            self.max = self.max.max(other.max);
         }
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS];
-        }
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.total += other.total;
-        self.max = self.max.max(other.max);
     }
 
     pub fn count(&self) -> u64 {
-        self.total
+        self.hist.as_ref().map_or(0, hdrhistogram::Histogram::len)
     }
 
     pub fn max(&self) -> u64 {
@@ -79,19 +53,8 @@ impl Histogram {
 
     /// The value at quantile `q` (0 to 1); `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        if self.total == 0 {
-            return None;
-        }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                // A bucket's middle can lie above the largest value seen.
-                return Some(value(i).min(self.max));
-            }
-        }
-        Some(self.max)
+        let h = self.hist.as_ref().filter(|h| !h.is_empty())?;
+        Some(h.value_at_quantile(q).min(self.max))
     }
 }
 
@@ -310,15 +273,15 @@ mod tests {
     }
 
     #[test]
-    fn buckets_are_monotonic_and_cover_u64() {
-        let mut last = 0;
-        for v in [0, 1, 127, 128, 129, 1000, 1 << 20, (1 << 40) + 12345, u64::MAX] {
-            let b = bucket(v);
-            assert!(b >= last && b < BUCKETS, "{v}");
-            last = b;
-            let mid = value(b) as f64;
-            assert!(v < LINEAR || (mid - v as f64).abs() / (v as f64) < 0.02, "{v} -> {mid}");
-        }
+    fn merged_histograms_count_both() {
+        let (mut a, mut b) = (Histogram::default(), Histogram::default());
+        a.record(1_000);
+        b.record(5_000_000);
+        a.merge(&b);
+        a.merge(&Histogram::default());
+        assert_eq!((a.count(), a.max()), (2, 5_000_000));
+        let median = a.quantile(0.5).unwrap();
+        assert!((1_000..=1_010).contains(&median), "{median}");
     }
 
     #[test]
