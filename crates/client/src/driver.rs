@@ -53,16 +53,7 @@ impl Driver {
         let link = Link::client(server, options.drop_rate).map_err(ClientError::Socket)?;
         let known = known_hosts.as_ref().and_then(|k| k.get(&options.server));
         let session = Session::new(SessionConfig::new(&options, known), Instant::now(), wall_ms());
-        Ok(Self {
-            server_name: options.server,
-            server,
-            link,
-            known_hosts,
-            requests,
-            events,
-            session,
-            conn: None,
-        })
+        Ok(Self { server_name: options.server, server, link, known_hosts, requests, events, session, conn: None })
     }
 
     pub(crate) async fn run(mut self) {

@@ -41,7 +41,15 @@ fn line(room: &str, from: &str, text: &str) -> ClientEvent {
 }
 
 fn private(from: &str, to: &str, text: &str) -> ServerMsg {
-    ServerMsg::Private { id: 1, seq: 0, from: from.into(), to: to.into(), text: text.into(), time_ms: 0, history: false }
+    ServerMsg::Private {
+        id: 1,
+        seq: 0,
+        from: from.into(),
+        to: to.into(),
+        text: text.into(),
+        time_ms: 0,
+        history: false,
+    }
 }
 
 fn welcome(motd: &str) -> ClientEvent {

@@ -48,7 +48,10 @@ pub enum Request {
     /// Log in again with another nickname after a refusal.
     Login(String),
     /// Older lines of a room, continuing from the oldest one shown.
-    History { room: String, count: u64 },
+    History {
+        room: String,
+        count: u64,
+    },
     /// Say goodbye and stop.
     Quit(String),
 }
@@ -109,7 +112,9 @@ enum Phase {
     /// We asked the connection to close; waiting for it to be closed.
     Closing,
     /// Between connections, until the backoff ends.
-    Waiting { until: Instant },
+    Waiting {
+        until: Instant,
+    },
     Stopped,
 }
 

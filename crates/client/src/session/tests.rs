@@ -158,7 +158,10 @@ fn resume_after_reconnect_sends_the_cursors() {
     h.msg(line("lobby", 12));
     h.msg(line("rust", 4));
     h.s.on_closed(h.now, &CloseReason::TimedOut);
-    assert!(h.events().contains(&ClientEvent::Disconnected { reason: "no packet from the peer within the idle timeout".into(), reconnecting: true }));
+    assert!(h.events().contains(&ClientEvent::Disconnected {
+        reason: "no packet from the peer within the idle timeout".into(),
+        reconnecting: true
+    }));
     h.advance(Duration::from_secs(1));
     assert_eq!(h.events(), [ClientEvent::Connecting { attempt: 1 }]);
     assert_eq!(h.actions(), [Action::Connect { server_key: Some(key(1)) }]);
@@ -180,7 +183,9 @@ fn duplicates_at_the_seam_are_dropped() {
     h.sends();
     h.msg(ServerMsg::Ack { id: 7, room: "lobby".into(), seq: 7 });
     let events = h.events();
-    assert!(matches!(&events[0], ClientEvent::Delivered { id: 7, msg: ServerMsg::Line(l) } if l.seq == 7 && l.from == "ana" && l.time_ms == 1_000_000));
+    assert!(
+        matches!(&events[0], ClientEvent::Delivered { id: 7, msg: ServerMsg::Line(l) } if l.seq == 7 && l.from == "ana" && l.time_ms == 1_000_000)
+    );
     h.msg(line("lobby", 6));
     // Our own line, replayed by a catch-up, and a line seen twice.
     h.msg(line("lobby", 7));
