@@ -2,13 +2,12 @@
 //! ([`udpchat_client::model::Model`], shared with every front end) and
 //! what only a terminal needs on top of it — the input line and its
 //! history, nickname completion, how far each conversation is scrolled,
-//! whether the user asked to quit. Typed lines go in; what to ask the
-//! client for comes out. Unit-tested without a screen (`state/tests.rs`).
+//! whether the user asked to quit. Typed lines go to the model, which
+//! says what to ask the client for. Unit-tested without a screen (`state/tests.rs`).
 
 use std::collections::HashMap;
 
-use udpchat_client::model::{Kind, Model, Target, nick_key};
-use udpchat_client::{HELP, Input, input};
+use udpchat_client::model::{Model, Target};
 
 use super::line::{History, InputLine};
 
@@ -32,16 +31,8 @@ struct Scroll {
     added: u64,
 }
 
-/// What the front end should ask the client for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Send(Input),
-    /// Try another nickname after a refusal.
-    Login(String),
-    Quit(String),
-    /// Leave the interface (the client has already stopped).
-    Exit,
-}
+/// What to ask the client for: the model decides (`Model::typed`).
+pub use udpchat_client::model::Command as Action;
 
 #[derive(Debug)]
 pub struct State {
@@ -110,58 +101,12 @@ impl State {
         *s = s.saturating_sub(page);
     }
 
-    /// Enter: what the typed line asks for. Help, typing errors and lines
-    /// that need a room elsewhere are answered here.
+    /// Enter: the model says what the typed line asks for.
     pub fn submit(&mut self) -> Option<Action> {
         self.completion = None;
         let line = self.input.take();
         self.history.push(&line);
-        if self.model.closed().is_some() {
-            return Some(Action::Exit);
-        }
-        if self.model.awaiting_nick() {
-            if let Ok(Input::Quit(reason)) = input::parse(&line, "") {
-                return Some(Action::Quit(reason));
-            }
-            let nick = line.trim();
-            if nick.is_empty() || nick.contains(char::is_whitespace) {
-                self.model.note(Kind::Error, "type a nickname (one word)");
-                return None;
-            }
-            self.model.retry_nick(nick);
-            return Some(Action::Login(nick.to_owned()));
-        }
-        let room = self.model.current_room().unwrap_or_default().to_owned();
-        let peer = self.model.current().peer().map(str::to_owned);
-        match input::parse(&line, &room) {
-            Ok(Input::Nothing) => None,
-            Ok(Input::Help) => {
-                for l in HELP.lines() {
-                    self.model.note(Kind::Info, l);
-                }
-                self.model.note(Kind::Info, "keys: PgUp/PgDn scroll, Tab completes nicknames, Ctrl-N/Ctrl-P or Alt-Left/Right switch rooms, Ctrl-C quits");
-                None
-            }
-            Ok(Input::Quit(reason)) => Some(Action::Quit(reason)),
-            Ok(Input::Join(r)) => {
-                self.model.joining(&r);
-                Some(Action::Send(Input::Join(r)))
-            }
-            // Plain text in a private conversation goes to that person.
-            Ok(Input::Say { text, action: false, .. }) if peer.is_some() => {
-                Some(Action::Send(Input::Msg { to: peer.unwrap_or_default(), text }))
-            }
-            Ok(i) if room.is_empty() && needs_room(&i) => {
-                let here = if peer.is_some() { "a private conversation" } else { "the server buffer" };
-                self.model.note(Kind::Error, &format!("this is {here}: switch to a room (Ctrl-N) or /join one"));
-                None
-            }
-            Ok(i) => Some(Action::Send(i)),
-            Err(e) => {
-                self.model.note(Kind::Error, &e);
-                None
-            }
-        }
+        self.model.typed(&line)
     }
 
     /// Any key but Tab ends a completion.
@@ -186,20 +131,7 @@ impl State {
         if word.is_empty() {
             return;
         }
-        let prefix = nick_key(word);
-        let me = nick_key(self.model.nick());
-        let current = self.model.current();
-        let candidates: Vec<String> = current
-            .members
-            .iter()
-            .map(String::as_str)
-            .chain(current.peer())
-            .filter(|m| {
-                let k = nick_key(m);
-                k.starts_with(&prefix) && k != me
-            })
-            .map(str::to_owned)
-            .collect();
+        let candidates = self.model.nick_candidates(word);
         let Some(first) = candidates.first() else {
             return;
         };
@@ -211,15 +143,6 @@ impl State {
 
 fn completed(nick: &str, start: usize) -> String {
     if start == 0 { format!("{nick}: ") } else { format!("{nick} ") }
-}
-
-/// Inputs that act on the current room, which the other conversations lack.
-fn needs_room(i: &Input) -> bool {
-    match i {
-        Input::Say { .. } | Input::Topic { .. } | Input::History { .. } | Input::Kick { .. } => true,
-        Input::Part { room, .. } | Input::Who(room) => room.is_empty(),
-        _ => false,
-    }
 }
 
 #[cfg(test)]

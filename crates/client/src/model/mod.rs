@@ -5,7 +5,9 @@
 //! the connection state and round-trip time. It takes in [`ClientEvent`]s
 //! ([`Model::on_event`]) and the user's own sends ([`Model::sending`]),
 //! and knows which conversation the user is looking at
-//! ([`Model::focus`]), since that decides what counts as unread. Nothing
+//! ([`Model::focus`]), since that decides what counts as unread. Typed
+//! lines go through [`Model::typed`], which says what to ask the client
+//! for. Nothing
 //! here draws or reads keys: the terminal client (crates/cli/src/tui) and
 //! a desktop client are views of it plus their own input state.
 
@@ -15,6 +17,7 @@ mod item;
 mod names;
 #[cfg(test)]
 mod tests;
+mod typed;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +28,7 @@ pub use conn::Conn;
 pub use conversation::{Conversation, SCROLLBACK, Target};
 pub use item::{Item, Kind, Status, items};
 pub use names::{mentions, nick_key, room_key};
+pub use typed::Command;
 
 /// Own lines followed from sent to acknowledged; past this the oldest is
 /// no longer followed (it stays shown as pending). The client's outbox

@@ -283,3 +283,32 @@ fn history_pages_go_above_newer_lines() {
     assert_eq!(texts, vec!["old", "older page, later line", "new", "newer"]);
     assert_eq!(c.added, 2, "a history page does not push the view");
 }
+
+#[test]
+fn typed_lines_depend_on_where_the_user_is() {
+    let mut m = lobby();
+    assert_eq!(
+        m.typed("hi"),
+        Some(Command::Send(Input::Say { room: "lobby".into(), text: "hi".into(), action: false }))
+    );
+    assert_eq!(m.typed("/frob"), None);
+    assert_eq!(m.current().lines.back().map(|l| l.kind), Some(Kind::Error));
+    m.on_event(&server(private("bob", "ana", "psst")));
+    m.goto(2);
+    assert_eq!(m.typed("hello"), Some(Command::Send(Input::Msg { to: "bob".into(), text: "hello".into() })));
+    assert_eq!(m.typed("/kick bob"), None, "no room here");
+    m.goto(0);
+    assert_eq!(m.typed("hello"), None, "no room here either");
+    assert_eq!(m.typed("/join #Rust"), Some(Command::Send(Input::Join("#Rust".into()))));
+    m.on_event(&joined("rust", &["ana", "Bert", "bob"]));
+    assert_eq!(m.current_room(), Some("rust"));
+    assert_eq!(m.nick_candidates("B"), ["Bert", "bob"]);
+    assert!(m.nick_candidates("an").is_empty(), "never ourselves");
+
+    let mut m = Model::new("bob", None);
+    m.on_event(&server(ServerMsg::LoginRefused { code: RefuseCode::NickTaken, text: "taken".into() }));
+    assert_eq!(m.typed("two words"), None);
+    assert_eq!(m.typed("bobby"), Some(Command::Login("bobby".into())));
+    m.on_event(&ClientEvent::Closed { reason: "gone".into() });
+    assert_eq!(m.typed("anything"), Some(Command::Exit));
+}

@@ -1,9 +1,10 @@
 //! Tests of the terminal client's own state: typing, completion, history,
 //! scrolling and what Enter asks for. The model under it has its own
 //! tests (crates/client/src/model/tests.rs). No terminal needed.
-use udpchat_client::ClientEvent;
 use udpchat_client::chat::{Line, LineKind, RefuseCode, ServerMsg};
+use udpchat_client::model::Kind;
 use udpchat_client::model::SCROLLBACK;
+use udpchat_client::{ClientEvent, Input};
 
 use super::super::line::{HISTORY, InputLine};
 use super::*;
