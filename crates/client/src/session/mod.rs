@@ -327,7 +327,8 @@ impl Session {
 
     /// A message from the server on the current connection.
     pub fn on_message(&mut self, now: Instant, msg: ServerMsg) {
-        if !matches!(self.phase, Phase::LoggingIn | Phase::LoggedIn) || !self.is_new(&msg) {
+        // While closing, answers to what went out before still count.
+        if !matches!(self.phase, Phase::LoggingIn | Phase::LoggedIn | Phase::Closing) || !self.is_new(&msg) {
             return;
         }
         if let Some(end) = self.update(now, &msg) {
@@ -441,7 +442,7 @@ impl Session {
     /// the connection when the message makes it pointless to go on.
     fn update(&mut self, now: Instant, msg: &ServerMsg) -> Option<String> {
         match msg {
-            ServerMsg::Welcome { nick, .. } => {
+            ServerMsg::Welcome { nick, .. } if self.phase == Phase::LoggingIn => {
                 self.nick = nick.clone();
                 self.phase = Phase::LoggedIn;
                 self.established = true;
