@@ -1,169 +1,41 @@
-//! How events look to a person: one function turns a client event into
-//! display items, used by both the terminal interface and `--plain`, so
-//! the two always agree on what happened.
+//! How model items look as text: the clock in local time (as irssi shows
+//! it, through jiff and the system time zone) and the one-line form
+//! `chat --plain` prints. The items themselves, and which ones an event
+//! makes, are the client model's (`udpchat_client::model::items`), so the
+//! terminal interface and `--plain` always agree on what happened.
 
-use udpchat_client::ClientEvent;
-use udpchat_client::chat::{LineKind, NoticeKind, RefuseCode, ServerMsg};
+use std::sync::OnceLock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Chat,
-    Action,
-    Operator,
-    Private,
-    Notice,
-    Error,
-    Info,
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use udpchat_client::model::{Item, Kind, Status};
+
+/// The system time zone, looked up once (`TZ`, else /etc/localtime; UTC
+/// if neither says).
+fn local_zone() -> &'static TimeZone {
+    static ZONE: OnceLock<TimeZone> = OnceLock::new();
+    ZONE.get_or_init(TimeZone::system)
 }
 
-/// One thing to show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    pub time_ms: u64,
-    /// The room it belongs to; `None` for server-wide items.
-    pub room: Option<String>,
-    /// Who said it (chat lines).
-    pub nick: Option<String>,
-    pub text: String,
-    pub kind: Kind,
-    pub history: bool,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-fn item(room: Option<&str>, kind: Kind, text: String) -> Item {
-    Item { time_ms: now_ms(), room: room.map(str::to_owned), nick: None, text, kind, history: false }
-}
-
-/// `HH:MM:SS` UTC.
+/// `HH:MM:SS` in local time.
 pub fn clock(time_ms: u64) -> String {
-    let s = time_ms / 1000 % 86_400;
-    format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+    clock_in(time_ms, local_zone())
 }
 
-/// What to show for an event (often one item, sometimes none).
-pub fn items(event: &ClientEvent) -> Vec<Item> {
-    match event {
-        ClientEvent::Connecting { attempt } => {
-            let text =
-                if *attempt <= 1 { "connecting…".into() } else { format!("reconnecting (attempt {attempt})…") };
-            vec![item(None, Kind::Info, text)]
-        }
-        ClientEvent::Connected { server_key, first_use } => {
-            let text = if *first_use {
-                format!("connected; first visit: server key {server_key} (compare it with the one the server printed)")
-            } else {
-                "connected; server key verified".into()
-            };
-            vec![item(None, Kind::Info, text)]
-        }
-        ClientEvent::Rtt(_) => vec![],
-        ClientEvent::Disconnected { reason, reconnecting } => {
-            let then = if *reconnecting { "; reconnecting" } else { "" };
-            vec![item(None, Kind::Error, format!("disconnected: {reason}{then}"))]
-        }
-        ClientEvent::Unconfirmed { ids } => {
-            vec![item(None, Kind::Error, format!("{} line(s) may not have been delivered", ids.len()))]
-        }
-        ClientEvent::Closed { reason } => vec![item(None, Kind::Info, format!("closed: {reason}"))],
-        ClientEvent::Server(msg) | ClientEvent::Delivered { msg, .. } => server_items(msg),
-    }
+/// `HH:MM:SS` in `zone`.
+pub fn clock_in(time_ms: u64, zone: &TimeZone) -> String {
+    let at = i64::try_from(time_ms).ok().and_then(|ms| Timestamp::from_millisecond(ms).ok());
+    zone.to_datetime(at.unwrap_or(Timestamp::UNIX_EPOCH)).strftime("%H:%M:%S").to_string()
 }
 
-fn server_items(msg: &ServerMsg) -> Vec<Item> {
-    match msg {
-        ServerMsg::Welcome { nick, server_name, motd, operator } => {
-            let role = if *operator { " (operator)" } else { "" };
-            let mut v = vec![item(None, Kind::Info, format!("logged in to {server_name} as {nick}{role}"))];
-            if !motd.trim().is_empty() {
-                v.push(item(None, Kind::Notice, motd.clone()));
-            }
-            v
-        }
-        ServerMsg::LoginRefused { code, text } => {
-            let hint = match code {
-                RefuseCode::NickTaken | RefuseCode::NickInvalid | RefuseCode::NickRegistered => {
-                    " (type another nickname)"
-                }
-                RefuseCode::BadPassword => " (set UDPCHAT_PASSWORD or use --ask-password)",
-                _ => "",
-            };
-            vec![item(None, Kind::Error, format!("login refused: {text}{hint}"))]
-        }
-        ServerMsg::Line(line) => {
-            let kind = match line.kind {
-                LineKind::Normal => Kind::Chat,
-                LineKind::Action => Kind::Action,
-                LineKind::Operator => Kind::Operator,
-            };
-            vec![Item {
-                time_ms: line.time_ms,
-                room: Some(line.room.clone()),
-                nick: Some(line.from.clone()),
-                text: line.text.clone(),
-                kind,
-                history: line.history,
-            }]
-        }
-        ServerMsg::Ack { .. } => vec![],
-        ServerMsg::Error { text, .. } => vec![item(None, Kind::Error, text.clone())],
-        ServerMsg::Joined { room, topic, members, .. } => {
-            let mut v = vec![item(
-                Some(room),
-                Kind::Notice,
-                format!("you joined #{room} ({} here: {})", members.len(), members.join(", ")),
-            )];
-            if !topic.is_empty() {
-                v.push(item(Some(room), Kind::Notice, format!("topic: {topic}")));
-            }
-            v
-        }
-        ServerMsg::Parted { room } => vec![item(Some(room), Kind::Notice, format!("you left #{room}"))],
-        ServerMsg::Notice { room, kind, nick, text, time_ms } => {
-            let room_ref = (!room.is_empty()).then_some(room.as_str());
-            let shown = match kind {
-                NoticeKind::Join => format!("{nick} joined #{room}"),
-                NoticeKind::Part if text.is_empty() => format!("{nick} left #{room}"),
-                NoticeKind::Part => format!("{nick} left #{room} ({text})"),
-                NoticeKind::Quit if text.is_empty() => format!("{nick} quit"),
-                NoticeKind::Quit => format!("{nick} quit ({text})"),
-                NoticeKind::Timeout => format!("{nick} timed out"),
-                NoticeKind::Nick => format!("{nick} is now known as {text}"),
-                NoticeKind::Topic => format!("{nick} set the topic: {text}"),
-                NoticeKind::Kick => format!("{nick} was removed ({text})"),
-                NoticeKind::Server => format!("server: {text}"),
-            };
-            let mut it = item(room_ref, Kind::Notice, shown);
-            it.time_ms = *time_ms;
-            vec![it]
-        }
-        ServerMsg::RoomList { rooms } => {
-            let list: Vec<String> = rooms.iter().map(|r| format!("#{} ({})", r.name, r.members)).collect();
-            vec![item(None, Kind::Notice, format!("rooms: {}", list.join(", ")))]
-        }
-        ServerMsg::Members { room, nicks } => {
-            vec![item(Some(room), Kind::Notice, format!("in #{room}: {}", nicks.join(", ")))]
-        }
-        ServerMsg::Private { from, to, text, time_ms, history, .. } => vec![Item {
-            time_ms: *time_ms,
-            room: None,
-            nick: Some(format!("{from} → {to}")),
-            text: text.clone(),
-            kind: Kind::Private,
-            history: *history,
-        }],
-        ServerMsg::Topic { room, topic } => {
-            let t = if topic.is_empty() { "(no topic)" } else { topic };
-            vec![item(Some(room), Kind::Notice, format!("topic of #{room}: {t}"))]
-        }
-    }
-}
-
-/// One line of plain text: `[HH:MM:SS] #room <nick> text`.
+/// One line of plain text: `[HH:MM:SS] #room <nick> text`, local time.
 pub fn plain(it: &Item) -> String {
-    let mut s = format!("[{}] ", clock(it.time_ms));
+    plain_in(it, local_zone())
+}
+
+/// [`plain`] with the clock in `zone`.
+pub fn plain_in(it: &Item, zone: &TimeZone) -> String {
+    let mut s = format!("[{}] ", clock_in(it.time_ms, zone));
     if it.history {
         s.push_str("(history) ");
     }
@@ -178,5 +50,45 @@ pub fn plain(it: &Item) -> String {
         (Kind::Error, _) => s.push_str(&format!("!! {}", it.text)),
         _ => s.push_str(&format!("-- {}", it.text)),
     }
+    match it.status {
+        Status::Confirmed | Status::Pending => {}
+        Status::Unconfirmed => s.push_str(" (not confirmed)"),
+        Status::Refused => s.push_str(" (refused)"),
+    }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-12-02 13:04:05.678 UTC.
+    const T: u64 = 1_796_216_645_678;
+
+    #[test]
+    fn clock_follows_the_zone_given() {
+        assert_eq!(clock_in(T, &TimeZone::UTC), "13:04:05");
+        // A rule, not a database name: the test needs no tzdata installed.
+        let paris = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").expect("a POSIX TZ string");
+        assert_eq!(clock_in(T, &paris), "14:04:05");
+        let offset = TimeZone::fixed(jiff::tz::offset(-5));
+        assert_eq!(clock_in(T, &offset), "08:04:05");
+    }
+
+    #[test]
+    fn plain_lines() {
+        let it = Item {
+            time_ms: T,
+            room: Some("rust".into()),
+            nick: Some("bob".into()),
+            text: "hi".into(),
+            kind: Kind::Chat,
+            history: false,
+            id: None,
+            status: Status::Confirmed,
+        };
+        assert_eq!(plain_in(&it, &TimeZone::UTC), "[13:04:05] #rust <bob> hi");
+        let it = Item { kind: Kind::Error, nick: None, room: None, text: "no".into(), ..it };
+        assert_eq!(plain_in(&it, &TimeZone::UTC), "[13:04:05] !! no");
+    }
 }

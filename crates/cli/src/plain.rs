@@ -1,6 +1,7 @@
 //! `udpchat chat --plain`: no full-screen interface. Commands and lines are
 //! read from standard input; every event is printed as one timestamped
-//! line on standard output. When standard input closes, the client keeps
+//! line on standard output (the client model's items, `display::plain`,
+//! times in local time). When standard input closes, the client keeps
 //! listening for `--linger` seconds, then says goodbye and exits.
 
 use std::io::Write;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncBufReadExt;
 use udpchat_client::chat::ServerMsg;
+use udpchat_client::model::items;
 use udpchat_client::{Client, ClientEvent, HELP, Input, input};
 
 use crate::args::ChatArgs;
@@ -60,7 +62,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
                     ClientEvent::Server(ServerMsg::LoginRefused { .. }) => code = ExitCode::FAILURE,
                     _ => {}
                 }
-                for it in display::items(&event) {
+                for it in items(&event) {
                     writeln!(out, "{}", display::plain(&it))?;
                 }
                 out.flush()?;

@@ -1,7 +1,17 @@
-//! The udpchat client library: one session to a server, driven on a tokio
-//! task, behind a small handle. The terminal client, `udpchat send`, the
-//! bench tool and the end-to-end tests all use it, so they share the login
-//! flow, key pinning, reconnection and command parsing.
+//! The udpchat client library, shared by every front end (the terminal
+//! client, `chat --plain`, `udpchat send`, the bench tool, the tests):
+//!
+//! - [`session`]: the sans-IO session core — login, key pinning, outbox,
+//!   unacknowledged lines, resume cursors, de-duplication, reconnection —
+//!   driven by events and `Instant`s, testable without a socket;
+//! - `driver`: the tokio task that moves bytes and time between a
+//!   [`link::Link`] and that core, behind the [`Client`] handle and a
+//!   channel of [`ClientEvent`]s;
+//! - [`model`]: what a front end shows — conversations with bounded
+//!   scrollback, members, topics, unread counts, pending lines, the
+//!   connection state — built from those events, for any front end to
+//!   render;
+//! - [`input`]: the typed-command parser every front end shares.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), udpchat_client::ClientError> {
@@ -16,10 +26,11 @@
 
 mod driver;
 pub mod link;
-mod seen;
 pub use driver::wait_for;
 pub mod input;
 pub mod known_hosts;
+pub mod model;
+pub mod session;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +40,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use udpchat_chat::{ClientMsg, ServerMsg};
 use udpchat_proto::PublicKey;
+
+use session::Request;
 
 pub use input::{HELP, Input};
 pub use udpchat_chat as chat;
@@ -115,18 +128,6 @@ pub enum ClientError {
     Socket(std::io::Error),
     #[error(transparent)]
     KnownHosts(#[from] known_hosts::KnownHostsError),
-}
-
-pub(crate) enum Request {
-    Send(ClientMsg),
-    /// Log in again with another nickname after a refusal.
-    Login(String),
-    /// Older lines of a room, continuing from the oldest one shown.
-    History {
-        room: String,
-        count: u64,
-    },
-    Quit(String),
 }
 
 /// A handle to the running client. Cloning shares the session; when every

@@ -1,6 +1,6 @@
-//! What each key does: editing the input line, history, completion,
-//! scrolling and switching rooms act on the model; Enter and Ctrl-C turn
-//! into an action for the client.
+//! What each key does: editing the input line, history, completion and
+//! scrolling act on the terminal's own state, switching conversations on
+//! the model; Enter and Ctrl-C turn into an action for the client.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -9,7 +9,7 @@ use super::state::{Action, State};
 /// Applies one key press; returns what to ask the client for, if anything.
 pub fn handle(state: &mut State, key: KeyEvent) -> Option<Action> {
     // The client has stopped: the screen says "press any key to exit".
-    if state.closed.is_some() && !state.quitting {
+    if state.stopped() {
         return Some(Action::Exit);
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
@@ -19,13 +19,13 @@ pub fn handle(state: &mut State, key: KeyEvent) -> Option<Action> {
     }
     match key.code {
         KeyCode::Char('c') if ctrl => return Some(Action::Quit(String::new())),
-        KeyCode::Char('n') if ctrl => state.next_buffer(),
-        KeyCode::Char('p') if ctrl => state.prev_buffer(),
-        KeyCode::Right if alt => state.next_buffer(),
-        KeyCode::Left if alt => state.prev_buffer(),
+        KeyCode::Char('n') if ctrl => state.model.next(),
+        KeyCode::Char('p') if ctrl => state.model.prev(),
+        KeyCode::Right if alt => state.model.next(),
+        KeyCode::Left if alt => state.model.prev(),
         // Alt-1 … Alt-9 jump to a buffer, as in irssi (Alt-1: the server).
         KeyCode::Char(c @ '1'..='9') if alt => {
-            state.goto(c as usize - '1' as usize);
+            state.model.goto(c as usize - '1' as usize);
         }
         KeyCode::Char('a') if ctrl => state.input.home(),
         KeyCode::Char('e') if ctrl => state.input.end(),
@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn any_key_exits_once_closed() {
         let mut s = State::new("ana", None);
-        s.closed = Some("gone".into());
+        s.model.on_event(&udpchat_client::ClientEvent::Closed { reason: "gone".into() });
         assert_eq!(press(&mut s, KeyCode::Char('x'), KeyModifiers::NONE), Some(Action::Exit));
     }
 }

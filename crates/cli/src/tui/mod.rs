@@ -1,14 +1,17 @@
-//! `udpchat chat`: the full-screen terminal client. This file owns the
-//! terminal (raw mode and the alternate screen, restored on every way
-//! out, panics included) and the loop that reads keys and client events
-//! at the same time; the model is in `state`, drawing in `view`, key
-//! bindings in `keys`.
+//! `udpchat chat`: the full-screen terminal client, a view of the client
+//! model (`udpchat_client::model`). This file owns the terminal (set up
+//! and restored by `ratatui::try_init`/`ratatui::restore`, panics
+//! included, plus the bracketed paste the input line wants) and the loop
+//! that reads keys and client events at the same time; the terminal's own
+//! state (input line, completion, scrolling) is in `state` and `line`,
+//! drawing in `view`, key bindings in `keys`.
 
 mod keys;
+mod line;
 mod state;
 mod view;
 
-use std::io::{IsTerminal, Stdout};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,10 +19,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, EventStream, KeyEventKind};
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
 use futures_util::StreamExt;
-use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
+use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use udpchat_client::{Client, ClientEvent};
@@ -34,7 +35,7 @@ const EVENT_BATCH: usize = 1024;
 /// How long to wait for the goodbye to be acknowledged when quitting.
 const QUIT_WAIT: Duration = Duration::from_secs(2);
 
-type Term = Terminal<CrosstermBackend<Stdout>>;
+type Term = DefaultTerminal;
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
@@ -54,12 +55,12 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     };
     // The screen is restored by now, so what follows is seen and kept.
     result?;
-    if let Some(text) = &state.refused {
+    if let Some(text) = state.model.refused() {
         eprintln!("udpchat: login refused: {text}");
         return Ok(ExitCode::FAILURE);
     }
     if !state.quitting
-        && let Some(reason) = &state.end_reason
+        && let Some(reason) = state.model.end_reason()
     {
         eprintln!("udpchat: disconnected: {reason}");
         return Ok(ExitCode::FAILURE);
@@ -67,32 +68,29 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether the terminal is in raw mode on the alternate screen.
+/// Whether the interface has the terminal (so leaving is done once).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
-/// Puts the terminal back as it was; safe to call more than once and from
-/// the panic hook.
-fn restore() {
+/// Puts the terminal back as it was: bracketed paste off and the cursor
+/// shown (ours), raw mode and the alternate screen (`ratatui::restore`).
+/// Safe to call more than once and from the panic hook.
+fn leave() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
-        // Nothing useful can be done if these fail: the terminal may be gone.
-        let _ = disable_raw_mode();
-        let _ = crossterm::execute!(
-            std::io::stdout(),
-            DisableBracketedPaste,
-            LeaveAlternateScreen,
-            crossterm::cursor::Show
-        );
+        // Nothing useful can be done if this fails: the terminal may be gone.
+        let _ = crossterm::execute!(std::io::stdout(), DisableBracketedPaste, crossterm::cursor::Show);
+        ratatui::restore();
     }
 }
 
-/// A panic message printed on the alternate screen in raw mode would be
-/// lost and leave the terminal unusable, so restore it first.
+/// ratatui's panic hook restores raw mode and the screen; ours, run
+/// before it, also turns bracketed paste off, which ratatui does not know
+/// we turned on.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            restore();
+            leave();
             previous(info);
         }));
     });
@@ -105,20 +103,17 @@ struct Screen {
 
 impl Screen {
     fn enter() -> anyhow::Result<Self> {
-        install_panic_hook();
-        enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        let mut terminal = ratatui::try_init().context("cannot put the terminal in raw mode")?;
         ACTIVE.store(true, Ordering::SeqCst);
-        let setup = || -> anyhow::Result<Term> {
-            crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
-            let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-            terminal.clear()?;
-            Ok(terminal)
-        };
-        match setup() {
-            Ok(terminal) => Ok(Screen { terminal }),
+        install_panic_hook();
+        let setup = crossterm::execute!(std::io::stdout(), EnableBracketedPaste)
+            .and_then(|()| terminal.clear())
+            .context("cannot set up the terminal");
+        match setup {
+            Ok(()) => Ok(Screen { terminal }),
             Err(e) => {
-                restore();
-                Err(e.context("cannot set up the terminal"))
+                leave();
+                Err(e)
             }
         }
     }
@@ -126,7 +121,7 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        restore();
+        leave();
     }
 }
 
@@ -197,9 +192,9 @@ async fn event_loop(
                     if state.quitting {
                         return Ok(());
                     }
-                    if state.closed.is_none() {
+                    if state.model.closed().is_none() {
                         let reason = "the client stopped unexpectedly".to_owned();
-                        state.on_event(&ClientEvent::Closed { reason });
+                        state.model.on_event(&ClientEvent::Closed { reason });
                         dirty = true;
                     }
                     continue;
@@ -207,12 +202,12 @@ async fn event_loop(
                 let mut next = Some(event);
                 let mut taken = 0;
                 while let Some(event) = next {
-                    state.on_event(&event);
+                    state.model.on_event(&event);
                     taken += 1;
                     next = if taken < EVENT_BATCH { events.try_recv().ok() } else { None };
                 }
                 dirty = true;
-                if state.quitting && state.closed.is_some() {
+                if state.quitting && state.model.closed().is_some() {
                     return Ok(());
                 }
             }
@@ -250,12 +245,16 @@ async fn event_loop(
         match action {
             None => {}
             Some(Action::Send(input)) => {
-                client.input(input).await;
+                // Lines and private messages show at once, as pending.
+                if let Some(id) = client.input(input.clone()).await {
+                    state.model.sending(id, &input);
+                    dirty = true;
+                }
             }
             Some(Action::Login(nick)) => client.login(&nick).await,
             Some(Action::Quit(reason)) => {
                 // Asked twice, or nothing left to say goodbye to: go now.
-                if state.quitting || state.closed.is_some() {
+                if state.quitting || state.model.closed().is_some() {
                     return Ok(());
                 }
                 state.quitting = true;

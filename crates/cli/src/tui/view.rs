@@ -1,6 +1,7 @@
-//! Drawing the model with ratatui, irssi-style: a title bar with the room
-//! and its topic, the chat pane, the room and member lists on the right,
-//! a status bar and the input line. Chat lines are wrapped here (at word
+//! Drawing the client model (and the terminal's own state) with ratatui,
+//! irssi-style: a title bar with the conversation and its topic, the chat
+//! pane, the conversation and member lists on the right, a status bar and
+//! the input line. Times are shown in local time (`display::clock`). Chat lines are wrapped here (at word
 //! boundaries, continuation rows indented past the timestamp) so that
 //! scrolling counts screen rows exactly.
 
@@ -10,8 +11,10 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use super::state::{Conn, State, mentions, nick_key};
-use crate::display::{self, Item, Kind};
+use udpchat_client::model::{Conn, Item, Kind, Status, mentions, nick_key};
+
+use super::state::State;
+use crate::display;
 
 /// Width of the room and member lists.
 const SIDE_WIDTH: u16 = 24;
@@ -63,12 +66,13 @@ pub fn draw(f: &mut Frame, s: &mut State) {
     if side_width > 0 {
         draw_side(f, side, s);
     }
-    draw_status(f, status, s);
+    let scrolled = *s.scroll() > 0;
+    draw_status(f, status, s, scrolled);
     draw_input(f, input, s);
 }
 
 fn draw_title(f: &mut Frame, area: Rect, s: &State) {
-    let b = s.buffer();
+    let b = s.model.current();
     let mut text = format!(" udpchat  {}", b.name());
     if !b.topic.is_empty() {
         text.push_str(" — ");
@@ -77,24 +81,31 @@ fn draw_title(f: &mut Frame, area: Rect, s: &State) {
     f.render_widget(Paragraph::new(sanitize(&text)).style(bar()), area);
 }
 
-fn draw_status(f: &mut Frame, area: Rect, s: &State) {
+fn draw_status(f: &mut Frame, area: Rect, s: &State, scrolled: bool) {
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let clock = display::clock(now);
-    let conn_style = match s.conn {
+    let conn = s.model.conn();
+    let conn_style = match conn {
         Conn::Connected { .. } => bar(),
         Conn::Disconnected | Conn::Closed | Conn::NickRefused => bar().fg(Color::LightRed).add_modifier(Modifier::BOLD),
         _ => bar().fg(Color::LightYellow),
     };
     let mut spans = vec![
         Span::raw(format!(" [{}] [", &clock[..5])),
-        Span::styled(s.nick.clone(), bar().add_modifier(Modifier::BOLD)),
-        Span::raw(format!("] [{}] [", s.buffer().name())),
-        Span::styled(s.conn.describe(), conn_style),
+        Span::styled(s.model.nick().to_owned(), bar().add_modifier(Modifier::BOLD)),
+        Span::raw(format!("] [{}] [", s.model.current().name())),
+        Span::styled(conn.describe(), conn_style),
         Span::raw("]"),
     ];
-    let active: Vec<(usize, bool)> =
-        s.buffers.iter().enumerate().filter(|(_, b)| b.unread > 0).map(|(i, b)| (i + 1, b.mentioned)).collect();
+    let active: Vec<(usize, bool)> = s
+        .model
+        .conversations()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.unread > 0)
+        .map(|(i, c)| (i + 1, c.mentions > 0))
+        .collect();
     if !active.is_empty() {
         spans.push(Span::raw(" [act: "));
         for (n, (i, mentioned)) in active.iter().enumerate() {
@@ -106,7 +117,7 @@ fn draw_status(f: &mut Frame, area: Rect, s: &State) {
         }
         spans.push(Span::raw("]"));
     }
-    if s.buffer().scroll > 0 {
+    if scrolled {
         spans.push(Span::styled(" -- more below (PgDn) --", bar().fg(Color::LightYellow).add_modifier(Modifier::BOLD)));
     }
     f.render_widget(Paragraph::new(Line::from(spans)).style(bar()), area);
@@ -114,15 +125,16 @@ fn draw_status(f: &mut Frame, area: Rect, s: &State) {
 
 fn draw_chat(f: &mut Frame, area: Rect, s: &mut State) {
     let (width, height) = (usize::from(area.width), usize::from(area.height));
-    let me = s.nick.clone();
-    let b = &mut s.buffers[s.current];
-    let here = b.room.clone();
+    let me = s.model.nick().to_owned();
+    let mut scroll = *s.scroll();
+    let b = s.model.current();
+    let here = b.room();
     // Wrap from the newest line back, only as far as the screen needs.
-    let want = height + b.scroll;
+    let want = height + scroll;
     let mut rows: Vec<Line<'static>> = Vec::new();
     let mut all = true;
     for it in b.lines.iter().rev() {
-        rows.extend(wrap(&item_spans(it, here.as_deref(), &me), width, INDENT).into_iter().rev());
+        rows.extend(wrap(&item_spans(it, here, &me), width, INDENT).into_iter().rev());
         if rows.len() >= want {
             all = false;
             break;
@@ -130,9 +142,10 @@ fn draw_chat(f: &mut Frame, area: Rect, s: &mut State) {
     }
     if all {
         // Scrolled past the oldest line: stop there, so PgDn acts at once.
-        b.scroll = b.scroll.min(rows.len().saturating_sub(height));
+        scroll = scroll.min(rows.len().saturating_sub(height));
+        *s.scroll() = scroll;
     }
-    let mut shown: Vec<Line> = rows.into_iter().skip(b.scroll).take(height).collect();
+    let mut shown: Vec<Line> = rows.into_iter().skip(scroll).take(height).collect();
     shown.reverse();
     f.render_widget(Paragraph::new(shown), area);
 }
@@ -169,6 +182,17 @@ fn item_spans(it: &Item, here: Option<&str>, me: &str) -> Vec<Span<'static>> {
         (Kind::Error, _) => v.push(Span::styled(format!("!! {text}"), Style::new().fg(Color::Red))),
         (Kind::Info, _) => v.push(Span::styled(format!("-- {text}"), Style::new().fg(Color::Cyan))),
         _ => v.push(Span::styled(format!("-- {text}"), grey)),
+    }
+    // Our own line: grey until the server has it; marked if it may not.
+    match it.status {
+        Status::Confirmed => {}
+        Status::Pending => {
+            for span in v.iter_mut().skip(1) {
+                span.style = span.style.fg(Color::DarkGray);
+            }
+        }
+        Status::Unconfirmed => v.push(Span::styled(" (not confirmed)", Style::new().fg(Color::Red))),
+        Status::Refused => v.push(Span::styled(" (refused)", Style::new().fg(Color::Red))),
     }
     v
 }
@@ -239,11 +263,11 @@ pub fn wrap(spans: &[Span], width: usize, indent: usize) -> Vec<Line<'static>> {
 }
 
 fn draw_side(f: &mut Frame, area: Rect, s: &State) {
-    let rooms_height = (s.buffers.len() as u16 + 2).min(area.height / 2).max(3);
+    let conversations = s.model.conversations();
+    let rooms_height = (conversations.len() as u16 + 2).min(area.height / 2).max(3);
     let [rooms_area, members_area] =
         Layout::vertical([Constraint::Length(rooms_height), Constraint::Min(0)]).areas(area);
-    let rooms: Vec<Line> = s
-        .buffers
+    let rooms: Vec<Line> = conversations
         .iter()
         .enumerate()
         .map(|(i, b)| {
@@ -251,9 +275,9 @@ fn draw_side(f: &mut Frame, area: Rect, s: &State) {
             if b.unread > 0 {
                 text.push_str(&format!(" ({})", b.unread));
             }
-            let style = if i == s.current {
+            let style = if i == s.model.focused() {
                 Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
-            } else if b.mentioned {
+            } else if b.mentions > 0 {
                 Style::new().fg(Color::LightMagenta).add_modifier(Modifier::BOLD)
             } else if b.unread > 0 {
                 Style::new().add_modifier(Modifier::BOLD)
@@ -265,9 +289,9 @@ fn draw_side(f: &mut Frame, area: Rect, s: &State) {
         .collect();
     f.render_widget(Paragraph::new(rooms).block(Block::bordered().title(" rooms ")), rooms_area);
 
-    let b = s.buffer();
+    let b = s.model.current();
     let inner = usize::from(members_area.height.saturating_sub(2));
-    let me = nick_key(&s.nick);
+    let me = nick_key(s.model.nick());
     let mut members: Vec<Line> = b
         .members
         .iter()
@@ -284,17 +308,18 @@ fn draw_side(f: &mut Frame, area: Rect, s: &State) {
         members.truncate(inner - 1);
         members.push(Line::styled(format!("… {more} more"), Style::new().fg(Color::DarkGray)));
     }
-    let title = if b.room.is_some() { format!(" members ({}) ", b.members.len()) } else { " members ".into() };
+    let title = if b.room().is_some() { format!(" members ({}) ", b.members.len()) } else { " members ".into() };
     f.render_widget(Paragraph::new(members).block(Block::bordered().title(title)), members_area);
 }
 
 fn draw_input(f: &mut Frame, area: Rect, s: &State) {
-    if s.closed.is_some() && !s.quitting {
+    if s.stopped() {
         let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
         f.render_widget(Paragraph::new(Line::styled("press any key to exit", style)), area);
         return;
     }
-    let prompt = if s.awaiting_nick() { "[nickname?] ".to_owned() } else { format!("[{}] ", s.buffer().name()) };
+    let prompt =
+        if s.model.awaiting_nick() { "[nickname?] ".to_owned() } else { format!("[{}] ", s.model.current().name()) };
     let prompt = sanitize(&prompt);
     let prompt_width = Span::raw(prompt.as_str()).width();
     let text = s.input.text();
@@ -349,17 +374,17 @@ mod tests {
         let mut s = State::new("ana", None);
         let welcome =
             ServerMsg::Welcome { nick: "ana".into(), server_name: "t".into(), motd: String::new(), operator: false };
-        s.on_event(&ClientEvent::Server(welcome));
-        s.on_event(&ClientEvent::Rtt(std::time::Duration::from_micros(700)));
+        s.model.on_event(&ClientEvent::Server(welcome));
+        s.model.on_event(&ClientEvent::Rtt(std::time::Duration::from_micros(700)));
         let members = vec!["ana".into(), "bob".into()];
-        s.on_event(&ClientEvent::Server(ServerMsg::Joined {
+        s.model.on_event(&ClientEvent::Server(ServerMsg::Joined {
             room: "lobby".into(),
             topic: "tea".into(),
             members,
             head: 0,
         }));
         for i in 0..40 {
-            s.local(Kind::Notice, &format!("line {i}"));
+            s.model.note(Kind::Notice, &format!("line {i}"));
         }
         s.input.insert_str("héllo");
         let mut term = Terminal::new(TestBackend::new(80, 12)).expect("test terminal");
@@ -381,7 +406,7 @@ mod tests {
         let top: String = term.backend().buffer().content[80..160].iter().map(|c| c.symbol()).collect();
         assert!(top.contains("logged in to t as ana"), "{top}");
         s.scroll_down();
-        assert!(s.buffer().scroll > 0);
+        assert!(*s.scroll() > 0);
     }
 
     #[test]

@@ -1,0 +1,510 @@
+//! The client's session core, with no socket, task or clock in it: a state
+//! machine that logs in (and tries another nickname after a refusal),
+//! decides whether to trust the server's key, queues requests in the
+//! outbox, tracks unacknowledged lines, remembers how far each room was
+//! read (to resume after a reconnect, docs/PROTOCOL.md "Resuming"),
+//! drops duplicates at the seams, and decides when to reconnect or give
+//! up.
+//!
+//! It is driven by calls that say what happened, each with the current
+//! [`Instant`]: [`Session::on_connected`], [`Session::on_message`],
+//! [`Session::on_closed`] for the connection, [`Session::on_request`] for
+//! the front end, [`Session::handle_timeout`] when [`Session::poll_timeout`]
+//! is reached. After each call the caller drains, in this order:
+//! [`Session::next_send`]/[`Session::sent`] (messages for the current
+//! connection), [`Session::poll_action`] (connect, close, remember a key,
+//! measure the round trip, stop) and [`Session::poll_event`] (what to tell
+//! the front end). `crate::driver` is that caller on tokio; the tests in
+//! `tests.rs` are another, with no network at all.
+
+mod outbox;
+pub mod pinning;
+pub mod reconnect;
+mod seen;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use udpchat_chat::{ClientMsg, Line, LineKind, NoticeKind, RefuseCode, ServerMsg};
+use udpchat_proto::{CloseReason, PublicKey};
+
+use crate::{ClientEvent, ClientOptions};
+use outbox::Outbox;
+use pinning::Trust;
+use reconnect::Backoff;
+use seen::Seen;
+
+pub use outbox::{MAX_OUTBOX, MAX_UNACKED};
+
+/// How often the round-trip time is reported while logged in.
+pub const RTT_REPORT: Duration = Duration::from_secs(2);
+
+/// What the front end asks of the session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Send(ClientMsg),
+    /// Log in again with another nickname after a refusal.
+    Login(String),
+    /// Older lines of a room, continuing from the oldest one shown.
+    History {
+        room: String,
+        count: u64,
+    },
+    /// Say goodbye and stop.
+    Quit(String),
+}
+
+/// What the session asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Open a connection to the server, requiring this key if given (the
+    /// protocol then refuses another one itself).
+    Connect { server_key: Option<PublicKey> },
+    /// Send `goodbye` if given (ignore failure), then close the current
+    /// connection with code NORMAL and `reason`.
+    Close { goodbye: Option<ClientMsg>, reason: String },
+    /// The server's key was seen for the first time: write it down.
+    RememberKey(PublicKey),
+    /// Report the current round-trip time with [`Session::rtt`].
+    MeasureRtt,
+    /// Give up: nothing more will happen (a `Closed` event says why).
+    Stop,
+}
+
+/// How to log in and whether to come back.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub nick: String,
+    pub password: String,
+    pub account_password: String,
+    pub reconnect: bool,
+    /// Rooms to join after logging in, besides the lobby.
+    pub rooms: Vec<String>,
+    /// The key to require: the user's, else the one remembered for this
+    /// server, else none (trust on first use).
+    pub server_key: Option<PublicKey>,
+}
+
+impl SessionConfig {
+    /// `known`: the key remembered for this server, if any.
+    pub fn new(options: &ClientOptions, known: Option<PublicKey>) -> Self {
+        Self {
+            nick: options.nick.clone(),
+            password: options.password.clone(),
+            account_password: options.account_password.clone(),
+            reconnect: options.reconnect,
+            rooms: options.rooms.clone(),
+            server_key: options.server_key.or(known),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The handshake is under way.
+    Handshake,
+    /// Encrypted; the login is sent (or, after a nickname refusal, waits
+    /// for another nickname).
+    LoggingIn,
+    LoggedIn,
+    /// We asked the connection to close; waiting for it to be closed.
+    Closing,
+    /// Between connections, until the backoff ends.
+    Waiting {
+        until: Instant,
+    },
+    Stopped,
+}
+
+pub struct Session {
+    config: SessionConfig,
+    phase: Phase,
+    nick: String,
+    /// Rooms we are in or asked for, to join after logging in.
+    rooms: BTreeSet<String>,
+    /// Sent first on the current connection, before the outbox: the
+    /// login and the joins that follow it. Cleared when it ends.
+    control: VecDeque<ClientMsg>,
+    outbox: Outbox,
+    seen: Seen,
+    backoff: Backoff,
+    /// This connection got as far as logging in.
+    established: bool,
+    /// The user quit (or a refusal made going on pointless).
+    quitting: bool,
+    /// Why the client stops, when it is not the user's own quit.
+    end_reason: Option<String>,
+    next_rtt: Option<Instant>,
+    /// A wall-clock reading and the instant it was taken, so that our own
+    /// delivered lines get a time without the core reading the clock.
+    wall: (Instant, u64),
+    actions: VecDeque<Action>,
+    /// Drained by the driver after every call, so it holds what one call
+    /// produced (at most a few events).
+    events: VecDeque<ClientEvent>,
+}
+
+impl Session {
+    /// Starts the first attempt: a `Connecting` event and a `Connect`
+    /// action are ready. `wall_ms` is the wall-clock time at `now`.
+    pub fn new(config: SessionConfig, now: Instant, wall_ms: u64) -> Self {
+        let mut s = Self {
+            nick: config.nick.clone(),
+            rooms: config.rooms.iter().cloned().collect(),
+            config,
+            phase: Phase::Stopped,
+            control: VecDeque::new(),
+            outbox: Outbox::default(),
+            seen: Seen::default(),
+            backoff: Backoff::default(),
+            established: false,
+            quitting: false,
+            end_reason: None,
+            next_rtt: None,
+            wall: (now, wall_ms),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        s.connect();
+        s
+    }
+
+    /// The nickname we have (or are asking for).
+    pub fn nick(&self) -> &str {
+        &self.nick
+    }
+
+    /// Whether the user has asked to leave (requests are no longer taken).
+    pub fn is_quitting(&self) -> bool {
+        self.quitting
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.phase == Phase::Stopped
+    }
+
+    /// The rooms to resume with the last line seen in each, as the next
+    /// login will send them.
+    pub fn resume(&self) -> Vec<(String, u64)> {
+        self.seen.resume()
+    }
+
+    fn connect(&mut self) {
+        let attempt = self.backoff.start();
+        self.phase = Phase::Handshake;
+        self.established = false;
+        self.control.clear();
+        self.events.push_back(ClientEvent::Connecting { attempt });
+        self.actions.push_back(Action::Connect { server_key: self.config.server_key });
+    }
+
+    fn wall_ms(&self, now: Instant) -> u64 {
+        self.wall.1 + now.saturating_duration_since(self.wall.0).as_millis() as u64
+    }
+
+    // ---- what the driver drains ----
+
+    /// The next message for the current connection, if one may go now.
+    pub fn next_send(&self) -> Option<&ClientMsg> {
+        match self.phase {
+            Phase::LoggingIn => self.control.front(),
+            // Closing after a quit: what was queued before it still goes.
+            Phase::LoggedIn | Phase::Closing if self.established => {
+                self.control.front().or_else(|| self.outbox.front())
+            }
+            _ => None,
+        }
+    }
+
+    /// The connection took the message [`Session::next_send`] showed.
+    pub fn sent(&mut self) {
+        if self.control.pop_front().is_some() {
+            return;
+        }
+        if let Some(ClientMsg::Part { room, .. }) = self.outbox.sent() {
+            self.rooms.remove(&room);
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] is next due, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Waiting { until } => Some(until),
+            Phase::LoggedIn => self.next_rtt,
+            _ => None,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Waiting { until } if now >= until => self.connect(),
+            Phase::LoggedIn if self.next_rtt.is_some_and(|t| now >= t) => {
+                self.next_rtt = Some(now + RTT_REPORT);
+                self.actions.push_back(Action::MeasureRtt);
+            }
+            _ => {}
+        }
+    }
+
+    /// The round-trip time the driver measured after `MeasureRtt`.
+    pub fn rtt(&mut self, rtt: Duration) {
+        if self.phase == Phase::LoggedIn {
+            self.events.push_back(ClientEvent::Rtt(rtt));
+        }
+    }
+
+    // ---- the front end ----
+
+    pub fn on_request(&mut self, _now: Instant, req: Request) {
+        if self.quitting || self.phase == Phase::Stopped {
+            return;
+        }
+        match req {
+            Request::Send(msg) => self.outbox.push(msg),
+            Request::Login(nick) => {
+                self.nick = nick;
+                if self.phase == Phase::LoggingIn {
+                    self.control.push_back(self.login_msg());
+                }
+            }
+            Request::History { room, count } => {
+                let before = self.seen.history_before(&room);
+                self.outbox.push(ClientMsg::History { room, before, limit: count });
+            }
+            Request::Quit(reason) => {
+                self.quitting = true;
+                match self.phase {
+                    Phase::Waiting { .. } => self.stop("quit".into()),
+                    Phase::Handshake | Phase::LoggingIn | Phase::LoggedIn => {
+                        let goodbye = (self.phase == Phase::LoggedIn).then_some(ClientMsg::Quit { reason });
+                        self.close(goodbye, "quit".into());
+                    }
+                    Phase::Closing | Phase::Stopped => {}
+                }
+            }
+        }
+    }
+
+    // ---- the connection ----
+
+    /// The handshake completed and the server presented `server_key`.
+    pub fn on_connected(&mut self, _now: Instant, server_key: PublicKey) {
+        if self.phase != Phase::Handshake {
+            return;
+        }
+        let first_use = match pinning::check(self.config.server_key, server_key) {
+            Trust::Trusted => false,
+            Trust::FirstUse => {
+                // Later attempts require it, as the file will.
+                self.config.server_key = Some(server_key);
+                self.actions.push_back(Action::RememberKey(server_key));
+                true
+            }
+            Trust::Mismatch { expected, presented } => {
+                // The protocol refuses this itself when given the key; a
+                // key that slipped through is refused here all the same.
+                let why = CloseReason::KeyMismatch { expected, got: presented }.to_string();
+                self.quitting = true;
+                self.end_reason = Some(why.clone());
+                self.close(None, why);
+                return;
+            }
+        };
+        self.events.push_back(ClientEvent::Connected { server_key, first_use });
+        self.phase = Phase::LoggingIn;
+        self.control.push_back(self.login_msg());
+    }
+
+    /// A message from the server on the current connection.
+    pub fn on_message(&mut self, now: Instant, msg: ServerMsg) {
+        // While closing, answers to what went out before still count.
+        if !matches!(self.phase, Phase::LoggingIn | Phase::LoggedIn | Phase::Closing) || !self.is_new(&msg) {
+            return;
+        }
+        if let Some(end) = self.update(now, &msg) {
+            self.events.push_back(ClientEvent::Server(msg));
+            self.close(None, end);
+            return;
+        }
+        match &msg {
+            ServerMsg::Ack { id, room, seq } => {
+                if let Some(delivered) = self.delivered(now, *id, room, *seq) {
+                    self.events.push_back(delivered);
+                }
+            }
+            ServerMsg::Error { id, .. } => {
+                self.outbox.answered(*id);
+            }
+            _ => {}
+        }
+        self.events.push_back(ClientEvent::Server(msg));
+    }
+
+    /// The connection could not be opened (a configuration the protocol
+    /// refuses): nothing to retry.
+    pub fn on_connect_failed(&mut self, now: Instant, why: String) {
+        self.quitting = false;
+        self.config.reconnect = false;
+        self.ended(now, why, true);
+    }
+
+    /// The current connection ended.
+    pub fn on_closed(&mut self, now: Instant, reason: &CloseReason) {
+        if matches!(self.phase, Phase::Waiting { .. } | Phase::Stopped) {
+            return;
+        }
+        self.ended(now, reason.to_string(), reconnect::is_final(reason));
+    }
+
+    fn ended(&mut self, now: Instant, why: String, fatal: bool) {
+        self.control.clear();
+        self.next_rtt = None;
+        let ids = self.outbox.unconfirmed();
+        if !ids.is_empty() {
+            self.events.push_back(ClientEvent::Unconfirmed { ids });
+        }
+        if self.quitting {
+            let reason = self.end_reason.take().unwrap_or_else(|| "you left the server".into());
+            return self.stop(reason);
+        }
+        let stop = !self.config.reconnect || fatal;
+        self.events.push_back(ClientEvent::Disconnected { reason: why.clone(), reconnecting: !stop });
+        if stop {
+            return self.stop(why);
+        }
+        if self.established {
+            self.backoff.reset();
+        }
+        self.phase = Phase::Waiting { until: now + self.backoff.delay() };
+    }
+
+    fn stop(&mut self, reason: String) {
+        self.phase = Phase::Stopped;
+        self.events.push_back(ClientEvent::Closed { reason });
+        self.actions.push_back(Action::Stop);
+    }
+
+    fn close(&mut self, goodbye: Option<ClientMsg>, reason: String) {
+        self.phase = Phase::Closing;
+        self.actions.push_back(Action::Close { goodbye, reason });
+    }
+
+    /// Login, resuming the rooms we were in (with the last line seen in
+    /// each) after a reconnect.
+    fn login_msg(&self) -> ClientMsg {
+        ClientMsg::Login {
+            nick: self.nick.clone(),
+            server_password: self.config.password.clone(),
+            account_password: self.config.account_password.clone(),
+            resume: self.seen.resume(),
+            private_since: self.seen.private_since,
+        }
+    }
+
+    /// Whether a server message is new to the front end (duplicates at a
+    /// reconnect or catch-up seam are not).
+    fn is_new(&mut self, msg: &ServerMsg) -> bool {
+        match msg {
+            ServerMsg::Line(line) => {
+                self.seen.shown(&line.room, line.seq);
+                line.history || self.seen.line(&line.room, line.seq)
+            }
+            ServerMsg::Private { seq, history: false, from, .. } if *from != self.nick => self.seen.private(*seq),
+            ServerMsg::Joined { room, head, .. } => {
+                self.seen.joined(room, *head);
+                true
+            }
+            ServerMsg::Parted { room } => {
+                self.seen.parted(room);
+                true
+            }
+            ServerMsg::Ack { room, seq, .. } if !room.is_empty() => {
+                self.seen.acked(room, *seq);
+                // Our own lines are shown too: /history continues below them.
+                self.seen.shown(room, *seq);
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// Updates the session from a server message. Returns a reason to end
+    /// the connection when the message makes it pointless to go on.
+    fn update(&mut self, now: Instant, msg: &ServerMsg) -> Option<String> {
+        match msg {
+            ServerMsg::Welcome { nick, .. } if self.phase == Phase::LoggingIn => {
+                self.nick = nick.clone();
+                self.phase = Phase::LoggedIn;
+                self.established = true;
+                self.next_rtt = Some(now + RTT_REPORT);
+                // Rooms resumed in the login are rejoined by the server; join
+                // the others (rooms asked for before we ever got in).
+                let resumed = !self.seen.resume().is_empty();
+                for room in self.rooms.iter().filter(|r| !self.seen.is_tracked(r)) {
+                    if !resumed && room == udpchat_chat::LOBBY {
+                        continue;
+                    }
+                    self.control.push_back(ClientMsg::Join { room: room.clone() });
+                }
+            }
+            // The server is busy, or this address must wait: end this
+            // connection; with `reconnect`, a later attempt may succeed.
+            ServerMsg::LoginRefused { code: RefuseCode::ServerFull | RefuseCode::TooManyAttempts, text }
+                if self.config.reconnect =>
+            {
+                return Some(text.clone());
+            }
+            // A taken or invalid nickname can be retried with another
+            // (Request::Login); a wrong password or a ban cannot.
+            ServerMsg::LoginRefused { code, text }
+                if !matches!(code, RefuseCode::NickTaken | RefuseCode::NickInvalid | RefuseCode::NickRegistered) =>
+            {
+                self.quitting = true;
+                self.end_reason = Some(format!("login refused: {text}"));
+                return Some(text.clone());
+            }
+            ServerMsg::Joined { room, .. } => {
+                self.rooms.insert(room.clone());
+            }
+            ServerMsg::Parted { room } => {
+                self.rooms.remove(room);
+            }
+            ServerMsg::Notice { kind: NoticeKind::Nick, nick, text, .. } if *nick == self.nick => {
+                self.nick = text.clone();
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Our line `id` as the others saw it, once the server acknowledged it.
+    fn delivered(&mut self, now: Instant, id: u64, room: &str, seq: u64) -> Option<ClientEvent> {
+        let time_ms = self.wall_ms(now);
+        let msg = match self.outbox.answered(id)? {
+            ClientMsg::Say { text, action, .. } => ServerMsg::Line(Line {
+                room: room.to_owned(),
+                seq,
+                time_ms,
+                from: self.nick.clone(),
+                text,
+                kind: if action { LineKind::Action } else { LineKind::Normal },
+                history: false,
+            }),
+            ClientMsg::Private { to, text, .. } => {
+                ServerMsg::Private { id, seq, from: self.nick.clone(), to, text, time_ms, history: false }
+            }
+            _ => return None,
+        };
+        Some(ClientEvent::Delivered { id, msg })
+    }
+}

@@ -1,0 +1,119 @@
+//! What the front end asked to send, from the request to the server's
+//! answer: requests wait in the outbox while logging in or reconnecting;
+//! lines and private messages (the requests with an id, acknowledged by
+//! `Ack` or refused by `Error`, docs/PROTOCOL.md "Acknowledgements") are
+//! then kept as unacknowledged until the answer comes, so that a session
+//! that ends first can report them as unconfirmed.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use udpchat_chat::ClientMsg;
+
+/// Requests held while logging in or reconnecting; beyond this the oldest
+/// is dropped (a line among them is reported as unconfirmed).
+pub const MAX_OUTBOX: usize = 1000;
+/// Lines awaiting their acknowledgement; beyond this the oldest is given
+/// up on and reported as unconfirmed at once. The server answers every
+/// line, so only a stalled session gets here.
+pub const MAX_UNACKED: usize = 10_000;
+
+/// The request id of a message the server acknowledges.
+pub fn request_id(msg: &ClientMsg) -> Option<u64> {
+    match msg {
+        ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. } => Some(*id),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: VecDeque<ClientMsg>,
+    /// By id, so the oldest is the first.
+    unacked: BTreeMap<u64, ClientMsg>,
+    /// Lines given up on before their session ended (dropped from a full
+    /// outbox or past [`MAX_UNACKED`]), reported with the others.
+    lost: Vec<u64>,
+}
+
+impl Outbox {
+    pub fn push(&mut self, msg: ClientMsg) {
+        if self.queue.len() >= MAX_OUTBOX
+            && let Some(id) = self.queue.pop_front().as_ref().and_then(request_id)
+        {
+            self.lost.push(id);
+        }
+        self.queue.push_back(msg);
+    }
+
+    pub fn front(&self) -> Option<&ClientMsg> {
+        self.queue.front()
+    }
+
+    /// The front message went out; returns it.
+    pub fn sent(&mut self) -> Option<ClientMsg> {
+        let msg = self.queue.pop_front()?;
+        if let Some(id) = request_id(&msg) {
+            self.unacked.insert(id, msg.clone());
+            if self.unacked.len() > MAX_UNACKED
+                && let Some((old, _)) = self.unacked.pop_first()
+            {
+                self.lost.push(old);
+            }
+        }
+        Some(msg)
+    }
+
+    /// The answer for `id` came (an Ack or an Error): the line as sent.
+    pub fn answered(&mut self, id: u64) -> Option<ClientMsg> {
+        self.unacked.remove(&id)
+    }
+
+    /// The session ended: every line sent and not answered, and those
+    /// given up on, in id order. Queued requests stay for the next session.
+    pub fn unconfirmed(&mut self) -> Vec<u64> {
+        let mut ids = std::mem::take(&mut self.lost);
+        ids.extend(std::mem::take(&mut self.unacked).into_keys());
+        ids.sort_unstable();
+        ids
+    }
+
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn say(id: u64) -> ClientMsg {
+        ClientMsg::Say { id, room: "r".into(), text: "t".into(), action: false }
+    }
+
+    #[test]
+    fn sent_lines_wait_for_their_answer() {
+        let mut o = Outbox::default();
+        o.push(say(1));
+        o.push(ClientMsg::List);
+        o.push(say(2));
+        assert!(o.sent().is_some());
+        assert!(o.sent().is_some());
+        assert_eq!(o.queued(), 1);
+        assert!(o.answered(1).is_some());
+        assert!(o.answered(1).is_none());
+        assert_eq!(o.unconfirmed(), Vec::<u64>::new());
+        o.sent();
+        assert_eq!(o.unconfirmed(), vec![2]);
+    }
+
+    #[test]
+    fn a_full_outbox_drops_the_oldest_and_reports_it() {
+        let mut o = Outbox::default();
+        for id in 1..=MAX_OUTBOX as u64 + 1 {
+            o.push(say(id));
+        }
+        assert_eq!(o.queued(), MAX_OUTBOX);
+        assert_eq!(o.unconfirmed(), vec![1]);
+    }
+}
