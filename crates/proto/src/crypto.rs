@@ -159,11 +159,27 @@ pub struct ClientHandshake {
 impl ClientHandshake {
     /// Starts a handshake and writes message 1 (carrying `payload`) to `out`.
     pub fn start(seed: [u8; 32], version: u32, client_cid: &ConnectionId, payload: &[u8], out: &mut Vec<u8>) -> Self {
+        Self::start_with(seed, None, version, client_cid, payload, out)
+    }
+
+    /// [`Self::start`], with the ephemeral key given instead of drawn from
+    /// the seed when `fixed_ephemeral` is set: only the test vector of
+    /// docs/PROTOCOL.md Appendix A.9 sets it.
+    fn start_with(
+        seed: [u8; 32],
+        fixed_ephemeral: Option<&[u8; 32]>,
+        version: u32,
+        client_cid: &ConnectionId,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Self {
         let prologue = prologue(version, client_cid);
-        let mut state = snow::Builder::with_resolver(params(), resolver(seed))
-            .prologue(&prologue)
-            .and_then(|b| b.build_initiator())
-            .expect("initiator from valid parameters");
+        let mut builder = snow::Builder::with_resolver(params(), resolver(seed));
+        if let Some(e) = fixed_ephemeral {
+            builder = builder.fixed_ephemeral_key_for_testing_only(e);
+        }
+        let mut state =
+            builder.prologue(&prologue).and_then(|b| b.build_initiator()).expect("initiator from valid parameters");
         // snow wants room for a tag even where the payload is not encrypted.
         let mut buf = vec![0u8; NOISE_MSG1_OVERHEAD + payload.len() + 16];
         let n = state.write_message(payload, &mut buf).expect("message 1 fits");
@@ -173,7 +189,15 @@ impl ClientHandshake {
 
     /// Reads message 2. On success returns the transport keys, the server's
     /// static key and the payload (the server's transport parameters).
-    pub fn finish(mut self, msg2: &[u8]) -> Result<(Transport, PublicKey, Vec<u8>), CryptoError> {
+    pub fn finish(self, msg2: &[u8]) -> Result<(Transport, PublicKey, Vec<u8>), CryptoError> {
+        let (state, key, payload) = self.read_message2(msg2)?;
+        let transport = state.into_stateless_transport_mode().map_err(|_| CryptoError::Handshake)?;
+        Ok((Transport { inner: transport }, key, payload))
+    }
+
+    /// [`Self::finish`] up to the split into transport keys, so the test
+    /// vector can read the handshake hash and the raw keys.
+    fn read_message2(mut self, msg2: &[u8]) -> Result<(HandshakeState, PublicKey, Vec<u8>), CryptoError> {
         let mut payload = vec![0u8; msg2.len()];
         let n = self.state.read_message(msg2, &mut payload).map_err(|_| CryptoError::Handshake)?;
         payload.truncate(n);
@@ -183,8 +207,7 @@ impl ClientHandshake {
             .and_then(|k| k.try_into().ok())
             .map(PublicKey)
             .ok_or(CryptoError::Handshake)?;
-        let transport = self.state.into_stateless_transport_mode().map_err(|_| CryptoError::Handshake)?;
-        Ok((Transport { inner: transport }, key, payload))
+        Ok((self.state, key, payload))
     }
 }
 
@@ -203,8 +226,29 @@ impl ServerHandshake {
         msg1: &[u8],
         make_payload: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
     ) -> Result<(Vec<u8>, Transport), CryptoError> {
+        let (msg2, state) = Self::respond_with(key, seed, None, version, client_cid, msg1, make_payload)?;
+        let transport = state.into_stateless_transport_mode().map_err(|_| CryptoError::Handshake)?;
+        Ok((msg2, Transport { inner: transport }))
+    }
+
+    /// [`Self::respond`] up to the split into transport keys, with the
+    /// ephemeral key given instead of drawn from the seed when
+    /// `fixed_ephemeral` is set (only the test vector, Appendix A.9).
+    fn respond_with(
+        key: &ServerKey,
+        seed: [u8; 32],
+        fixed_ephemeral: Option<&[u8; 32]>,
+        version: u32,
+        client_cid: &ConnectionId,
+        msg1: &[u8],
+        make_payload: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+    ) -> Result<(Vec<u8>, HandshakeState), CryptoError> {
         let prologue = prologue(version, client_cid);
-        let mut state = snow::Builder::with_resolver(params(), resolver(seed))
+        let mut builder = snow::Builder::with_resolver(params(), resolver(seed));
+        if let Some(e) = fixed_ephemeral {
+            builder = builder.fixed_ephemeral_key_for_testing_only(e);
+        }
+        let mut state = builder
             .local_private_key(&key.secret)
             .and_then(|b| b.prologue(&prologue))
             .and_then(|b| b.build_responder())
@@ -215,8 +259,7 @@ impl ServerHandshake {
         let mut msg2 = vec![0u8; NOISE_MSG2_OVERHEAD + payload.len() + 16];
         let n = state.write_message(&payload, &mut msg2).map_err(|_| CryptoError::Handshake)?;
         msg2.truncate(n);
-        let transport = state.into_stateless_transport_mode().map_err(|_| CryptoError::Handshake)?;
-        Ok((msg2, Transport { inner: transport }))
+        Ok((msg2, state))
     }
 }
 
@@ -247,6 +290,9 @@ impl Transport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod handshake_vector;
 
 #[cfg(test)]
 mod tests {

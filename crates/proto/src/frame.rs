@@ -46,9 +46,11 @@ pub enum Frame<'a> {
 
 impl Frame<'_> {
     /// Whether receiving this frame obliges the receiver to acknowledge
-    /// the packet (RFC 9002 "ack-eliciting").
+    /// the packet (RFC 9002 "ack-eliciting"). CLOSE is not: it is answered
+    /// by CLOSE_ACK, and its receiver sends no more ACKs (docs/PROTOCOL.md
+    /// §4.1, §7.3).
     pub fn is_ack_eliciting(&self) -> bool {
-        !matches!(self, Frame::Padding | Frame::Ack(_) | Frame::CloseAck)
+        !matches!(self, Frame::Padding | Frame::Ack(_) | Frame::Close { .. } | Frame::CloseAck)
     }
 }
 
@@ -283,6 +285,31 @@ mod tests {
         // A gap that walks below zero.
         let bytes = [ty::ACK as u8, 5, 0, 1, 0, 10, 0];
         assert_eq!(Frames::new(&bytes).next(), Some(Err(DecodeError::Invalid)));
+    }
+
+    /// The "Ack-eliciting" column of docs/PROTOCOL.md §4.1.
+    #[test]
+    fn ack_eliciting_frames_are_those_of_the_spec_table() {
+        let ack = {
+            let mut out = Vec::new();
+            encode_ack(&mut out, 0, &[0..=0]);
+            out
+        };
+        let Some(Ok(ack)) = Frames::new(&ack).next() else { panic!("ACK decodes") };
+        let table = [
+            (Frame::Padding, false),
+            (Frame::Ping, true),
+            (ack, false),
+            (Frame::Stream { offset: 0, data: b"x" }, true),
+            (Frame::MaxData(1), true),
+            (Frame::Close { code: 0, reason: b"" }, false),
+            (Frame::CloseAck, false),
+            (Frame::PathChallenge([1; 8]), true),
+            (Frame::PathResponse([1; 8]), true),
+        ];
+        for (frame, eliciting) in table {
+            assert_eq!(frame.is_ack_eliciting(), eliciting, "{frame:?}");
+        }
     }
 
     #[test]

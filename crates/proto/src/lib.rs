@@ -41,9 +41,19 @@ mod connection;
 mod crypto;
 mod endpoint;
 mod event;
+// The datagram and frame layouts are internals, public only to the fuzz
+// targets (cargo-fuzz builds with `--cfg fuzzing`), as quinn-proto does:
+// applications go through `Endpoint`, and the wire format is the spec's,
+// not this crate's API.
+#[cfg(fuzzing)]
 pub mod frame;
+#[cfg(not(fuzzing))]
+mod frame;
 mod handshake_limit;
+#[cfg(fuzzing)]
 pub mod packet;
+#[cfg(not(fuzzing))]
+mod packet;
 mod params;
 mod ranges;
 mod recovery;

@@ -227,7 +227,7 @@ impl<'a> Datagram<'a> {
             PacketType::Data => {
                 let header = DataHeader::decode(&mut r)?;
                 let ciphertext = r.rest();
-                if ciphertext.len() < TAG_LEN + 1 {
+                if bytes.len() < MIN_DATA_SIZE {
                     return Err(DecodeError::Truncated);
                 }
                 Self::Data { header, ciphertext }

@@ -98,6 +98,25 @@ mod tests {
         assert_eq!(TransportParams::decode(&out), Ok(p));
     }
 
+    /// Senders write at most 2^40 ms, but a receiver takes any varint
+    /// (docs/PROTOCOL.md §5.3): the largest is 2^62 − 1 ms, and a session
+    /// deadline that far ahead is still a representable `Instant`.
+    #[test]
+    fn idle_timeout_above_2_40_is_taken_as_is() {
+        let mut bytes = vec![0x01, 0x08];
+        // An 8-byte varint (prefix 0b11) holding 2^62 − 1.
+        bytes.extend_from_slice(&u64::MAX.to_be_bytes());
+        bytes.extend_from_slice(&[0x02, 0x04, 0x80, 0x10, 0x00, 0x00]);
+        let p = TransportParams::decode(&bytes).unwrap();
+        assert_eq!(p.idle_timeout, Duration::from_millis((1 << 62) - 1));
+        assert!(std::time::Instant::now().checked_add(p.idle_timeout).is_some());
+
+        // Our own encoder caps what it writes.
+        let mut out = Vec::new();
+        TransportParams { idle_timeout: p.idle_timeout, ..p }.encode(&mut out);
+        assert_eq!(TransportParams::decode(&out).unwrap().idle_timeout, Duration::from_millis(1 << 40));
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {

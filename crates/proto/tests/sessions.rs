@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sim::{NetConfig, Recorder, Sim, UntilApp};
-use udpchat_proto::packet::{Datagram, Initial, MIN_INITIAL_SIZE};
 use udpchat_proto::{
     ClientConfig, CloseReason, ConnectionHandle, Endpoint, Event, MAX_MESSAGE_SIZE, RateLimit, SendError, ServerConfig,
     ServerKey, code,
@@ -17,6 +16,66 @@ use udpchat_proto::{
 
 const SERVER: usize = 0;
 const CLIENT: usize = 1;
+
+/// Datagram layouts, written from docs/PROTOCOL.md §3 because the crate's
+/// own `packet` module is internal (public only to the fuzz targets).
+mod wire {
+    /// §3.2: an INITIAL is padded to at least this many bytes.
+    pub const MIN_INITIAL_SIZE: usize = 1200;
+    /// §3.6: type, cid, packet number, one byte of frames and the tag.
+    pub const MIN_DATA_SIZE: usize = 1 + 8 + 8 + 1 + 16;
+
+    pub fn is_data(datagram: &[u8]) -> bool {
+        datagram.first() == Some(&0x05)
+    }
+
+    /// §3.2, with an empty token and a Noise message shorter than 64 bytes
+    /// (so its length is a 1-byte varint).
+    pub fn initial(version: u32, client_cid: [u8; 8], noise: &[u8]) -> Vec<u8> {
+        assert!(noise.len() < 64);
+        let mut d = vec![0x01];
+        d.extend_from_slice(&version.to_be_bytes());
+        d.extend_from_slice(&client_cid);
+        d.push(0);
+        d.push(noise.len() as u8);
+        d.extend_from_slice(noise);
+        d.resize(MIN_INITIAL_SIZE, 0);
+        d
+    }
+
+    /// The client cid of an INITIAL (§3.2).
+    pub fn initial_client_cid(datagram: &[u8]) -> [u8; 8] {
+        assert_eq!(datagram[0], 0x01, "not an INITIAL");
+        datagram[5..13].try_into().unwrap()
+    }
+
+    /// §3.5: the client cid and the offered versions.
+    pub fn version_negotiation(client_cid: [u8; 8], versions: &[u32]) -> Vec<u8> {
+        let mut d = vec![0x04];
+        d.extend_from_slice(&client_cid);
+        for v in versions {
+            d.extend_from_slice(&v.to_be_bytes());
+        }
+        d
+    }
+
+    pub fn parse_version_negotiation(datagram: &[u8]) -> Option<([u8; 8], Vec<u32>)> {
+        if datagram.first() != Some(&0x04) || datagram.len() < 9 || !(datagram.len() - 9).is_multiple_of(4) {
+            return None;
+        }
+        let versions = datagram[9..].chunks(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect();
+        Some((datagram[1..9].try_into().unwrap(), versions))
+    }
+
+    /// §3.8: type and token, 17 bytes.
+    pub fn stateless_reset(token: [u8; 16]) -> Vec<u8> {
+        let mut d = vec![0x06];
+        d.extend_from_slice(&token);
+        d
+    }
+}
+
+use wire::MIN_INITIAL_SIZE;
 
 fn server_addr() -> SocketAddr {
     "127.0.0.1:4433".parse().unwrap()
@@ -171,9 +230,7 @@ fn replayed_forged_and_garbage_datagrams_are_ignored_without_reply() {
     let to_server: Vec<Vec<u8>> = sim
         .delivered
         .iter()
-        .filter(|(f, t, d)| {
-            *f == client_addr() && *t == server_addr() && matches!(Datagram::parse(d), Ok(Datagram::Data { .. }))
-        })
+        .filter(|(f, t, d)| *f == client_addr() && *t == server_addr() && wire::is_data(d))
         .map(|(_, _, d)| d.clone())
         .collect();
     assert!(!to_server.is_empty());
@@ -305,15 +362,14 @@ fn version_negotiation_for_unknown_versions() {
     let mut sim = Sim::new(19, NetConfig::default());
     let key = ServerKey::generate(sim.endpoint_seed());
     let mut server = Endpoint::new(sim.endpoint_seed(), Some(ServerConfig::new(key))).unwrap();
-    let mut datagram = Vec::new();
-    Initial { version: 0x0000_0099, client_cid: [5; 8], token: &[], noise: &[0; 32] }.encode(&mut datagram);
+    let datagram = wire::initial(0x0000_0099, [5; 8], &[0; 32]);
     let from: SocketAddr = "127.0.0.5:5555".parse().unwrap();
     server.handle(sim.now, from, &datagram);
     let mut buf = Vec::new();
     let t = server.poll_transmit(sim.now, 1, &mut buf).unwrap();
-    let Ok(Datagram::VersionNegotiation(vn)) = Datagram::parse(&buf[..t.size]) else { panic!("not a VN") };
-    assert_eq!(vn.client_cid, [5; 8]);
-    assert_eq!(vn.versions, vec![1]);
+    let Some((client_cid, versions)) = wire::parse_version_negotiation(&buf[..t.size]) else { panic!("not a VN") };
+    assert_eq!(client_cid, [5; 8]);
+    assert_eq!(versions, vec![1]);
     assert_eq!(server.connection_count(), 0);
 }
 
@@ -324,9 +380,7 @@ fn client_gives_up_when_versions_do_not_match() {
     let h = client.connect(sim.now, server_addr(), ClientConfig::default()).unwrap();
     let mut buf = Vec::new();
     client.poll_transmit(sim.now, 1, &mut buf).unwrap();
-    let Ok(Datagram::Initial(init)) = Datagram::parse(&buf) else { panic!() };
-    let mut vn = Vec::new();
-    udpchat_proto::packet::VersionNegotiation { client_cid: init.client_cid, versions: vec![7, 8] }.encode(&mut vn);
+    let vn = wire::version_negotiation(wire::initial_client_cid(&buf), &[7, 8]);
     // From another address it is ignored; from the server it ends the attempt.
     client.handle(sim.now, "127.0.0.9:1".parse().unwrap(), &vn);
     assert!(client.poll_event().is_none());
@@ -466,8 +520,7 @@ fn stateless_reset_cannot_be_forged_or_amplified() {
     let mut rec = Recorder::default();
     connect(&mut sim, &mut rec);
     // Anyone can send a reset-shaped datagram; without the token it is ignored.
-    let mut fake = Vec::new();
-    udpchat_proto::packet::encode_stateless_reset(&[0xab; 16], &mut fake);
+    let fake = wire::stateless_reset([0xab; 16]);
     sim.inject(server_addr(), client_addr(), fake);
     sim.run_for(&mut rec, Duration::from_secs(1));
     assert!(rec.closed(CLIENT).is_empty());
@@ -478,7 +531,7 @@ fn stateless_reset_cannot_be_forged_or_amplified() {
     config.stateless_reset = true;
     let mut server = Endpoint::new([1; 32], Some(config)).unwrap();
     let unknown: Vec<u8> = [5u8].into_iter().chain([9u8; 8]).chain([0u8; 8]).chain([1u8; 17]).collect();
-    assert_eq!(unknown.len(), udpchat_proto::packet::MIN_DATA_SIZE);
+    assert_eq!(unknown.len(), wire::MIN_DATA_SIZE);
     server.handle(sim.now, "127.0.0.9:9".parse().unwrap(), &unknown);
     let mut buf = Vec::new();
     let t = server.poll_transmit(sim.now, 1, &mut buf).unwrap();
