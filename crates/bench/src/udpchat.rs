@@ -103,6 +103,7 @@ pub async fn enter(ctx: &Ctx, index: usize, conn: &mut Conn) -> anyhow::Result<(
         account_password: String::new(),
         resume: Vec::new(),
         private_since: 0,
+        origin: 0,
     };
     let (done, entered) = oneshot::channel();
     let sent = conn.enter.take().map(|enter| enter.send((login, done)).is_ok());

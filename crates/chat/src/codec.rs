@@ -19,6 +19,7 @@ mod ty {
     pub const KICK: u8 = 0x0b;
     pub const BAN: u8 = 0x0c;
     pub const HISTORY: u8 = 0x0d;
+    pub const UNBAN: u8 = 0x0e;
 
     pub const WELCOME: u8 = 0x81;
     pub const LOGIN_REFUSED: u8 = 0x82;
@@ -32,6 +33,7 @@ mod ty {
     pub const MEMBERS: u8 = 0x8a;
     pub const PRIVATE_LINE: u8 = 0x8b;
     pub const TOPIC_IS: u8 = 0x8c;
+    pub const LIMITS: u8 = 0x8d;
 }
 
 struct MsgReader<'a> {
@@ -77,6 +79,10 @@ impl<'a> MsgReader<'a> {
         let v = self.varint()?;
         f(v).ok_or(self.err(MsgErrorKind::Malformed))
     }
+    /// An optional trailing varint (§15.1): absent means 0.
+    fn optional_varint(&mut self) -> Result<u64, MsgError> {
+        if self.r.is_empty() { Ok(0) } else { self.varint() }
+    }
     fn end(&self) -> Result<(), MsgError> {
         if self.r.is_empty() { Ok(()) } else { Err(self.err(MsgErrorKind::Malformed)) }
     }
@@ -89,7 +95,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 impl ClientMsg {
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            ClientMsg::Login { nick, server_password, account_password, resume, private_since } => {
+            ClientMsg::Login { nick, server_password, account_password, resume, private_since, origin } => {
                 out.put_u8(ty::LOGIN);
                 put_str(out, nick);
                 put_str(out, server_password);
@@ -100,6 +106,11 @@ impl ClientMsg {
                     out.put_varint(*since);
                 }
                 out.put_varint(*private_since);
+                // Optional: left out when 0, so a Login without an origin
+                // is byte for byte what it was before origins existed.
+                if *origin != 0 {
+                    out.put_varint(*origin);
+                }
             }
             ClientMsg::Say { id, room, text, action } => {
                 out.put_u8(ty::SAY);
@@ -153,10 +164,17 @@ impl ClientMsg {
                 put_str(out, nick);
                 put_str(out, reason);
             }
-            ClientMsg::Ban { target, reason } => {
+            ClientMsg::Ban { target, reason, expires_secs } => {
                 out.put_u8(ty::BAN);
                 put_str(out, target);
                 put_str(out, reason);
+                if *expires_secs != 0 {
+                    out.put_varint(*expires_secs);
+                }
+            }
+            ClientMsg::Unban { target } => {
+                out.put_u8(ty::UNBAN);
+                put_str(out, target);
             }
             ClientMsg::History { room, before, limit } => {
                 out.put_u8(ty::HISTORY);
@@ -189,7 +207,15 @@ impl ClientMsg {
                 for _ in 0..n {
                     resume.push((m.string()?, m.varint()?));
                 }
-                ClientMsg::Login { nick, server_password, account_password, resume, private_since: m.varint()? }
+                let private_since = m.varint()?;
+                ClientMsg::Login {
+                    nick,
+                    server_password,
+                    account_password,
+                    resume,
+                    private_since,
+                    origin: m.optional_varint()?,
+                }
             }
             ty::SAY => {
                 let id = m.id()?;
@@ -211,7 +237,8 @@ impl ClientMsg {
             }
             ty::QUIT => ClientMsg::Quit { reason: m.string()? },
             ty::KICK => ClientMsg::Kick { room: m.string()?, nick: m.string()?, reason: m.string()? },
-            ty::BAN => ClientMsg::Ban { target: m.string()?, reason: m.string()? },
+            ty::BAN => ClientMsg::Ban { target: m.string()?, reason: m.string()?, expires_secs: m.optional_varint()? },
+            ty::UNBAN => ClientMsg::Unban { target: m.string()? },
             ty::HISTORY => ClientMsg::History { room: m.string()?, before: m.varint()?, limit: m.varint()? },
             _ => return Err(m.err(MsgErrorKind::UnknownType)),
         };
@@ -306,6 +333,12 @@ impl ServerMsg {
                 out.put_varint(*time_ms);
                 out.put_varint(u64::from(*history));
             }
+            ServerMsg::Limits { max_line_bytes, rate_burst, rate_milli } => {
+                out.put_u8(ty::LIMITS);
+                out.put_varint(*max_line_bytes);
+                out.put_varint(*rate_burst);
+                out.put_varint(*rate_milli);
+            }
             ServerMsg::Topic { room, topic } => {
                 out.put_u8(ty::TOPIC_IS);
                 put_str(out, room);
@@ -367,6 +400,9 @@ impl ServerMsg {
                 history: m.flag()?,
             },
             ty::TOPIC_IS => ServerMsg::Topic { room: m.string()?, topic: m.string()? },
+            ty::LIMITS => {
+                ServerMsg::Limits { max_line_bytes: m.varint()?, rate_burst: m.varint()?, rate_milli: m.varint()? }
+            }
             _ => return Err(m.err(MsgErrorKind::UnknownType)),
         };
         m.end()?;
@@ -439,6 +475,15 @@ mod tests {
                 account_password: "".into(),
                 resume: vec![("lobby".into(), 41), ("rust".into(), 0)],
                 private_since: 7,
+                origin: 0,
+            },
+            ClientMsg::Login {
+                nick: "ana".into(),
+                server_password: String::new(),
+                account_password: String::new(),
+                resume: Vec::new(),
+                private_since: 0,
+                origin: 0x1234_5678_9abc,
             },
             ClientMsg::Say { id: 7, room: "lobby".into(), text: "héllo".into(), action: true },
             ClientMsg::Join { room: "rust".into() },
@@ -451,7 +496,9 @@ mod tests {
             ClientMsg::Topic { room: "lobby".into(), topic: Some("news".into()) },
             ClientMsg::Quit { reason: "".into() },
             ClientMsg::Kick { room: "lobby".into(), nick: "eve".into(), reason: "spam".into() },
-            ClientMsg::Ban { target: "eve".into(), reason: "spam".into() },
+            ClientMsg::Ban { target: "eve".into(), reason: "spam".into(), expires_secs: 0 },
+            ClientMsg::Ban { target: "10.0.0.9".into(), reason: String::new(), expires_secs: 3600 },
+            ClientMsg::Unban { target: "eve".into() },
             ClientMsg::History { room: "lobby".into(), before: 100, limit: 50 },
         ]
     }
@@ -492,6 +539,7 @@ mod tests {
                 history: false,
             },
             ServerMsg::Topic { room: "lobby".into(), topic: "t".into() },
+            ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 2000 },
         ]
     }
 
@@ -533,6 +581,28 @@ mod tests {
         assert_eq!(ClientMsg::decode(&bytes).unwrap_err().kind, MsgErrorKind::Malformed);
         assert_eq!(ClientMsg::decode(&[0x7f]).unwrap_err().kind, MsgErrorKind::UnknownType);
         assert_eq!(ClientMsg::decode(&[]).unwrap_err().kind, MsgErrorKind::Malformed);
+    }
+
+    #[test]
+    fn optional_fields_are_absent_when_zero_and_nothing_may_follow_them() {
+        // A Login without an origin is byte for byte the Login of before
+        // origins (a client written to the older spec keeps working).
+        let login = |origin| ClientMsg::Login {
+            nick: "ana".into(),
+            server_password: String::new(),
+            account_password: String::new(),
+            resume: Vec::new(),
+            private_since: 0,
+            origin,
+        };
+        let old = login(0).to_bytes();
+        assert_eq!(old, [0x01, 3, b'a', b'n', b'a', 0, 0, 0, 0]);
+        let mut with = login(9).to_bytes();
+        assert_eq!(with.len(), old.len() + 1);
+        with.push(0);
+        assert_eq!(ClientMsg::decode(&with).unwrap_err().kind, MsgErrorKind::Malformed);
+        let ban = ClientMsg::Ban { target: "eve".into(), reason: String::new(), expires_secs: 0 };
+        assert_eq!(ban.to_bytes(), [0x0c, 3, b'e', b'v', b'e', 0]);
     }
 
     proptest! {

@@ -146,6 +146,13 @@ pub enum ClientMsg {
         account_password: String,
         resume: Vec<(String, u64)>,
         private_since: u64,
+        /// Optional (§15.1): a random token naming this client instance
+        /// across its sessions, 0 for none. With it, the server remembers
+        /// the highest request id it stored from the client and
+        /// acknowledges a resent line instead of storing it twice, so lines
+        /// resent after a reconnect (even across a server restart) land
+        /// exactly once (§15.8).
+        origin: u64,
     },
     /// A line for a room; `id` comes back in the Ack or Error.
     Say {
@@ -189,6 +196,12 @@ pub enum ClientMsg {
     Ban {
         target: String,
         reason: String,
+        /// Optional (§15.1): seconds until the ban lapses; 0: never.
+        expires_secs: u64,
+    },
+    /// Lifts a ban on a nickname or address (operators).
+    Unban {
+        target: String,
     },
     /// Up to `limit` lines of `room` with sequence numbers below `before`
     /// (0: the newest).
@@ -289,6 +302,16 @@ pub enum ServerMsg {
     Topic {
         room: String,
         topic: String,
+    },
+    /// The limits this session's requests are held to, sent right after
+    /// Welcome and again whenever they change (§15.10). `rate_milli` is
+    /// requests per second × 1000 after a burst of `rate_burst`; 0 lifts
+    /// the rate limit. A client paces itself to them; one that does not is
+    /// slowed down by the server, not refused.
+    Limits {
+        max_line_bytes: u64,
+        rate_burst: u64,
+        rate_milli: u64,
     },
 }
 

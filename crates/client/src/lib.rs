@@ -210,7 +210,7 @@ impl Client {
                 return None;
             }
             Input::Kick { room, nick, reason } => ClientMsg::Kick { room, nick, reason },
-            Input::Ban { target, reason } => ClientMsg::Ban { target, reason },
+            Input::Ban { target, reason } => ClientMsg::Ban { target, reason, expires_secs: 0 },
             Input::Help | Input::Nothing => return None,
         };
         self.request(msg).await;

@@ -106,6 +106,7 @@ impl RawClient {
             account_password: String::new(),
             resume,
             private_since: 0,
+            origin: 0,
         };
         self.send(&login.to_bytes());
         let mut got = Vec::new();

@@ -205,5 +205,7 @@ fn server_items(msg: &ServerMsg) -> Vec<Item> {
             let t = if topic.is_empty() { "(no topic)" } else { topic };
             vec![item(Some(room), Kind::Notice, format!("topic of #{room}: {t}"))]
         }
+        // Nothing to show: the session core paces itself by them.
+        ServerMsg::Limits { .. } => Vec::new(),
     }
 }

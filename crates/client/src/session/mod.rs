@@ -408,6 +408,7 @@ impl Session {
             account_password: self.config.account_password.clone(),
             resume: self.seen.resume(),
             private_since: self.seen.private_since,
+            origin: 0,
         }
     }
 

@@ -44,7 +44,7 @@ impl ChatServer {
             }
         };
         match msg {
-            ClientMsg::Login { nick, server_password, account_password, resume, private_since } => {
+            ClientMsg::Login { nick, server_password, account_password, resume, private_since, .. } => {
                 self.login(clock, h, (nick, server_password, account_password, resume, private_since), out);
             }
             other if !logged_in => {
@@ -125,7 +125,7 @@ impl ChatServer {
                     self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can kick"), out);
                 }
             }
-            ClientMsg::Ban { target, reason } => {
+            ClientMsg::Ban { target, reason, .. } => {
                 if self.is_operator(h) {
                     let by = self.nick_of(h);
                     self.ban(clock, &by, &target, &reason, out);
@@ -141,6 +141,10 @@ impl ChatServer {
                 }
                 let limit = (limit as usize).min(self.settings.history_page_max);
                 self.send_history(h, &name, before, limit, out);
+            }
+            // Placeholder until operator unban lands with issue 10 (same session).
+            ClientMsg::Unban { .. } => {
+                self.reply(h, &error(0, ErrorCode::NotPermitted, "use /unban at the server console"), out);
             }
             ClientMsg::Login { .. } | ClientMsg::Quit { .. } => {}
         }
