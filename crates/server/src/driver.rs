@@ -41,6 +41,9 @@ const RECV_BATCH: usize = 32;
 const MAX_GSO_SEGMENTS: usize = 32;
 /// How long a shutdown waits for clients to acknowledge the goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a shutdown waits for the last commit (a disk that hangs must
+/// not keep the server from stopping).
+const STORE_GRACE: Duration = Duration::from_secs(30);
 const SOCKET_BUFFER: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -238,8 +241,15 @@ impl Server {
         // shutdown order). Reads that come back meanwhile are handled too.
         self.chat.commit();
         self.submit_store_requests();
+        let until = Instant::now() + STORE_GRACE;
         while self.chat.storing() {
-            let Some(completion) = self.completions.recv().await else { break };
+            let next = tokio::time::timeout_at(until.into(), self.completions.recv()).await;
+            let Ok(Some(completion)) = next else {
+                tracing::warn!(
+                    "the history database did not finish the last commit in time; its lines are not delivered"
+                );
+                break;
+            };
             let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
             self.chat.completed(Clock::system(), completion, &mut outlet);
             self.submit_store_requests();

@@ -182,5 +182,8 @@ fn console_lines_are_stored_and_delivered_as_the_operators() {
     assert!(got.iter().any(|m| matches!(m, ServerMsg::Line(l) if l.from == "operator" && l.seq == 1)), "{got:?}");
     let console = t.chat.take_console();
     // UTC in tests (set_time_zone); local time in the real server.
-    assert!(console.iter().any(|l| l == "[2025-11-21 17:18:01] #lobby <operator!> hello from the console"), "{console:?}");
+    assert!(
+        console.iter().any(|l| l == "[2025-11-21 17:18:01] #lobby <operator!> hello from the console"),
+        "{console:?}"
+    );
 }
