@@ -191,7 +191,9 @@ impl ChatServer {
         let Some(session) = self.sessions.get(&h) else { return };
         let old = session.addr;
         self.sessions.migrate(h, addr);
-        self.log(clock, format!("-- {} moved from {old} to {addr}", self.sessions.nick_of(h)));
+        if let Some(nick) = self.sessions.get(&h).and_then(|s| s.nick.clone()) {
+            self.log(clock, format!("-- {nick} moved from {old} to {addr}"));
+        }
         if self.banned_ips.contains(&addr.ip()) && !self.sessions.get(&h).is_some_and(|s| s.gone) {
             let why = "you are banned from this server";
             self.leave_server(clock, h, NoticeKind::Kick, why, out);
