@@ -11,6 +11,11 @@
 //! transaction per batch) keeps `Full` affordable. With `Normal`,
 //! checkpoints (the only fsyncs) run on a thread of their own
 //! (`checkpoint.rs`), never inside a commit.
+//!
+//! A running server has two connections of its own: the writer
+//! ([`SqliteStore::open`], owned by the store writer thread) and a
+//! read-only one ([`SqliteStore::open_reader`], owned by the reader
+//! thread), so reads and commits never wait for each other (WAL).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -408,6 +413,21 @@ mod tests {
         // A duplicate sequence number fails the whole batch.
         assert!(s.append(&mut [line("lobby", 11, 1), line("lobby", 5, 1)].iter(), &mut std::iter::empty()).is_err());
         assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
+    }
+
+    #[test]
+    fn the_reader_sees_every_completed_commit_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
+        let mut reader = SqliteStore::open_reader(s.path()).unwrap();
+        assert!(reader.lines_after("lobby", 0, 10).unwrap().is_empty());
+        let lines: Vec<_> = (1..=3).map(|i| line("lobby", i, i)).collect();
+        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        assert_eq!(reader.lines_after("lobby", 0, 10).unwrap(), lines);
+        assert!(reader.append(&mut [line("lobby", 4, 4)].iter(), &mut std::iter::empty()).is_err());
+        let a = Account { name: "Ana".into(), hash: "h".into(), operator: false };
+        s.put_account("ana", &a).unwrap();
+        assert_eq!(reader.account("ana").unwrap(), Some(a));
     }
 
     #[test]
