@@ -36,12 +36,13 @@ impl ServerThread {
         settings.password = password.map(str::to_owned);
         let (key, _) = udpchat_server::key_file::load_or_create(data.path()).unwrap();
         let store = SqliteStore::open(data.path(), settings.history_sync, None).unwrap();
+        let reader = SqliteStore::open_reader(store.path()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async move {
                 let socket = bind(settings.listen).unwrap();
-                let server = Server::new(socket, settings, key, Box::new(store)).unwrap();
+                let server = Server::new(socket, settings, key, Box::new(store), Box::new(reader)).unwrap();
                 tx.send(server.local_addr().unwrap()).unwrap();
                 let _ = server.run(None, &mut std::io::sink(), std::future::pending()).await;
             });

@@ -93,7 +93,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let password = if settings.password.is_some() { "required" } else { "none" };
     let store = SqliteStore::open(&settings.data_dir, settings.history_sync, settings.max_database_mb)?;
     let history = store.path().display().to_string();
-    let server = Server::new(socket, settings.clone(), key.clone(), Box::new(store))?;
+    let reader = SqliteStore::open_reader(store.path())?;
+    let server = Server::new(socket, settings.clone(), key.clone(), Box::new(store), Box::new(reader))?;
     let addr = server.local_addr()?;
     let key_note = if created { " (new)" } else { "" };
     let mut stdout = std::io::stdout();

@@ -17,39 +17,24 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use crate::config::RateLimit;
+use crate::token_bucket::TokenBucket;
 
-/// A token bucket (also used for the endpoint's stateless-reset budget).
+/// The shared [`TokenBucket`] shaped by a [`RateLimit`] (also used for the
+/// endpoint's stateless-reset budget).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
+pub(crate) struct Bucket(TokenBucket);
 
 impl Bucket {
     pub(crate) fn full(limit: RateLimit, now: Instant) -> Self {
-        Self { tokens: f64::from(limit.burst), updated: now }
-    }
-
-    fn refill(&mut self, limit: RateLimit, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
-        self.updated = now;
+        Self(TokenBucket::full(limit.burst, now))
     }
 
     pub(crate) fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
-        self.refill(limit, now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.0.take(limit.burst, f64::from(limit.per_second), now)
     }
 
     fn is_full(&self, limit: RateLimit, now: Instant) -> bool {
-        let mut b = *self;
-        b.refill(limit, now);
-        b.tokens >= f64::from(limit.burst)
+        self.0.is_full(limit.burst, f64::from(limit.per_second), now)
     }
 }
 

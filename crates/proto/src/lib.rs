@@ -61,6 +61,7 @@ mod replay;
 mod reset;
 mod retry;
 mod stream;
+mod token_bucket;
 
 pub use config::{ClientConfig, ConfigError, RateLimit, ServerConfig, TransportConfig};
 pub use connection::ConnectionStats;
@@ -68,3 +69,4 @@ pub use crypto::{ParseKeyError, PublicKey, ServerKey};
 pub use endpoint::{ConnectionHandle, Endpoint, EndpointStats, Transmit};
 pub use event::{CloseReason, Event, SendError, code};
 pub use stream::MAX_MESSAGE_SIZE;
+pub use token_bucket::TokenBucket;

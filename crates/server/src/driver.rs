@@ -6,11 +6,14 @@
 //! sendmmsg.
 //!
 //! The loop: handle everything received, run due timers, feed the
-//! endpoint's events to the chat server, commit the batch of accepted
-//! lines to the store in one transaction (group commit: the more arrives
-//! at once, the more each fsync carries), send everything queued, then
-//! wait for the socket, the next deadline, a password check, a console
-//! line or shutdown.
+//! endpoint's events to the chat server, end the batch (the chat server
+//! sends the lines it accepted to the store in one commit: group commit,
+//! the more arrives at once, the more each fsync carries), hand the
+//! store requests to the store threads (`store_threads.rs`) and password
+//! checks to blocking threads, send everything queued, then wait for the
+//! socket, the next deadline, a store completion, a password check, a
+//! console line or shutdown. Nothing here waits for the store: a commit's
+//! lines are delivered when its completion comes back.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -23,9 +26,10 @@ use udpchat_proto::{
     ConnectionHandle, Endpoint, Event, RateLimit, SendError, ServerConfig, ServerKey, TransportConfig,
 };
 
-use crate::chat::{ChatServer, Clock, Outlet};
+use crate::chat::{ChatServer, Clock, Outlet, StoreCompletion};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
+use crate::store_threads::StoreThreads;
 
 /// Datagrams taken from the socket per receive call.
 const RECV_BATCH: usize = 32;
@@ -35,6 +39,9 @@ const MAX_GSO_SEGMENTS: usize = 32;
 const FANOUT: usize = 64;
 /// How long a shutdown waits for clients to acknowledge the goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a shutdown waits for the last commit (a disk that hangs must
+/// not keep the server from stopping).
+const STORE_GRACE: Duration = Duration::from_secs(30);
 const SOCKET_BUFFER: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -106,16 +113,23 @@ pub struct Server {
     /// Results of password checks run on blocking threads.
     verified_tx: mpsc::UnboundedSender<(ConnectionHandle, bool)>,
     verified_rx: mpsc::UnboundedReceiver<(ConnectionHandle, bool)>,
+    store: StoreThreads,
+    /// Store completions (bounded by what the chat server lets be in
+    /// flight, see chat/storage.rs).
+    completions: mpsc::UnboundedReceiver<StoreCompletion>,
 }
 
 impl Server {
-    /// Wraps a socket from [`bind`], with history in `store`. Must be
+    /// Wraps a socket from [`bind`], with history in `store` (which the
+    /// writer thread takes) and `reader`, a read-only view of the same
+    /// data for the reader thread (`SqliteStore::open_reader`). Must be
     /// called inside a tokio runtime.
     pub fn new(
         socket: std::net::UdpSocket,
         settings: Settings,
         key: ServerKey,
         store: Box<dyn Store>,
+        reader: Box<dyn Store>,
     ) -> Result<Self, ServerError> {
         let io = UdpIo::new(socket, RECV_BATCH, MAX_GSO_SEGMENTS, FANOUT)?;
         let mut seed = [0u8; 32];
@@ -125,7 +139,11 @@ impl Server {
         // Unbounded, but never longer than the chat server's limit on
         // checks in flight (MAX_VERIFYING).
         let (verified_tx, verified_rx) = mpsc::unbounded_channel();
-        Ok(Self { io, endpoint, chat: ChatServer::new(settings, store)?, console_open: true, verified_tx, verified_rx })
+        // Startup reads stay synchronous: the loop has not started.
+        let chat = ChatServer::new(settings, &*store)?;
+        let (completions_tx, completions) = mpsc::unbounded_channel();
+        let store = StoreThreads::start(store, reader, completions_tx)?;
+        Ok(Self { io, endpoint, chat, console_open: true, verified_tx, verified_rx, store, completions })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -162,6 +180,15 @@ impl Server {
                         self.chat.tick(Clock::system(), &mut outlet);
                     }
                 }
+                Some(completion) = self.completions.recv() => {
+                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+                    let clock = Clock::system();
+                    self.chat.completed(clock, completion, &mut outlet);
+                    // Whatever else has come back goes in the same batch.
+                    while let Ok(completion) = self.completions.try_recv() {
+                        self.chat.completed(clock, completion, &mut outlet);
+                    }
+                }
                 Some((h, ok)) = self.verified_rx.recv() => {
                     let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
                     self.chat.verified(Clock::system(), h, ok, &mut outlet);
@@ -182,6 +209,23 @@ impl Server {
     /// Tells every client the server is going away and waits (briefly) for
     /// the goodbyes to be acknowledged.
     async fn shut_down(mut self, output: &mut (dyn Write + Send)) -> io::Result<()> {
+        // First the current batch is stored and delivered (the protocol's
+        // shutdown order). Reads that come back meanwhile are handled too.
+        self.chat.commit();
+        self.submit_store_requests();
+        let until = Instant::now() + STORE_GRACE;
+        while self.chat.storing() {
+            let next = tokio::time::timeout_at(until.into(), self.completions.recv()).await;
+            let Ok(Some(completion)) = next else {
+                tracing::warn!(
+                    "the history database did not finish the last commit in time; its lines are not delivered"
+                );
+                break;
+            };
+            let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+            self.chat.completed(Clock::system(), completion, &mut outlet);
+            self.submit_store_requests();
+        }
         let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
         self.chat.shutdown(Clock::system(), &mut outlet);
         let until = Instant::now() + SHUTDOWN_GRACE;
@@ -208,13 +252,15 @@ impl Server {
     fn process_events(&mut self, output: &mut (dyn Write + Send)) -> io::Result<()> {
         let clock = Clock::system();
         while let Some((h, event)) = self.endpoint.poll_event() {
-            // Only a new session needs its address. IPv4 clients of a dual-
-            // stack socket arrive as ::ffff:a.b.c.d; the chat layer sees
-            // a.b.c.d, so bans and per-address limits match either way.
+            // IPv4 clients of a dual-stack socket arrive as ::ffff:a.b.c.d;
+            // the chat layer sees a.b.c.d, so bans and per-address limits
+            // match either way.
+            let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+            // Only a new session needs its address looked up.
             let addr = matches!(event, Event::Connected { .. })
                 .then(|| self.endpoint.remote_address(h))
                 .flatten()
-                .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()));
+                .map(canonical);
             let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: clock.now };
             match event {
                 Event::Connected { .. } => {
@@ -227,12 +273,12 @@ impl Server {
                     self.endpoint.recycle(bytes);
                 }
                 Event::Closed(reason) => self.chat.closed(clock, h, &reason, &mut outlet),
-                Event::Writable => self.chat.writable(clock, h, &mut outlet),
-                Event::Migrated { .. } => {}
+                Event::Writable => self.chat.writable(h),
+                Event::Migrated { remote } => self.chat.migrated(clock, h, canonical(remote), &mut outlet),
             }
         }
-        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: clock.now };
-        self.chat.commit(clock, &mut outlet);
+        self.chat.commit();
+        self.submit_store_requests();
         for check in self.chat.take_verifications() {
             let tx = self.verified_tx.clone();
             tokio::task::spawn_blocking(move || {
@@ -251,6 +297,13 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// Hands the chat server's store work to the store threads.
+    fn submit_store_requests(&mut self) {
+        for request in self.chat.take_store_requests() {
+            self.store.submit(request);
+        }
     }
 
     /// Sends everything the endpoint has queued, many destinations per

@@ -3,7 +3,9 @@
 //! protocol endpoint.
 //!
 //! `chat` is sans-IO like the protocol crate, so it is tested without
-//! sockets; `driver` owns the socket, the endpoint and the clock.
+//! sockets (crates/server/tests); `driver` owns the socket, the endpoint
+//! and the clock, and runs the chat core's store requests on
+//! `store_threads`.
 
 pub mod chat;
 pub mod driver;
@@ -11,6 +13,7 @@ pub mod key_file;
 pub mod limits;
 pub mod settings;
 pub mod store;
+pub mod store_threads;
 
-pub use chat::{ChatServer, Clock, Outlet};
+pub use chat::{ChatServer, Clock, Outlet, StoreCompletion, StoreRequest};
 pub use settings::{DEFAULT_PORT, Settings};

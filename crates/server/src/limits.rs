@@ -1,42 +1,12 @@
-//! Rate limits of the chat layer: a token bucket per session for lines and
-//! commands (ergo's default of a burst of 5, then 2 per second), and login
-//! failures per source address, which lock that address out for a growing
-//! time (bounded table; the oldest entry is evicted when it is full).
+//! Login failures per source address, which lock that address out for a
+//! growing time (bounded table; the oldest entry is evicted when it is
+//! full). The other rate limit of the chat layer, flood control per
+//! session (ergo's default of a burst of 5, then 2 per second), is the
+//! protocol crate's `TokenBucket`, kept in each session.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    tokens: f64,
-    burst: f64,
-    per_second: f64,
-    updated: Instant,
-}
-
-impl TokenBucket {
-    pub fn new(burst: u32, per_second: f64, now: Instant) -> Self {
-        Self { tokens: f64::from(burst), burst: f64::from(burst), per_second, updated: now }
-    }
-
-    /// Takes a token; false when the bucket is empty. A zero rate means
-    /// unlimited (for benchmarks: "flood limits lifted").
-    pub fn take(&mut self, now: Instant) -> bool {
-        if self.per_second <= 0.0 {
-            return true;
-        }
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
-        self.updated = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// Failures before an address is slowed down, and the longest lockout.
 const FREE_FAILURES: u32 = 3;
@@ -88,17 +58,6 @@ impl LoginFailures {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bucket_bursts_then_refills() {
-        let now = Instant::now();
-        let mut b = TokenBucket::new(5, 2.0, now);
-        assert!((0..5).all(|_| b.take(now)));
-        assert!(!b.take(now));
-        assert!(b.take(now + Duration::from_millis(500)));
-        let mut unlimited = TokenBucket::new(1, 0.0, now);
-        assert!((0..1000).all(|_| unlimited.take(now)));
-    }
 
     #[test]
     fn failures_lock_out_growing() {

@@ -2,11 +2,18 @@
 //! printed as timestamped lines (the classic designs' "your chats will be
 //! recorded here"); lines typed at a terminal go to the console's current
 //! room as the operator's, and a few commands manage members.
+//!
+//! Timestamps are the server's local time, as irssi shows them (jiff does
+//! the calendar and the zone rules).
 
 use std::net::IpAddr;
 
 use udpchat_chat::{ErrorCode, LineKind, NoticeKind, ServerMsg, close};
 
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use super::rooms::Traffic;
 use super::{ChatServer, Clock, Outlet};
 use crate::store::Line;
 use udpchat_chat::names::{fold, room_name};
@@ -19,21 +26,10 @@ console commands: TEXT (say it in the current room as operator), /join ROOM (swi
 /kick NICK [reason], /ban NICK|ADDRESS [reason], /unban NICK|ADDRESS, /topic TEXT,
 /who, /list, /help";
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC) for a Unix time in milliseconds.
-pub fn format_time(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+/// `YYYY-MM-DD HH:MM:SS` in `zone` for a Unix time in milliseconds.
+pub fn format_time(unix_ms: u64, zone: &TimeZone) -> String {
+    let at = i64::try_from(unix_ms).ok().and_then(|ms| Timestamp::from_millisecond(ms).ok()).unwrap_or(Timestamp::MAX);
+    zone.to_datetime(at).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 impl ChatServer {
@@ -44,7 +40,6 @@ impl ChatServer {
 
     /// A line typed at the server console.
     pub fn operator(&mut self, clock: Clock, line: &str, out: &mut impl Outlet) {
-        self.clock = clock;
         let line = line.trim();
         if line.is_empty() {
             return;
@@ -52,7 +47,9 @@ impl ChatServer {
         let Some(command) = line.strip_prefix('/') else {
             let room = self.console_room.clone();
             let line = super::requests::NewLine { from: OPERATOR.into(), text: line.into(), kind: LineKind::Operator };
-            self.post(clock, &room, line, None);
+            if self.post(clock, &room, line, None).is_err() {
+                self.answer("-- not sent: the history database is too far behind; try again in a moment");
+            }
             return;
         };
         let (name, rest) = command.split_once(' ').unwrap_or((command, ""));
@@ -107,7 +104,7 @@ impl ChatServer {
     }
 
     fn kick(&mut self, clock: Clock, nick: &str, reason: &str, out: &mut impl Outlet) {
-        let Some(&h) = self.nicks.get(&fold(nick)) else {
+        let Some(&h) = self.sessions.nicks.get(&fold(nick)) else {
             self.answer(format!("-- nobody called {nick} is online"));
             return;
         };
@@ -128,7 +125,7 @@ impl ChatServer {
             }
             Err(_) => {
                 self.banned_nicks.insert(fold(target));
-                self.nicks.get(&fold(target)).copied().into_iter().collect()
+                self.sessions.nicks.get(&fold(target)).copied().into_iter().collect()
             }
         };
         self.announce(clock, format!("-- {target} banned by {by} ({} session(s) closed)", victims.len()));
@@ -152,10 +149,10 @@ impl ChatServer {
         out: &mut impl Outlet,
     ) {
         let Ok(room) = room_name(room) else { return };
-        let target = self.nicks.get(&fold(nick)).copied();
+        let target = self.sessions.nicks.get(&fold(nick)).copied();
         let removed = target.is_some_and(|t| self.sessions.get_mut(&t).is_some_and(|s| s.rooms.remove(&room)));
         let Some(target) = target.filter(|_| removed) else {
-            if let Some(&op) = self.nicks.get(&fold(by)) {
+            if let Some(&op) = self.sessions.nicks.get(&fold(by)) {
                 let text = format!("{nick} is not in #{room}");
                 self.reply(op, &ServerMsg::Error { id: 0, code: ErrorCode::NoSuchNick, text }, out);
             }
@@ -171,10 +168,9 @@ impl ChatServer {
             text,
             time_ms: clock.unix_ms,
         };
-        self.broadcast(&room, &notice, None, out);
+        self.broadcast(&room, &notice, Traffic::Notice, None, out);
         if let Some(r) = self.rooms.get_mut(&room) {
-            r.members.remove(&target);
-            r.lagging.remove(&target);
+            r.remove_member(target);
         }
         self.reply(target, &ServerMsg::Parted { room: room.clone() }, out);
         self.announce(clock, format!("-- {shown} was kicked from #{room} by {by}"));
@@ -196,9 +192,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_utc_time() {
-        assert_eq!(format_time(0), "1970-01-01 00:00:00");
-        assert_eq!(format_time(1_763_745_481_000), "2025-11-21 17:18:01");
-        assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00");
+    fn formats_time_in_a_zone() {
+        let utc = TimeZone::UTC;
+        assert_eq!(format_time(0, &utc), "1970-01-01 00:00:00");
+        assert_eq!(format_time(1_763_745_481_000, &utc), "2025-11-21 17:18:01");
+        assert_eq!(format_time(951_782_400_000, &utc), "2000-02-29 00:00:00");
+        let paris = TimeZone::get("Europe/Paris").unwrap();
+        // Winter (UTC+1) and summer (UTC+2) time.
+        assert_eq!(format_time(1_763_745_481_000, &paris), "2025-11-21 18:18:01");
+        assert_eq!(format_time(1_751_328_000_000, &paris), "2025-07-01 02:00:00");
     }
 }

@@ -2,11 +2,16 @@
 //! accounts. A registered nickname can only be used with its account
 //! password; others are first come, first served.
 //!
-//! Checking an argon2id hash takes tens of milliseconds on purpose, far too
-//! long for the event loop, so the chat server hands each check to the
-//! driver as a [`Verification`] (run on a blocking thread) and finishes
-//! the login when [`ChatServer::verified`] reports the result. At most
-//! [`MAX_VERIFYING`] checks run at once; more logins are asked to retry.
+//! A login is up to two steps off the event loop. First the nickname's
+//! account is looked up (a store read, `storage.rs`). If it has one, the
+//! password is checked: an argon2id hash takes tens of milliseconds on
+//! purpose, far too long for the event loop, so the chat server hands
+//! each check to the driver as a [`Verification`] (run on a blocking
+//! thread) and finishes the login when [`ChatServer::verified`] reports
+//! the result. At most [`MAX_VERIFYING`] checks run at once; more logins
+//! are asked to retry. Between the steps the session holds its
+//! [`PendingLogin`]; what may have changed meanwhile (the nickname taken,
+//! the session gone) is checked again at each completion.
 
 use argon2::Argon2;
 use argon2::password_hash::PasswordVerifier;
@@ -14,7 +19,9 @@ use argon2::password_hash::phc::PasswordHash;
 use udpchat_chat::{ErrorCode, RefuseCode, ServerMsg, close};
 use udpchat_proto::ConnectionHandle;
 
+use super::storage::AccountUse;
 use super::{ChatServer, Clock, LOBBY, Outlet};
+use crate::store::{Account, StoreError, StoredPrivate};
 use udpchat_chat::names::{check_nick, fold, room_name};
 
 /// Login attempts with a wrong password one session may make.
@@ -23,13 +30,37 @@ const MAX_LOGIN_ATTEMPTS: u32 = 5;
 pub const MAX_VERIFYING: usize = 8;
 /// Rooms one login may resume.
 const MAX_RESUME: usize = 64;
+/// Stored private messages sent at login.
+const MAX_STORED_PRIVATES: usize = 1000;
 
-/// A login request waiting for its password check.
-#[derive(Debug, Clone)]
+/// A login request waiting for its account lookup or password check.
+#[derive(Debug)]
 pub(crate) struct PendingLogin {
+    request: LoginRequest,
+    step: LoginStep,
+}
+
+/// What a Login asked for, beyond its passwords.
+#[derive(Debug)]
+struct LoginRequest {
     nick: String,
     resume: Vec<(String, u64)>,
     private_since: u64,
+}
+
+#[derive(Debug)]
+enum LoginStep {
+    /// The account lookup is in flight; the password waits for it.
+    LookingUp { account_password: String },
+    /// The password check is in flight.
+    Verifying { operator: bool },
+}
+
+/// Password checks for the driver to start, and how many run.
+#[derive(Default)]
+pub(crate) struct PasswordChecks {
+    queued: Vec<Verification>,
+    running: usize,
 }
 
 /// A password check for the driver to run off the event loop; its result
@@ -66,7 +97,7 @@ fn refuse(code: RefuseCode, text: impl Into<String>) -> ServerMsg {
 impl ChatServer {
     /// Password checks the driver should start now.
     pub fn take_verifications(&mut self) -> Vec<Verification> {
-        std::mem::take(&mut self.verifications)
+        std::mem::take(&mut self.checks.queued)
     }
 
     pub(crate) fn login(
@@ -78,7 +109,7 @@ impl ChatServer {
     ) {
         let (nick, server_password, account_password, resume, private_since) = request;
         let Some(session) = self.sessions.get_mut(&h) else { return };
-        if session.nick.is_some() || session.verifying.is_some() {
+        if session.nick.is_some() || session.login.is_some() {
             self.reply(
                 h,
                 &ServerMsg::Error { id: 0, code: ErrorCode::InvalidRequest, text: "already logged in".into() },
@@ -110,17 +141,46 @@ impl ChatServer {
             self.reply(h, &refuse(RefuseCode::NickInvalid, why), out);
             return;
         }
-        let key = fold(&nick);
+        if let Err(msg) = self.nick_available(&nick) {
+            self.reply(h, &msg, out);
+            return;
+        }
+        if !self.store.read_account(fold(&nick), AccountUse::Login(h)) {
+            self.reply(h, &refuse(RefuseCode::ServerFull, "too many logins at once; try again in a moment"), out);
+            return;
+        }
+        let step = LoginStep::LookingUp { account_password };
+        if let Some(s) = self.sessions.get_mut(&h) {
+            s.login = Some(PendingLogin { request: LoginRequest { nick, resume, private_since }, step });
+        }
+    }
+
+    /// Whether a login may take `nick` now: not banned, not in use.
+    fn nick_available(&self, nick: &str) -> Result<(), ServerMsg> {
+        let key = fold(nick);
         if self.banned_nicks.contains(&key) {
-            self.reply(h, &refuse(RefuseCode::Banned, "that nickname is banned"), out);
-            return;
+            return Err(refuse(RefuseCode::Banned, "that nickname is banned"));
         }
-        if self.nicks.contains_key(&key) {
-            self.reply(h, &refuse(RefuseCode::NickTaken, format!("{nick} is already in use; choose another")), out);
-            return;
+        if self.sessions.nicks.contains_key(&key) {
+            return Err(refuse(RefuseCode::NickTaken, format!("{nick} is already in use; choose another")));
         }
-        let pending = PendingLogin { nick, resume, private_since };
-        let account = match self.store.account(&key) {
+        Ok(())
+    }
+
+    /// The account lookup of a login came back.
+    pub(crate) fn login_account(
+        &mut self,
+        clock: Clock,
+        h: ConnectionHandle,
+        result: Result<Option<Account>, StoreError>,
+        out: &mut impl Outlet,
+    ) {
+        // The session may have ended (timeout, ban, shutdown) meanwhile.
+        let Some(pending) = self.sessions.get_mut(&h).filter(|s| !s.gone).and_then(|s| s.login.take()) else {
+            return;
+        };
+        let PendingLogin { request, step: LoginStep::LookingUp { account_password } } = pending else { return };
+        let account = match result {
             Ok(account) => account,
             Err(e) => {
                 self.announce(clock, format!("!! account lookup failed: {e}"));
@@ -128,8 +188,14 @@ impl ChatServer {
                 return;
             }
         };
+        // Someone may have taken the nickname, or it was banned, while
+        // the lookup ran.
+        if let Err(msg) = self.nick_available(&request.nick) {
+            self.reply(h, &msg, out);
+            return;
+        }
         let Some(account) = account else {
-            self.finish_login(clock, h, pending, None, out);
+            self.finish_login(clock, h, request, None, out);
             return;
         };
         if account_password.is_empty() {
@@ -137,40 +203,39 @@ impl ChatServer {
             self.reply(h, &refuse(RefuseCode::NickRegistered, text), out);
             return;
         }
-        if self.verifying >= MAX_VERIFYING {
+        if self.checks.running >= MAX_VERIFYING {
             self.reply(h, &refuse(RefuseCode::ServerFull, "too many logins at once; try again in a moment"), out);
             return;
         }
-        self.verifying += 1;
+        self.checks.running += 1;
+        let step = LoginStep::Verifying { operator: account.operator };
         if let Some(s) = self.sessions.get_mut(&h) {
-            s.verifying = Some(pending);
+            s.login = Some(PendingLogin { request, step });
         }
-        self.verifications.push(Verification { session: h, password: account_password, hash: account.hash });
+        self.checks.queued.push(Verification { session: h, password: account_password, hash: account.hash });
     }
 
     /// The result of a [`Verification`].
     pub fn verified(&mut self, clock: Clock, h: ConnectionHandle, ok: bool, out: &mut impl Outlet) {
-        self.clock = clock;
-        self.verifying = self.verifying.saturating_sub(1);
+        self.checks.running = self.checks.running.saturating_sub(1);
         // The session may have ended (timeout, ban, shutdown) meanwhile.
-        let Some(pending) = self.sessions.get_mut(&h).filter(|s| !s.gone).and_then(|s| s.verifying.take()) else {
+        let Some(pending) = self.sessions.get_mut(&h).filter(|s| !s.gone).and_then(|s| s.login.take()) else {
             return;
         };
-        let key = fold(&pending.nick);
+        let PendingLogin { request, step: LoginStep::Verifying { operator } } = pending else { return };
         if !ok {
             let addr = self.sessions.get(&h).map(|s| s.addr.to_string()).unwrap_or_default();
-            self.log(clock, format!("-- failed login from {addr}: wrong password for {}", pending.nick));
+            self.log(clock, format!("-- failed login from {addr}: wrong password for {}", request.nick));
             self.login_failed(clock, h, refuse(RefuseCode::BadPassword, "wrong account password"), out);
             return;
         }
         // Someone may have taken the nickname while the check ran.
-        if self.nicks.contains_key(&key) {
-            self.reply(h, &refuse(RefuseCode::NickTaken, format!("{} is already in use", pending.nick)), out);
+        let key = fold(&request.nick);
+        if self.sessions.nicks.contains_key(&key) {
+            self.reply(h, &refuse(RefuseCode::NickTaken, format!("{} is already in use", request.nick)), out);
             return;
         }
-        let account = self.store.account(&key).ok().flatten();
-        let operator = account.as_ref().is_some_and(|a| a.operator);
-        self.finish_login(clock, h, pending, Some((key, operator)), out);
+        self.finish_login(clock, h, request, Some((key, operator)), out);
     }
 
     fn login_failed(&mut self, clock: Clock, h: ConnectionHandle, msg: ServerMsg, out: &mut impl Outlet) {
@@ -191,7 +256,7 @@ impl ChatServer {
         &mut self,
         clock: Clock,
         h: ConnectionHandle,
-        pending: PendingLogin,
+        pending: LoginRequest,
         account: Option<(String, bool)>,
         out: &mut impl Outlet,
     ) {
@@ -203,7 +268,7 @@ impl ChatServer {
         session.operator = account.as_ref().is_some_and(|(_, op)| *op);
         session.account = account.as_ref().map(|(k, _)| k.clone());
         let operator = session.operator;
-        self.nicks.insert(key, h);
+        self.sessions.nicks.insert(key, h);
         let role = if operator {
             " (operator)"
         } else if account.is_some() {
@@ -229,17 +294,28 @@ impl ChatServer {
             }
         }
         if let Some((account, _)) = account {
-            self.send_stored_privates(h, &account, pending.private_since, out);
+            self.read_stored_privates(h, &account, pending.private_since);
         }
     }
 
-    /// Private messages kept for an account since `after`.
-    fn send_stored_privates(&mut self, h: ConnectionHandle, account: &str, after: u64, out: &mut impl Outlet) {
-        let privates = match self.store.privates_after(account, after, 1000) {
+    /// Private messages kept for an account since `after` (at most 1000),
+    /// sent when the read completes. Too many reads in flight: skipped, as
+    /// when the queue is full; they come at a later login.
+    fn read_stored_privates(&mut self, h: ConnectionHandle, account: &str, after: u64) {
+        let _ = self.store.read_privates(account, after, MAX_STORED_PRIVATES, h);
+    }
+
+    pub(crate) fn stored_privates_read(
+        &mut self,
+        clock: Clock,
+        result: Result<Vec<StoredPrivate>, StoreError>,
+        h: ConnectionHandle,
+        out: &mut impl Outlet,
+    ) {
+        let privates = match result {
             Ok(p) => p,
             Err(e) => {
-                let clock = self.clock;
-                self.announce(clock, format!("!! private messages for {account}: {e}"));
+                self.announce(clock, format!("!! private messages for {}: {e}", self.sessions.nick_of(h)));
                 return;
             }
         };

@@ -1,35 +1,52 @@
 //! The chat server's state machine: sessions, nicknames, rooms, bans and
-//! the console feed. Like the protocol crate it does no network I/O: the
-//! driver hands it session events and the time, and it writes replies
-//! through an [`Outlet`] (the protocol endpoint in production).
+//! the console feed. Like the protocol crate it does no I/O at all: the
+//! driver hands it session events and the time, it writes replies through
+//! an [`Outlet`] (the protocol endpoint in production), and it asks for
+//! store work and password checks as requests the driver runs on other
+//! threads, whose completions come back as calls (`storage.rs`,
+//! `login.rs`). So the event loop never waits for SQLite, an fsync or
+//! argon2.
+//!
+//! Each part of the state lives with the code that changes it: sessions
+//! and their indexes in `sessions.rs`, rooms and their fan-out in
+//! `rooms.rs`, store work in flight in `storage.rs`, password checks in
+//! `login.rs`.
 //!
 //! History: every room line is numbered when accepted, stored with the
-//! other lines of the same batch in one transaction ([`ChatServer::commit`],
-//! group commit), and only then delivered and acknowledged. A member that
-//! cannot take more (its bounded queue is full), or that comes back after
-//! a disconnect, gets a per-room cursor and is fed from the store until it
-//! reaches the newest line, then goes back to live delivery
-//! (`history.rs`). Requests are in `requests.rs`, login and accounts in
-//! `login.rs`, the operator console in `console.rs`.
+//! other lines of the same batch in one transaction (group commit), and
+//! only delivered and acknowledged once that commit has completed. A
+//! member that cannot take more (its bounded queue is full), or that
+//! comes back after a disconnect, gets a per-room cursor and is fed from
+//! the store until it reaches the newest line, then goes back to live
+//! delivery (`history.rs`). Requests are in `requests.rs`, login and
+//! accounts in `login.rs`, the operator console in `console.rs`.
 
 mod console;
 mod history;
 mod login;
 mod requests;
+mod rooms;
+mod sessions;
+mod storage;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use jiff::tz::TimeZone;
 use udpchat_chat::{ErrorCode, Line, NoticeKind, ServerMsg, close};
 use udpchat_proto::{CloseReason, ConnectionHandle, SendError};
 
-use crate::limits::{LoginFailures, TokenBucket};
+use crate::limits::LoginFailures;
 use crate::settings::Settings;
-use crate::store::{Store, StoreError, StoredPrivate};
+use crate::store::{Store, StoreError};
+use rooms::{Room, Traffic};
+use sessions::{Session, Sessions};
+use storage::{Batch, StoreWork};
 
 pub use console::format_time;
-pub use login::{Verification, hash_password, verify_password};
+pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};
+pub use storage::{MAX_PENDING, MAX_READS, StoreCompletion, StoreRequest};
 
 pub use udpchat_chat::LOBBY;
 
@@ -82,56 +99,12 @@ impl Clock {
     }
 }
 
-pub(crate) struct Session {
-    pub(crate) addr: SocketAddr,
-    /// Display form; `None` until logged in.
-    pub(crate) nick: Option<String>,
-    /// The folded account name, if logged in to an account.
-    pub(crate) account: Option<String>,
-    pub(crate) operator: bool,
-    pub(crate) rooms: BTreeSet<String>,
-    pub(crate) bucket: TokenBucket,
-    pub(crate) login_failures: u32,
-    /// A login waiting for its password check.
-    pub(crate) verifying: Option<login::PendingLogin>,
-    pub(crate) connected_at: Instant,
-    /// Set once the session has said goodbye (QUIT, kick), so its
-    /// transport close does not announce it a second time.
-    pub(crate) gone: bool,
-}
-
-pub(crate) struct Room {
-    pub(crate) topic: String,
-    pub(crate) members: BTreeSet<ConnectionHandle>,
-    /// Members being fed from the store, with the last sequence number
-    /// they have been sent. Live lines skip them.
-    pub(crate) lagging: BTreeMap<ConnectionHandle, u64>,
-    /// The next sequence number to hand out.
-    pub(crate) next_seq: u64,
-    /// The newest line that is stored and delivered.
-    pub(crate) head: u64,
-}
-
-impl Room {
-    fn new(head: u64) -> Self {
-        Self { topic: String::new(), members: BTreeSet::new(), lagging: BTreeMap::new(), next_seq: head + 1, head }
-    }
-}
-
-/// A line or private message accepted but not yet stored.
-pub(crate) struct PendingPrivate {
-    pub(crate) sender: ConnectionHandle,
-    pub(crate) id: u64,
-}
-
 pub struct ChatServer {
     pub(crate) settings: Settings,
-    pub(crate) store: Box<dyn Store>,
-    pub(crate) sessions: HashMap<ConnectionHandle, Session>,
-    /// Folded nickname to session.
-    pub(crate) nicks: HashMap<String, ConnectionHandle>,
+    pub(crate) sessions: Sessions,
     pub(crate) rooms: BTreeMap<String, Room>,
-    per_address: HashMap<IpAddr, usize>,
+    pub(crate) store: StoreWork,
+    pub(crate) checks: login::PasswordChecks,
     pub(crate) failures: LoginFailures,
     pub(crate) banned_nicks: HashSet<String>,
     pub(crate) banned_ips: HashSet<IpAddr>,
@@ -139,24 +112,15 @@ pub struct ChatServer {
     console: Vec<String>,
     /// The room the operator's typed lines go to.
     pub(crate) console_room: String,
-    /// Accepted lines waiting for the next commit, with who sent them.
-    pub(crate) pending_lines: Vec<Line>,
-    pub(crate) pending_senders: Vec<Option<(ConnectionHandle, u64)>>,
-    pub(crate) pending_privates: Vec<StoredPrivate>,
-    pub(crate) pending_private_senders: Vec<PendingPrivate>,
-    /// Password checks for the driver to run off the event loop.
-    pub(crate) verifications: Vec<Verification>,
-    pub(crate) verifying: usize,
-    /// Rooms pruned in turn, one batch per call.
-    prune_cursor: usize,
-    /// The time of the call being handled (every entry point sets it).
-    pub(crate) clock: Clock,
+    /// The console's timestamps are in this zone.
+    time_zone: TimeZone,
 }
 
 impl ChatServer {
-    /// Builds the server on `store`, continuing every room's numbering
-    /// where the store left off.
-    pub fn new(settings: Settings, store: Box<dyn Store>) -> Result<Self, StoreError> {
+    /// Builds the server, continuing every room's numbering where `store`
+    /// left off (read once, before the event loop starts; the core keeps
+    /// no store). Console times are local ([`ChatServer::set_time_zone`]).
+    pub fn new(settings: Settings, store: &dyn Store) -> Result<Self, StoreError> {
         let mut rooms = BTreeMap::new();
         for (room, head) in store.room_heads()? {
             rooms.insert(room, Room::new(head));
@@ -164,29 +128,31 @@ impl ChatServer {
         rooms.entry(LOBBY.to_owned()).or_insert_with(|| Room::new(0));
         Ok(Self {
             settings,
-            store,
-            sessions: HashMap::new(),
-            nicks: HashMap::new(),
+            sessions: Sessions::default(),
             rooms,
-            per_address: HashMap::new(),
+            store: StoreWork::default(),
+            checks: login::PasswordChecks::default(),
             failures: LoginFailures::default(),
             banned_nicks: HashSet::new(),
             banned_ips: HashSet::new(),
             console: Vec::new(),
             console_room: LOBBY.to_owned(),
-            pending_lines: Vec::new(),
-            pending_senders: Vec::new(),
-            pending_privates: Vec::new(),
-            pending_private_senders: Vec::new(),
-            verifications: Vec::new(),
-            verifying: 0,
-            prune_cursor: 0,
-            clock: Clock { now: Instant::now(), unix_ms: 0 },
+            time_zone: TimeZone::system(),
         })
+    }
+
+    /// Shows console times in `zone` instead of the system's.
+    pub fn set_time_zone(&mut self, zone: TimeZone) {
+        self.time_zone = zone;
     }
 
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Sessions from `ip` as the per-address limit counts them.
+    pub fn sessions_from(&self, ip: IpAddr) -> usize {
+        self.sessions.count_at(ip)
     }
 
     /// Console lines produced since the last call.
@@ -196,47 +162,47 @@ impl ChatServer {
 
     pub(crate) fn log(&mut self, clock: Clock, text: String) {
         if self.settings.console_log {
-            self.console.push(format!("[{}] {text}", format_time(clock.unix_ms)));
+            self.announce(clock, text);
         }
     }
 
     /// Always shown, whatever `console_log` says.
     pub(crate) fn announce(&mut self, clock: Clock, text: String) {
-        self.console.push(format!("[{}] {text}", format_time(clock.unix_ms)));
+        self.console.push(format!("[{}] {text}", format_time(clock.unix_ms, &self.time_zone)));
     }
 
     /// A session passed the handshake.
     pub fn connected(&mut self, clock: Clock, h: ConnectionHandle, addr: SocketAddr, out: &mut impl Outlet) {
-        self.clock = clock;
         if self.banned_ips.contains(&addr.ip()) {
             out.close(h, close::BANNED, "you are banned from this server");
             return;
         }
-        let count = self.per_address.entry(addr.ip()).or_insert(0);
-        if *count >= self.settings.max_sessions_per_address {
+        let session = Session::new(addr, self.settings.rate_burst, clock.now);
+        if self.sessions.admit(h, session, self.settings.max_sessions_per_address).is_err() {
             out.close(h, close::TOO_MANY_SESSIONS, "too many sessions from your address");
-            return;
         }
-        *count += 1;
-        let bucket = TokenBucket::new(self.settings.rate_burst, self.settings.rate_per_second, clock.now);
-        let session = Session {
-            addr,
-            nick: None,
-            account: None,
-            operator: false,
-            rooms: BTreeSet::new(),
-            bucket,
-            login_failures: 0,
-            verifying: None,
-            connected_at: clock.now,
-            gone: false,
-        };
-        self.sessions.insert(h, session);
+    }
+
+    /// The session's peer moved to `addr` (the transport's Migrated
+    /// event): bans and the per-address limit follow it. A session that
+    /// moves to a banned address is closed as one connecting from there
+    /// would be.
+    pub fn migrated(&mut self, clock: Clock, h: ConnectionHandle, addr: SocketAddr, out: &mut impl Outlet) {
+        let Some(session) = self.sessions.get(&h) else { return };
+        let old = session.addr;
+        self.sessions.migrate(h, addr);
+        if let Some(nick) = self.sessions.get(&h).and_then(|s| s.nick.clone()) {
+            self.log(clock, format!("-- {nick} moved from {old} to {addr}"));
+        }
+        if self.banned_ips.contains(&addr.ip()) && !self.sessions.get(&h).is_some_and(|s| s.gone) {
+            let why = "you are banned from this server";
+            self.leave_server(clock, h, NoticeKind::Kick, why, out);
+            out.close(h, close::BANNED, why);
+        }
     }
 
     /// The transport session ended (timeout, close, or after our close).
     pub fn closed(&mut self, clock: Clock, h: ConnectionHandle, reason: &CloseReason, out: &mut impl Outlet) {
-        self.clock = clock;
         let Some(session) = self.sessions.get(&h) else { return };
         if !session.gone {
             let (kind, text) = match reason {
@@ -246,14 +212,7 @@ impl ChatServer {
             };
             self.leave_server(clock, h, kind, &text, out);
         }
-        if let Some(session) = self.sessions.remove(&h)
-            && let Some(count) = self.per_address.get_mut(&session.addr.ip())
-        {
-            *count -= 1;
-            if *count == 0 {
-                self.per_address.remove(&session.addr.ip());
-            }
-        }
+        self.sessions.remove(h);
     }
 
     /// Removes a logged-in session from its rooms and the nickname table,
@@ -270,11 +229,10 @@ impl ChatServer {
         session.gone = true;
         let Some(nick) = session.nick.take() else { return };
         let rooms = std::mem::take(&mut session.rooms);
-        self.nicks.remove(&udpchat_chat::names::fold(&nick));
+        self.sessions.nicks.remove(&udpchat_chat::names::fold(&nick));
         for room in &rooms {
             if let Some(r) = self.rooms.get_mut(room) {
-                r.members.remove(&h);
-                r.lagging.remove(&h);
+                r.remove_member(h);
             }
         }
         let what = if kind == NoticeKind::Timeout { "timed out" } else { "left" };
@@ -285,9 +243,10 @@ impl ChatServer {
         self.broadcast_rooms(&rooms, &notice, None, out);
     }
 
-    /// Sends `msg` once to every member of any of `rooms` (a member of two
-    /// rooms gets it once), except `skip`. Notices are not stored: a member
-    /// whose queue is full misses them (and catches up on lines later).
+    /// Sends a notice once to every member of any of `rooms` (a member of
+    /// two rooms gets it once), except `skip`. Notices are not stored: a
+    /// member whose queue is full misses them (and catches up on lines
+    /// later).
     pub(crate) fn broadcast_rooms(
         &mut self,
         rooms: &BTreeSet<String>,
@@ -299,39 +258,34 @@ impl ChatServer {
         let mut seen = BTreeSet::new();
         for room in rooms {
             let Some(r) = self.rooms.get_mut(room) else { continue };
+            let mut behind = Vec::new();
             for &m in &r.members {
                 if Some(m) != skip
                     && seen.insert(m)
-                    && !r.lagging.contains_key(&m)
+                    && r.hears(m, Traffic::Notice)
                     && out.send(m, &bytes) == Err(SendError::Blocked)
                 {
-                    r.lagging.insert(m, r.head);
+                    behind.push(m);
                 }
+            }
+            for m in behind {
+                r.fall_behind(m);
             }
         }
     }
 
     /// Sends `msg` to every live member of `room` except `skip`, encoded
-    /// once however many members there are. A member whose queue is full
-    /// starts lagging: it gets the room's lines from the store once it
-    /// reads again, and never slows the others.
+    /// once however many members there are.
     pub(crate) fn broadcast(
         &mut self,
         room: &str,
         msg: &ServerMsg,
+        traffic: Traffic,
         skip: Option<ConnectionHandle>,
         out: &mut impl Outlet,
     ) {
-        let Some(r) = self.rooms.get_mut(room) else { return };
-        let bytes = msg.to_bytes();
-        let check_lag = !r.lagging.is_empty();
-        for &m in &r.members {
-            if Some(m) == skip || (check_lag && r.lagging.contains_key(&m)) {
-                continue;
-            }
-            if out.send(m, &bytes) == Err(SendError::Blocked) {
-                r.lagging.insert(m, r.head);
-            }
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.broadcast(&msg.to_bytes(), traffic, skip, out);
         }
     }
 
@@ -342,40 +296,17 @@ impl ChatServer {
         let _ = out.send_reply(h, &msg.to_bytes());
     }
 
-    /// Stores everything accepted since the last commit in one transaction,
-    /// then delivers and acknowledges it. Call once per batch of events:
-    /// the batch is what makes group commit cheap. If storing fails (a
-    /// full disk), nothing of the batch is delivered and each sender is
-    /// told its line was not accepted; the server carries on.
-    pub fn commit(&mut self, clock: Clock, out: &mut impl Outlet) {
-        self.clock = clock;
-        if self.pending_lines.is_empty() && self.pending_privates.is_empty() {
-            return;
+    /// A commit completed: its lines go out in the order they were
+    /// accepted (console, room, acknowledgement), then its private
+    /// messages.
+    fn deliver_batch(&mut self, clock: Clock, batch: Batch, out: &mut impl Outlet) {
+        for pending in batch.lines {
+            self.deliver(clock, pending.line, pending.waiter, out);
         }
-        let lines = std::mem::take(&mut self.pending_lines);
-        let senders = std::mem::take(&mut self.pending_senders);
-        let mut privates = std::mem::take(&mut self.pending_privates);
-        let private_senders = std::mem::take(&mut self.pending_private_senders);
-        if let Err(e) = self.store.append(&lines, &mut privates) {
-            self.announce(clock, format!("!! could not store {} line(s): {e}", lines.len() + privates.len()));
-            let text = format!("not delivered: {e}");
-            for line in &lines {
-                if let Some(r) = self.rooms.get_mut(&line.room) {
-                    r.next_seq = r.next_seq.min(line.seq);
-                }
-            }
-            let ids = senders.iter().flatten().copied().chain(private_senders.iter().map(|p| (p.sender, p.id)));
-            for (h, id) in ids.collect::<Vec<_>>() {
-                self.reply(h, &ServerMsg::Error { id, code: ErrorCode::StorageFailed, text: text.clone() }, out);
-            }
-            return;
-        }
-        for (line, sender) in lines.into_iter().zip(senders) {
-            self.deliver(clock, line, sender, out);
-        }
-        for (p, sender) in privates.into_iter().zip(private_senders) {
+        for pending in batch.privates {
+            let (p, waiter) = (pending.private, pending.waiter);
             let msg = ServerMsg::Private {
-                id: sender.id,
+                id: waiter.id,
                 seq: p.id,
                 from: p.from,
                 to: p.to,
@@ -389,31 +320,62 @@ impl ChatServer {
             if let Some(target) = target {
                 self.reply(target, &msg, out);
             }
-            self.reply(sender.sender, &ServerMsg::Ack { id: sender.id, room: String::new(), seq: p.id }, out);
+            self.reply(waiter.session, &ServerMsg::Ack { id: waiter.id, room: String::new(), seq: p.id }, out);
+        }
+    }
+
+    /// A commit failed (a full disk): nothing of it is delivered, each
+    /// sender is told its line was not accepted, and the numbers the batch
+    /// took are given out again, to the lines accepted since (still
+    /// pending, told to nobody) and then to new ones. The server carries
+    /// on.
+    fn refuse_batch(&mut self, clock: Clock, batch: Batch, e: &StoreError, out: &mut impl Outlet) {
+        self.announce(clock, format!("!! could not store {} line(s): {e}", batch.lines.len() + batch.privates.len()));
+        // Per room, the next number to give: the first one the batch took.
+        let mut renumber: BTreeMap<String, u64> = BTreeMap::new();
+        for pending in &batch.lines {
+            let first = renumber.entry(pending.line.room.clone()).or_insert(pending.line.seq);
+            *first = (*first).min(pending.line.seq);
+        }
+        for line in self.store.pending_lines_mut() {
+            if let Some(next) = renumber.get_mut(&line.room) {
+                line.seq = *next;
+                *next += 1;
+            }
+        }
+        for (room, next) in renumber {
+            if let Some(r) = self.rooms.get_mut(&room) {
+                r.next_seq = next;
+            }
+        }
+        let text = format!("not delivered: {e}");
+        let waiters = batch.lines.iter().filter_map(|p| p.waiter).chain(batch.privates.iter().map(|p| p.waiter));
+        for w in waiters {
+            let msg = ServerMsg::Error { id: w.id, code: ErrorCode::StorageFailed, text: text.clone() };
+            self.reply(w.session, &msg, out);
         }
     }
 
     /// A stored line goes out: console, room, acknowledgement.
-    fn deliver(&mut self, clock: Clock, line: Line, sender: Option<(ConnectionHandle, u64)>, out: &mut impl Outlet) {
+    fn deliver(&mut self, clock: Clock, line: Line, waiter: Option<storage::Waiter>, out: &mut impl Outlet) {
         if self.settings.console_log {
             let shown = console::show_line(&line);
             self.log(clock, shown);
         }
         let (room, seq) = (line.room.clone(), line.seq);
         let msg = ServerMsg::Line(Line { history: false, ..line });
-        self.broadcast(&room, &msg, sender.map(|(h, _)| h), out);
+        self.broadcast(&room, &msg, Traffic::Line, waiter.map(|w| w.session), out);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.head = seq;
         }
-        if let Some((h, id)) = sender {
-            self.reply(h, &ServerMsg::Ack { id, room, seq }, out);
+        if let Some(w) = waiter {
+            self.reply(w.session, &ServerMsg::Ack { id: w.id, room, seq }, out);
         }
     }
 
     /// Closes sessions that have not logged in within the limit, and
     /// applies retention to one room. Call it about once a second.
     pub fn tick(&mut self, clock: Clock, out: &mut impl Outlet) {
-        self.clock = clock;
         let limit = Duration::from_secs(self.settings.login_timeout_secs);
         let late: Vec<_> = self
             .sessions
@@ -431,9 +393,10 @@ impl ChatServer {
     }
 
     /// Tells everyone the server is going away and closes every session.
+    /// The driver first stores and delivers the current batch: it calls
+    /// [`ChatServer::commit`] and feeds completions while
+    /// [`ChatServer::storing`] says so.
     pub fn shutdown(&mut self, clock: Clock, out: &mut impl Outlet) {
-        self.clock = clock;
-        self.commit(clock, out);
         let notice = ServerMsg::Notice {
             room: String::new(),
             kind: NoticeKind::Server,

@@ -2,14 +2,21 @@
 //! parts, nickname changes, private messages, topics, history pages,
 //! operator actions and goodbyes. Every refusal is an explicit Error with a
 //! reason; nothing a client sends can end another session or the server.
+//!
+//! A nickname change and a private message need an account lookup first:
+//! it is a store read (`storage.rs`), and the request is finished in
+//! [`ChatServer::account_read`] when it completes, checking again what may
+//! have changed meanwhile.
 
 use std::collections::BTreeSet;
 
 use udpchat_chat::{ClientMsg, ErrorCode, LineKind, MsgErrorKind, NoticeKind, RoomInfo, ServerMsg, close};
 use udpchat_proto::ConnectionHandle;
 
-use super::{ChatServer, Clock, LOBBY, Outlet, PendingPrivate};
-use crate::store::{Line, StoredPrivate};
+use super::rooms::Traffic;
+use super::storage::{AccountUse, PendingLine, PendingPrivate, Waiter};
+use super::{ChatServer, Clock, LOBBY, Outlet};
+use crate::store::{Account, Line, StoreError, StoredPrivate};
 use udpchat_chat::names::{check_line, check_nick, fold, room_name};
 
 /// A room line before it is numbered.
@@ -19,6 +26,11 @@ pub(crate) struct NewLine {
     pub(crate) kind: LineKind,
 }
 
+/// Why a line is refused when the store is far behind.
+const BACKLOG: &str = "not delivered: the server's history database is too far behind; try again in a moment";
+/// Why a lookup is refused when too many store reads are in flight.
+const BUSY: &str = "the server is busy; try again in a moment";
+
 fn error(id: u64, code: ErrorCode, text: impl Into<String>) -> ServerMsg {
     ServerMsg::Error { id, code, text: text.into() }
 }
@@ -26,7 +38,6 @@ fn error(id: u64, code: ErrorCode, text: impl Into<String>) -> ServerMsg {
 impl ChatServer {
     /// A message from a session.
     pub fn message(&mut self, clock: Clock, h: ConnectionHandle, bytes: &[u8], out: &mut impl Outlet) {
-        self.clock = clock;
         let Some(session) = self.sessions.get_mut(&h) else { return };
         if session.gone {
             return;
@@ -62,7 +73,10 @@ impl ChatServer {
             other => {
                 // Everything else costs a token (ergo's flood control).
                 let session = self.sessions.get_mut(&h).expect("checked above");
-                if !session.bucket.take(clock.now) {
+                let (burst, per_second) = (self.settings.rate_burst, self.settings.rate_per_second);
+                // A zero rate means unlimited (for benchmarks: "flood
+                // limits lifted").
+                if per_second > 0.0 && !session.bucket.take(burst, per_second, clock.now) {
                     let id = match &other {
                         ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. } => *id,
                         _ => 0,
@@ -73,10 +87,6 @@ impl ChatServer {
                 self.request(clock, h, other, out);
             }
         }
-    }
-
-    fn nick_of(&self, h: ConnectionHandle) -> String {
-        self.sessions.get(&h).and_then(|s| s.nick.clone()).unwrap_or_default()
     }
 
     fn request(&mut self, clock: Clock, h: ConnectionHandle, msg: ClientMsg, out: &mut impl Outlet) {
@@ -114,12 +124,12 @@ impl ChatServer {
                 };
                 self.reply(h, &ServerMsg::Members { room: name, nicks }, out);
             }
-            ClientMsg::Nick { nick } => self.change_nick(clock, h, nick, out),
+            ClientMsg::Nick { nick } => self.change_nick(h, nick, out),
             ClientMsg::Private { id, to, text } => self.private(clock, h, id, &to, text, out),
             ClientMsg::Topic { room, topic } => self.topic(clock, h, &room, topic, out),
             ClientMsg::Kick { room, nick, reason } => {
                 if self.is_operator(h) {
-                    let by = self.nick_of(h);
+                    let by = self.sessions.nick_of(h);
                     self.kick_from_room(clock, &by, &room, &nick, &reason, out);
                 } else {
                     self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can kick"), out);
@@ -127,7 +137,7 @@ impl ChatServer {
             }
             ClientMsg::Ban { target, reason, .. } => {
                 if self.is_operator(h) {
-                    let by = self.nick_of(h);
+                    let by = self.sessions.nick_of(h);
                     self.ban(clock, &by, &target, &reason, out);
                 } else {
                     self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can ban"), out);
@@ -140,7 +150,7 @@ impl ChatServer {
                     return;
                 }
                 let limit = (limit as usize).min(self.settings.history_page_max);
-                self.send_history(h, &name, before, limit, out);
+                self.read_history_page(h, &name, before, limit);
             }
             // Placeholder until operator unban lands with issue 10 (same session).
             ClientMsg::Unban { .. } => {
@@ -172,28 +182,30 @@ impl ChatServer {
             return;
         }
         let kind = if action { LineKind::Action } else { LineKind::Normal };
-        let line = NewLine { from: self.nick_of(h), text, kind };
-        self.post(clock, &name, line, Some((h, id)));
+        let line = NewLine { from: self.sessions.nick_of(h), text, kind };
+        if self.post(clock, &name, line, Some(Waiter { session: h, id })).is_err() {
+            self.reply(h, &error(id, ErrorCode::StorageFailed, BACKLOG), out);
+        }
     }
 
     /// Numbers a line and queues it for the next commit, after which it is
     /// delivered to the room and acknowledged to its sender (if a session
     /// sent it).
-    pub(crate) fn post(&mut self, clock: Clock, room: &str, line: NewLine, sender: Option<(ConnectionHandle, u64)>) {
+    /// Fails if too many lines are waiting for the store already.
+    pub(crate) fn post(
+        &mut self,
+        clock: Clock,
+        room: &str,
+        line: NewLine,
+        waiter: Option<Waiter>,
+    ) -> Result<(), super::storage::Backlog> {
         let NewLine { from, text, kind } = line;
-        let Some(r) = self.rooms.get_mut(room) else { return };
-        let seq = r.next_seq;
+        let Some(r) = self.rooms.get_mut(room) else { return Ok(()) };
+        let line =
+            Line { room: room.to_owned(), seq: r.next_seq, time_ms: clock.unix_ms, from, text, kind, history: false };
+        self.store.accept_line(PendingLine { line, waiter })?;
         r.next_seq += 1;
-        self.pending_lines.push(Line {
-            room: room.to_owned(),
-            seq,
-            time_ms: clock.unix_ms,
-            from,
-            text,
-            kind,
-            history: false,
-        });
-        self.pending_senders.push(sender);
+        Ok(())
     }
 
     fn is_operator(&self, h: ConnectionHandle) -> bool {
@@ -202,15 +214,14 @@ impl ChatServer {
 
     fn part(&mut self, clock: Clock, h: ConnectionHandle, room: &str, reason: &str, out: &mut impl Outlet) {
         let name = room_name(room).unwrap_or_default();
-        let nick = self.nick_of(h);
+        let nick = self.sessions.nick_of(h);
         let removed = self.sessions.get_mut(&h).is_some_and(|s| s.rooms.remove(&name));
         if !removed {
             self.reply(h, &error(0, ErrorCode::NotInRoom, format!("you are not in {room}")), out);
             return;
         }
         if let Some(r) = self.rooms.get_mut(&name) {
-            r.members.remove(&h);
-            r.lagging.remove(&h);
+            r.remove_member(h);
         }
         self.reply(h, &ServerMsg::Parted { room: name.clone() }, out);
         self.log(clock, format!("-- {nick} left #{name}"));
@@ -221,24 +232,70 @@ impl ChatServer {
             text: super::clean_reason(reason),
             time_ms: clock.unix_ms,
         };
-        self.broadcast(&name, &notice, None, out);
+        self.broadcast(&name, &notice, Traffic::Notice, None, out);
     }
 
-    fn change_nick(&mut self, clock: Clock, h: ConnectionHandle, nick: String, out: &mut impl Outlet) {
+    fn change_nick(&mut self, h: ConnectionHandle, nick: String, out: &mut impl Outlet) {
         if let Err(why) = check_nick(&nick) {
             self.reply(h, &error(0, ErrorCode::NickInvalid, why), out);
             return;
         }
-        let old = self.nick_of(h);
-        let (old_key, new_key) = (fold(&old), fold(&nick));
-        if self.nicks.get(&new_key).is_some_and(|&owner| owner != h) || self.banned_nicks.contains(&new_key) {
-            self.reply(h, &error(0, ErrorCode::NickTaken, format!("{nick} is not available")), out);
+        if let Err(msg) = self.nick_free_for(h, &nick) {
+            self.reply(h, &msg, out);
             return;
         }
+        if !self.store.read_account(fold(&nick), AccountUse::Nick { session: h, nick: nick.clone() }) {
+            self.reply(h, &error(0, ErrorCode::StorageFailed, format!("cannot check {nick}: {BUSY}")), out);
+        }
+    }
+
+    /// Whether `h` may take `nick`: not another session's, not banned.
+    fn nick_free_for(&self, h: ConnectionHandle, nick: &str) -> Result<(), ServerMsg> {
+        let key = fold(nick);
+        if self.sessions.nicks.get(&key).is_some_and(|&owner| owner != h) || self.banned_nicks.contains(&key) {
+            return Err(error(0, ErrorCode::NickTaken, format!("{nick} is not available")));
+        }
+        Ok(())
+    }
+
+    /// An account lookup came back: finish what it was for.
+    pub(crate) fn account_read(
+        &mut self,
+        clock: Clock,
+        result: Result<Option<Account>, StoreError>,
+        then: AccountUse,
+        out: &mut impl Outlet,
+    ) {
+        match then {
+            AccountUse::Login(h) => self.login_account(clock, h, result, out),
+            AccountUse::Nick { session, nick } => self.nick_checked(clock, session, nick, result, out),
+            AccountUse::Private { session, id, to, text, time_ms } => {
+                self.private_checked(session, id, &to, text, time_ms, result, out);
+            }
+        }
+    }
+
+    fn nick_checked(
+        &mut self,
+        clock: Clock,
+        h: ConnectionHandle,
+        nick: String,
+        account: Result<Option<Account>, StoreError>,
+        out: &mut impl Outlet,
+    ) {
+        if !self.sessions.get(&h).is_some_and(|s| s.nick.is_some() && !s.gone) {
+            return;
+        }
+        // Taken or banned while the lookup ran?
+        if let Err(msg) = self.nick_free_for(h, &nick) {
+            self.reply(h, &msg, out);
+            return;
+        }
+        let new_key = fold(&nick);
         // A registered nickname belongs to its account: only a session
         // logged in to that account may take it.
         let own_account = self.sessions.get(&h).and_then(|s| s.account.clone());
-        match self.store.account(&new_key) {
+        match account {
             Ok(Some(_)) if own_account.as_deref() != Some(new_key.as_str()) => {
                 let text = format!("{nick} is registered; log in with its password to use it");
                 self.reply(h, &error(0, ErrorCode::NickTaken, text), out);
@@ -250,8 +307,9 @@ impl ChatServer {
             }
             _ => {}
         }
-        self.nicks.remove(&old_key);
-        self.nicks.insert(new_key, h);
+        let old = self.sessions.nick_of(h);
+        self.sessions.nicks.remove(&fold(&old));
+        self.sessions.nicks.insert(new_key, h);
         let Some(session) = self.sessions.get_mut(&h) else { return };
         session.nick = Some(nick.clone());
         let rooms = session.rooms.clone();
@@ -273,34 +331,49 @@ impl ChatServer {
             self.reply(h, &error(id, code, why), out);
             return;
         }
-        let key = fold(to);
-        let online = self.nicks.get(&key).copied();
         // Messages to account holders are stored, so they reach them later
         // (and on every device) even if they are offline now.
-        let account = match self.store.account(&key) {
+        let then = AccountUse::Private { session: h, id, to: to.to_owned(), text, time_ms: clock.unix_ms };
+        if !self.store.read_account(fold(to), then) {
+            self.reply(h, &error(id, ErrorCode::StorageFailed, format!("cannot look up {to}: {BUSY}")), out);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn private_checked(
+        &mut self,
+        h: ConnectionHandle,
+        id: u64,
+        to: &str,
+        text: String,
+        time_ms: u64,
+        account: Result<Option<Account>, StoreError>,
+        out: &mut impl Outlet,
+    ) {
+        if !self.sessions.get(&h).is_some_and(|s| s.nick.is_some() && !s.gone) {
+            return;
+        }
+        let key = fold(to);
+        let account = match account {
             Ok(account) => account,
             Err(e) => {
                 self.reply(h, &error(id, ErrorCode::StorageFailed, format!("cannot look up {to}: {e}")), out);
                 return;
             }
         };
-        let from = self.nick_of(h);
+        let online = self.sessions.nicks.get(&key).copied();
+        let from = self.sessions.nick_of(h);
         match (account, online) {
             (Some(account), _) => {
-                let to = online.map(|t| self.nick_of(t)).unwrap_or(account.name);
-                self.pending_privates.push(StoredPrivate {
-                    id: 0,
-                    recipient: key,
-                    from,
-                    to,
-                    text,
-                    time_ms: clock.unix_ms,
-                });
-                self.pending_private_senders.push(PendingPrivate { sender: h, id });
+                let to = online.map(|t| self.sessions.nick_of(t)).unwrap_or(account.name);
+                let private = StoredPrivate { id: 0, recipient: key, from, to, text, time_ms };
+                if self.store.accept_private(PendingPrivate { private, waiter: Waiter { session: h, id } }).is_err() {
+                    self.reply(h, &error(id, ErrorCode::StorageFailed, BACKLOG), out);
+                }
             }
             (None, Some(target)) => {
-                let to = self.nick_of(target);
-                let msg = ServerMsg::Private { id, seq: 0, from, to, text, time_ms: clock.unix_ms, history: false };
+                let to = self.sessions.nick_of(target);
+                let msg = ServerMsg::Private { id, seq: 0, from, to, text, time_ms, history: false };
                 self.reply(target, &msg, out);
                 self.reply(h, &ServerMsg::Ack { id, room: String::new(), seq: 0 }, out);
             }
@@ -329,7 +402,7 @@ impl ChatServer {
             self.reply(h, &error(0, code, why), out);
             return;
         }
-        let nick = self.nick_of(h);
+        let nick = self.sessions.nick_of(h);
         self.set_topic(clock, &name, &nick, topic, out);
     }
 

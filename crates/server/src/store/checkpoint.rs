@@ -1,8 +1,10 @@
-//! WAL checkpoints off the event loop. SQLite's automatic checkpoint runs
+//! WAL checkpoints off the commit path. SQLite's automatic checkpoint runs
 //! inside the commit that crosses its threshold, and a checkpoint fsyncs
-//! the log and then the database: on the server's one event-loop thread
-//! that stalled every session for as long as the disk took (the largest
-//! part of the p99 latency at 2,000 lines/s, see docs/PERFORMANCE.md).
+//! the log and then the database: when commits ran on the event loop that
+//! stalled every session for as long as the disk took (the largest part
+//! of the p99 latency at 2,000 lines/s, see docs/PERFORMANCE.md); on the
+//! writer thread (`crate::store_threads`) it would still hold up every
+//! line waiting for the next commit.
 //!
 //! So the writing connection turns automatic checkpoints off and this
 //! thread, with its own connection to the same file, runs a PASSIVE

@@ -5,6 +5,11 @@
 //! Durability is the store's promise to the chat layer: once `append`
 //! returns Ok, the lines are on disk as far as the configured sync policy
 //! says, and only then are they acknowledged and delivered.
+//!
+//! The chat layer never calls a store itself: it asks for store work as
+//! requests (`crate::chat::StoreRequest`) that the driver runs on the
+//! store threads (`crate::store_threads`), one writer and one reader, so
+//! the event loop never waits for SQLite or an fsync. Hence `Send`.
 
 mod checkpoint;
 mod sqlite;
@@ -69,10 +74,16 @@ pub enum StoreError {
 }
 
 /// The storage the chat server needs.
-pub trait Store {
+pub trait Store: Send {
     /// Stores lines and private messages in one transaction: all or none.
-    /// Private messages get their ids here.
-    fn append(&mut self, lines: &[Line], privates: &mut [StoredPrivate]) -> Result<(), StoreError>;
+    /// Private messages get their ids here. Iterators, so that the chat
+    /// layer's batch (each line beside whoever waits for it) is stored as
+    /// it is, without a copy.
+    fn append<'a>(
+        &mut self,
+        lines: &mut dyn Iterator<Item = &'a Line>,
+        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+    ) -> Result<(), StoreError>;
     /// The last sequence number of every room that has lines.
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Lines of `room` with sequence numbers above `after`, oldest first.

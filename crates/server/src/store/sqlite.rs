@@ -11,6 +11,11 @@
 //! transaction per batch) keeps `Full` affordable. With `Normal`,
 //! checkpoints (the only fsyncs) run on a thread of their own
 //! (`checkpoint.rs`), never inside a commit.
+//!
+//! A running server has two connections of its own: the writer
+//! ([`SqliteStore::open`], owned by the store writer thread) and a
+//! read-only one ([`SqliteStore::open_reader`], owned by the reader
+//! thread), so reads and commits never wait for each other (WAL).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -123,6 +128,18 @@ impl SqliteStore {
         Self::open_file(data_dir.join(DB_FILE), SyncPolicy::Full, None, None)
     }
 
+    /// A second connection to the database of an open server store (at
+    /// `path`, see [`SqliteStore::path`]), read-only, for the server's
+    /// reader thread: in WAL mode its reads and the writer's commits never
+    /// wait for each other, and a read sees every commit that completed
+    /// before it began.
+    pub fn open_reader(path: &Path) -> Result<Self, StoreError> {
+        let detail = |e: rusqlite::Error| StoreError::ReadOnly { path: path.to_owned(), detail: e.to_string() };
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(detail)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_error)?;
+        Ok(Self { checkpointer: None, conn, path: path.to_owned(), _lock: None })
+    }
+
     fn open_file(path: PathBuf, sync: SyncPolicy, max_mb: Option<u64>, lock: Option<File>) -> Result<Self, StoreError> {
         // Only "not a database" and "corrupt" mean the file is bad; other
         // failures (cannot open, permissions, I/O) must not advise moving a
@@ -215,7 +232,11 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn append(&mut self, lines: &[Line], privates: &mut [StoredPrivate]) -> Result<(), StoreError> {
+    fn append<'a>(
+        &mut self,
+        lines: &mut dyn Iterator<Item = &'a Line>,
+        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sqlite_error)?;
         {
             let mut insert = tx
@@ -233,7 +254,7 @@ impl Store for SqliteStore {
                     "INSERT INTO privates (recipient, sender, target, text, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(sqlite_error)?;
-            for p in privates.iter_mut() {
+            for p in privates {
                 insert.execute(params![p.recipient, p.from, p.to, p.text, p.time_ms as i64]).map_err(sqlite_error)?;
                 p.id = tx.last_insert_rowid() as u64;
             }
@@ -336,9 +357,9 @@ impl Store for SqliteStore {
     }
 
     fn prune(&mut self, room: &str, retention: Retention, now_ms: u64, batch: usize) -> Result<usize, StoreError> {
-        // Runs on the event loop, so every query here walks the primary key
-        // from the room's oldest line and looks at no more than `batch`
-        // rows: keeping the newest N lines is keeping the sequence numbers
+        // Runs on the writer thread between commits, so every query here
+        // walks the primary key from the room's oldest line and looks at no
+        // more than `batch` rows (a commit waits for no more): keeping the newest N lines is keeping the sequence numbers
         // above head - N, and lines age in sequence order, so once the
         // oldest rows are kept, so is everything after them.
         let keep = retention.max_lines.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
@@ -384,14 +405,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
         let lines: Vec<_> = (1..=10).map(|i| line("lobby", i, i * 1000)).collect();
-        s.append(&lines, &mut []).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
         assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
         assert_eq!(s.lines_after("lobby", 7, 100).unwrap(), lines[7..].to_vec());
         assert_eq!(s.lines_before("lobby", 0, 3).unwrap(), lines[7..].to_vec());
         assert_eq!(s.lines_before("lobby", 8, 3).unwrap(), lines[4..7].to_vec());
         // A duplicate sequence number fails the whole batch.
-        assert!(s.append(&[line("lobby", 11, 1), line("lobby", 5, 1)], &mut []).is_err());
+        assert!(s.append(&mut [line("lobby", 11, 1), line("lobby", 5, 1)].iter(), &mut std::iter::empty()).is_err());
         assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
+    }
+
+    #[test]
+    fn the_reader_sees_every_completed_commit_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
+        let mut reader = SqliteStore::open_reader(s.path()).unwrap();
+        assert!(reader.lines_after("lobby", 0, 10).unwrap().is_empty());
+        let lines: Vec<_> = (1..=3).map(|i| line("lobby", i, i)).collect();
+        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        assert_eq!(reader.lines_after("lobby", 0, 10).unwrap(), lines);
+        assert!(reader.append(&mut [line("lobby", 4, 4)].iter(), &mut std::iter::empty()).is_err());
+        let a = Account { name: "Ana".into(), hash: "h".into(), operator: false };
+        s.put_account("ana", &a).unwrap();
+        assert_eq!(reader.account("ana").unwrap(), Some(a));
     }
 
     #[test]
@@ -402,7 +438,7 @@ mod tests {
         let before = db_len();
         let text = "x".repeat(200);
         let lines: Vec<_> = (1..=2000).map(|i| Line { text: text.clone(), ..line("lobby", i, i) }).collect();
-        s.append(&lines, &mut []).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
         // Commits go to the log only (automatic checkpoints are off); the
         // database file grows once the checkpoint thread has copied them.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -430,7 +466,7 @@ mod tests {
             text: "hi".into(),
             time_ms: 1,
         }];
-        s.append(&[], &mut p).unwrap();
+        s.append(&mut std::iter::empty(), &mut p.iter_mut()).unwrap();
         assert!(p[0].id > 0);
         assert_eq!(s.privates_after("bob", 0, 10).unwrap(), p.to_vec());
         assert!(s.privates_after("bob", p[0].id, 10).unwrap().is_empty());
@@ -446,7 +482,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
         let lines: Vec<_> = (1..=100).map(|i| line("r", i, i * 1000)).collect();
-        s.append(&lines, &mut []).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
         let by_count = Retention { max_lines: Some(30), max_age_ms: None };
         let mut total = 0;
         loop {
@@ -495,7 +531,7 @@ mod tests {
         let err = loop {
             seq += 1;
             let l = Line { text: big.clone(), ..line("r", seq, 0) };
-            if let Err(e) = s.append(&[l], &mut []) {
+            if let Err(e) = s.append(&mut [l].iter(), &mut std::iter::empty()) {
                 break e;
             }
             assert!(seq < 10_000);
