@@ -4,6 +4,8 @@
 //! server from the outside, the way its users see it; `run.rs` says how,
 //! and benches/compare.sh runs it against udpchat and its peers.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod irc;
 mod loss;

@@ -16,6 +16,8 @@
 //! This file has the messages; `codec.rs` has their bytes, `names.rs` the
 //! nickname and room-name rules.
 
+#![forbid(unsafe_code)]
+
 use thiserror::Error;
 
 mod codec;

@@ -2,6 +2,8 @@
 //! this file parses arguments, sets up logging and the runtime, and turns
 //! errors into a message and a non-zero exit code.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod connect;
 mod display;

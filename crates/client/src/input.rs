@@ -167,9 +167,9 @@ mod tests {
         );
         assert_eq!(parse("/me waves", "r"), Ok(Input::Say { room: "r".into(), text: "waves".into(), action: true }));
         assert_eq!(parse("/join rust", "lobby"), Ok(Input::Join("rust".into())));
-        assert_eq!(parse("/part", "rust"), Ok(Input::Part { room: "rust".into(), reason: "".into() }));
+        assert_eq!(parse("/part", "rust"), Ok(Input::Part { room: "rust".into(), reason: String::new() }));
         assert_eq!(parse("/msg ana hi there", "l"), Ok(Input::Msg { to: "ana".into(), text: "hi there".into() }));
-        assert_eq!(parse("QUIT", "l"), Ok(Input::Quit("".into())));
+        assert_eq!(parse("QUIT", "l"), Ok(Input::Quit(String::new())));
         assert_eq!(parse("/quit gone", "l"), Ok(Input::Quit("gone".into())));
         assert_eq!(parse("/topic", "l"), Ok(Input::Topic { room: "l".into(), topic: None }));
         assert_eq!(parse("//etc", "l"), Ok(Input::Say { room: "l".into(), text: "/etc".into(), action: false }));

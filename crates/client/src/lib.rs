@@ -24,6 +24,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod driver;
 pub mod link;
 pub use driver::wait_for;

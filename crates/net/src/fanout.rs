@@ -117,7 +117,7 @@ impl Batch {
             let hdr = &mut msgs[k].msg_hdr;
             hdr.msg_name = self.dests[i].as_ptr() as *mut libc::c_void;
             hdr.msg_namelen = self.dests[i].len();
-            hdr.msg_iov = &mut iovs[k];
+            hdr.msg_iov = &raw mut iovs[k];
             hdr.msg_iovlen = 1;
             if let Some(segment) = self.segments[i] {
                 let space = std::mem::size_of::<CmsgBuf>();

@@ -8,6 +8,8 @@
 //! it, as quinn-udp is beside quinn-proto. `fanout.rs` holds the only
 //! `unsafe` code of the workspace (building the sendmmsg(2) call).
 
+// unsafe_code is denied workspace-wide and forbidden in every other crate;
+// fanout.rs alone allows it.
 #![deny(unsafe_code)]
 
 #[cfg(target_os = "linux")]

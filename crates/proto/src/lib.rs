@@ -35,6 +35,8 @@
 //! }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod coding;
 mod config;
 mod connection;

@@ -70,7 +70,7 @@ impl RttEstimator {
             return;
         }
         self.min = self.min.min(sample);
-        let adjusted = if sample >= self.min + ack_delay { sample - ack_delay } else { sample };
+        let adjusted = if sample >= self.min + ack_delay { sample.saturating_sub(ack_delay) } else { sample };
         let diff = self.smoothed.abs_diff(adjusted);
         self.var = (self.var * 3 + diff) / 4;
         self.smoothed = (self.smoothed * 7 + adjusted) / 8;

@@ -115,7 +115,7 @@ mod tests {
         assert!(!tokens.validate(start, addr, &[1; 8], &forged));
         // Survives one rotation, not two.
         let later = start + KEY_LIFETIME;
-        let token = tokens.issue(later - Duration::from_secs(1), addr, &[1; 8]);
+        let token = tokens.issue(later.checked_sub(Duration::from_secs(1)).unwrap(), addr, &[1; 8]);
         tokens.rotate(later, &mut random);
         assert!(tokens.validate(later, addr, &[1; 8], &token));
         tokens.rotate(later + KEY_LIFETIME, &mut random);

@@ -36,7 +36,7 @@ fn appends(c: &mut Criterion) {
                         })
                         .collect();
                     store.append(&mut lines.iter(), &mut std::iter::empty()).expect("append");
-                })
+                });
             });
         }
     }

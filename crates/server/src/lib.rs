@@ -7,6 +7,8 @@
 //! and the clock, and runs the chat core's store requests on
 //! `store_threads`.
 
+#![forbid(unsafe_code)]
+
 pub mod chat;
 pub mod driver;
 pub mod key_file;

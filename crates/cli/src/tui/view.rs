@@ -176,7 +176,7 @@ fn item_spans(it: &Item, here: Option<&str>, me: &str) -> Vec<Span<'static>> {
             Style::new().fg(nick_colour(n)).add_modifier(Modifier::ITALIC),
         )),
         (Kind::Operator, Some(n)) => {
-            v.push(Span::styled(format!("<{n}!> {text}"), Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)))
+            v.push(Span::styled(format!("<{n}!> {text}"), Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)));
         }
         (Kind::Private, Some(n)) => v.push(Span::styled(format!("[{n}] {text}"), Style::new().fg(Color::Magenta))),
         (Kind::Error, _) => v.push(Span::styled(format!("!! {text}"), Style::new().fg(Color::Red))),

@@ -382,7 +382,7 @@ impl Model {
                     match kind {
                         NoticeKind::Join => c.add_member(nick),
                         NoticeKind::Part | NoticeKind::Quit | NoticeKind::Timeout | NoticeKind::Kick => {
-                            c.remove_member(nick)
+                            c.remove_member(nick);
                         }
                         NoticeKind::Nick => c.rename_member(nick, text),
                         NoticeKind::Topic => c.topic = text.clone(),

@@ -248,7 +248,7 @@ fn backoff_grows_and_final_codes_give_up() {
         h.events();
         let until = h.s.poll_timeout().expect("a backoff deadline");
         waits.push((until - h.now).as_secs());
-        h.advance(until - h.now - Duration::from_millis(1));
+        h.advance((until - h.now).checked_sub(Duration::from_millis(1)).expect("a deadline in the future"));
         assert!(h.actions().is_empty(), "not before the deadline");
         h.advance(Duration::from_millis(1));
         assert_eq!(h.actions(), [Action::Connect { server_key: Some(key(1)) }]);

@@ -123,7 +123,7 @@ impl Sim {
 
     fn delay(&mut self) -> Duration {
         let (lo, hi) = self.net.delay;
-        let span = (hi - lo).as_micros() as u64;
+        let span = hi.checked_sub(lo).unwrap().as_micros() as u64;
         lo + Duration::from_micros(if span == 0 { 0 } else { self.rng.next_u64() % span })
     }
 

@@ -334,7 +334,7 @@ impl Store for SqliteStore {
             .execute(
                 "INSERT INTO accounts (folded, name, hash, operator) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (folded) DO UPDATE SET name = ?2, hash = ?3, operator = ?4",
-                params![folded, a.name, a.hash, a.operator as i64],
+                params![folded, a.name, a.hash, i64::from(a.operator)],
             )
             .map_err(sqlite_error)?;
         self.wrote();
