@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, Notify, watch};
 
+use crate::ctx::{Ctx, GOODBYE_TIMEOUT, Progress};
 use crate::members::{LineSender, Started};
-use crate::run::{Ctx, GOODBYE_TIMEOUT, Progress};
 use crate::stats::RecvStats;
 
 type Writer = Arc<Mutex<OwnedWriteHalf>>;

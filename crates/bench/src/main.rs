@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod ctx;
 mod irc;
 mod loss;
 mod members;

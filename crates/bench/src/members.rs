@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::args::BenchArgs;
-use crate::run::{CONNECT_TIMEOUT, Ctx, Kind, Progress};
+use crate::ctx::{CONNECT_TIMEOUT, Ctx, Kind, Progress};
 use crate::stats::RecvStats;
 use crate::{irc, text, udpchat};
 

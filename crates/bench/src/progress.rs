@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::run::{Ctx, Progress};
+use crate::ctx::{Ctx, Progress};
 
 const TICK: Duration = Duration::from_millis(100);
 

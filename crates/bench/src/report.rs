@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::args::BenchArgs;
+use crate::ctx::{Ctx, Kind};
 use crate::procfs::Sample;
-use crate::run::{Ctx, Kind};
 use crate::stats::{Totals, nanos};
 
 #[derive(Debug, Serialize)]

@@ -15,8 +15,8 @@ use anyhow::{Context, bail};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+use crate::ctx::{Ctx, Progress};
 use crate::members::{LineSender, Started};
-use crate::run::{Ctx, Progress};
 use crate::stats::RecvStats;
 
 /// Nickname attempts before giving up, and the wait for a welcome after each.

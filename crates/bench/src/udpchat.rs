@@ -27,8 +27,8 @@ use udpchat_client::link::Link;
 use crate::loss::Loss;
 use udpchat_proto::{ClientConfig, ConnectionHandle, Event, SendError, code};
 
+use crate::ctx::{Ctx, GOODBYE_TIMEOUT, Progress};
 use crate::members::{LineSender, Started};
-use crate::run::{Ctx, GOODBYE_TIMEOUT, Progress};
 use crate::stats::RecvStats;
 
 /// How long the loop sleeps when the endpoint has no timer at all.

@@ -23,6 +23,7 @@ use crate::connection::{
 };
 use crate::crypto::{ClientHandshake, PublicKey, ServerHandshake};
 use crate::event::{Event, SendError, code};
+use crate::handle::ConnectionHandle;
 use crate::handshake_limit::{Bucket, HandshakeLimiter};
 use crate::packet::{
     ConnectionId, Datagram, Handshake, Initial, MAX_DATAGRAM_SIZE, MIN_INITIAL_SIZE, Retry, SUPPORTED_VERSIONS,
@@ -35,14 +36,6 @@ use crate::retry::RetryTokens;
 /// Most stateless replies (RETRY, VERSION_NEGOTIATION) waiting to be sent;
 /// beyond it they are dropped, which is safe since the client retransmits.
 const MAX_STATELESS_QUEUE: usize = 1024;
-
-/// Names one session of an endpoint. Handles of ended sessions are never
-/// confused with new ones: the generation changes when a slot is reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionHandle {
-    index: u32,
-    generation: u32,
-}
 
 /// One or more datagrams for one destination, in the buffer given to
 /// [`Endpoint::poll_transmit`]. With `segment_size`, the buffer holds

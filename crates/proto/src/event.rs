@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use thiserror::Error;
 
 use crate::crypto::PublicKey;
-use crate::endpoint::ConnectionHandle;
+use crate::handle::ConnectionHandle;
 
 /// Close codes carried in CLOSE frames (docs/PROTOCOL.md §7). Codes from
 /// [`APPLICATION_BASE`] up are the application's to define.

@@ -43,6 +43,7 @@ mod connection;
 mod crypto;
 mod endpoint;
 mod event;
+mod handle;
 // The datagram and frame layouts are internals, public only to the fuzz
 // targets (cargo-fuzz builds with `--cfg fuzzing`), as quinn-proto does:
 // applications go through `Endpoint`, and the wire format is the spec's,
@@ -68,7 +69,8 @@ mod token_bucket;
 pub use config::{ClientConfig, ConfigError, RateLimit, ServerConfig, TransportConfig};
 pub use connection::ConnectionStats;
 pub use crypto::{ParseKeyError, PublicKey, ServerKey};
-pub use endpoint::{ConnectionHandle, Endpoint, EndpointStats, Transmit};
+pub use endpoint::{Endpoint, EndpointStats, Transmit};
+pub use handle::ConnectionHandle;
 pub use event::{CloseReason, Event, SendError, code};
 pub use stream::MAX_MESSAGE_SIZE;
 pub use token_bucket::TokenBucket;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::TransportConfig;
 use crate::crypto::{ClientHandshake, PublicKey, Transport};
-use crate::endpoint::ConnectionHandle;
+use crate::handle::ConnectionHandle;
 use crate::event::{CloseReason, Event, SendError};
 use crate::packet::ConnectionId;
 use crate::ranges::RangeSet;
