@@ -70,7 +70,7 @@ pub use config::{ClientConfig, ConfigError, RateLimit, ServerConfig, TransportCo
 pub use connection::ConnectionStats;
 pub use crypto::{ParseKeyError, PublicKey, ServerKey};
 pub use endpoint::{Endpoint, EndpointStats, Transmit};
-pub use handle::ConnectionHandle;
 pub use event::{CloseReason, Event, SendError, code};
+pub use handle::ConnectionHandle;
 pub use stream::MAX_MESSAGE_SIZE;
 pub use token_bucket::TokenBucket;

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::TransportConfig;
 use crate::crypto::{ClientHandshake, PublicKey, Transport};
-use crate::handle::ConnectionHandle;
 use crate::event::{CloseReason, Event, SendError};
+use crate::handle::ConnectionHandle;
 use crate::packet::ConnectionId;
 use crate::ranges::RangeSet;
 use crate::recovery::{MAX_ACK_DELAY, MAX_PTO, NewReno, RttEstimator};
