@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use super::{Connection, Events, Side, State};
 use crate::event::Event;
-use crate::recovery::MAX_PTO;
+use crate::recovery::{MAX_ACK_DELAY, MAX_PTO, RttEstimator};
 
-/// Budget kept back on an unvalidated address while a challenge is
-/// outstanding, so stream data cannot spend the 3x allowance that the next
-/// PATH_CHALLENGE retransmission needs (header 17 + tag 16 + frame 9 + a
-/// small ACK).
+/// Budget kept back on an unvalidated address while it is being
+/// validated, so stream data cannot spend the 3x allowance that the next
+/// PATH_CHALLENGE needs (header 17 + tag 16 + frame 9 + a small ACK).
 pub(crate) const CHALLENGE_RESERVE: u64 = 64;
 /// A client probes (PING) this long after the last activity on the
 /// session, then again after twice that, and so on.
@@ -56,12 +55,12 @@ pub(crate) struct Migration {
     /// them completes the validation.
     pub(crate) challenge: [u8; 8],
     pub(crate) send_pending: bool,
-    /// Challenges sent so far; the retransmission interval doubles with
-    /// each, up to [`MAX_PTO`].
+    /// Challenges sent so far; the retransmission interval is the PTO for
+    /// the first two, then doubles with each, up to [`MAX_PTO`].
     pub(crate) sends: u32,
     /// When the challenge is due again (set once it has been sent).
     pub(crate) resend_at: Option<Instant>,
-    /// End of the current validation window (3 x PTO).
+    /// End of the current validation window ([`Connection::validation_window`]).
     pub(crate) deadline: Instant,
     /// An authenticated packet arrived from the new address during the
     /// current window: the peer is there, so the window is extended
@@ -115,7 +114,7 @@ impl Connection {
             send_pending: true,
             sends: 0,
             resend_at: None,
-            deadline: now + self.pto_base() * 3,
+            deadline: now + self.validation_window(),
             heard: false,
         });
         self.resend_after_path_change();
@@ -144,12 +143,26 @@ impl Connection {
         }
     }
 
+    /// How long a new address has to answer before the server may go back:
+    /// RFC 9000 §8.2.4's three times the larger of the session's PTO and
+    /// the PTO of a path with no RTT sample (kInitialRtt), about 3 s. The
+    /// new path's RTT is unknown, and a shorter window made the server
+    /// give up on a genuine address after one lost challenge.
+    pub(super) fn validation_window(&self) -> Duration {
+        let fresh = RttEstimator::default().pto_base(MAX_ACK_DELAY);
+        self.pto_base().max(fresh) * 3
+    }
+
     /// Called when a packet carrying the PATH_CHALLENGE is built.
     pub(super) fn on_challenge_sent(&mut self, now: Instant) {
         let base = self.pto_base();
         let Some(m) = &mut self.migration else { return };
         m.send_pending = false;
-        let backed_off = base.saturating_mul(1 << m.sends.min(16)).min(MAX_PTO.max(base));
+        // The first retransmission is not backed off: a challenge is tiny,
+        // and the 3x limit already bounds what an address that never
+        // answers can receive.
+        let doublings = m.sends.saturating_sub(1).min(16);
+        let backed_off = base.saturating_mul(1 << doublings).min(MAX_PTO.max(base));
         m.sends += 1;
         m.resend_at = Some(now + backed_off);
     }
@@ -161,7 +174,7 @@ impl Connection {
     }
 
     pub(super) fn handle_migration_timeout(&mut self, now: Instant) {
-        let window = self.pto_base() * 3;
+        let window = self.validation_window();
         let Some(m) = &mut self.migration else { return };
         if now >= m.deadline {
             if !m.heard {
@@ -180,15 +193,16 @@ impl Connection {
         }
     }
 
-    /// Bytes that stream data may use on the current path: the whole
-    /// anti-amplification budget, less a reserve for the challenge while
-    /// one is outstanding.
+    /// Bytes the next packet may have on the current path: while an
+    /// address is being validated, what is left of its 3x budget beyond
+    /// [`CHALLENGE_RESERVE`], so data can never starve the challenge's
+    /// retransmissions; a packet that carries the challenge may use the
+    /// reserve itself.
     pub(super) fn data_budget(&self) -> u64 {
         let budget = self.path.send_budget();
-        match self.migration {
-            Some(m) if !m.send_pending => budget.saturating_sub(CHALLENGE_RESERVE),
-            _ => budget,
-        }
+        let Some(m) = self.migration else { return budget };
+        let beyond_reserve = budget.saturating_sub(CHALLENGE_RESERVE);
+        if m.send_pending { beyond_reserve.max(budget.min(CHALLENGE_RESERVE)) } else { beyond_reserve }
     }
 
     /// Something the application cares about crossed the path: a packet
