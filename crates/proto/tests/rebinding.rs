@@ -243,3 +243,105 @@ fn same_traffic_with_loss_alone_and_with_rebinding_alone() {
         assert!(rebinding.max < Duration::from_secs(3), "replay with UDPCHAT_SIM_SEED={seed}");
     }
 }
+
+/// One server and one client on `net`, connected; returns the handles
+/// (client, server).
+fn connected_pair(seed: u64, net: NetConfig) -> (Sim, sim::Recorder, ConnectionHandle, ConnectionHandle) {
+    let mut sim = Sim::new(seed, net);
+    let config = ServerConfig::new(ServerKey::generate(sim.endpoint_seed()));
+    let s = sim.endpoint_seed();
+    sim.add(server_addr(), Endpoint::new(s, Some(config)).unwrap());
+    let s = sim.endpoint_seed();
+    let mut ep = Endpoint::new(s, None).unwrap();
+    let client_h = ep.connect(sim.now, server_addr(), ClientConfig::default()).unwrap();
+    sim.add(client_addr(1), ep);
+    let mut rec = sim::Recorder::default();
+    run_until(&mut sim, &mut rec, Duration::from_secs(10), |r| {
+        !r.connected(SERVER).is_empty() && !r.connected(1).is_empty()
+    });
+    let server_h = rec.connected(SERVER)[0];
+    (sim, rec, client_h, server_h)
+}
+
+fn run_until(sim: &mut Sim, rec: &mut sim::Recorder, limit: Duration, pred: impl Fn(&sim::Recorder) -> bool) {
+    let mut app = sim::UntilApp { rec, pred };
+    if let Err(e) = sim.run(&mut app, limit) {
+        panic!("{e}; events so far: {:?}", app.rec.events);
+    }
+}
+
+/// §9: a client that only receives, whose NAT rebinds while it has nothing
+/// to say, speaks up within about a second (the silence probe), so the
+/// server finds it long before the 10 s keepalive would.
+#[test]
+fn receive_only_client_is_found_again_within_about_a_second() {
+    let (mut sim, mut rec, _, server_h) = connected_pair(92, NetConfig::default());
+    sim.nodes[SERVER].endpoint.send(server_h, b"before").unwrap();
+    run_until(&mut sim, &mut rec, Duration::from_secs(5), |r| r.messages(1).len() == 1);
+    sim.run_for(&mut rec, Duration::from_millis(200));
+    // The NAT rebinds; the next line goes to the old, dead address.
+    sim.nodes[1].addr = "127.0.1.1:7001".parse().unwrap();
+    let rebound = sim.now;
+    sim.nodes[SERVER].endpoint.send(server_h, b"after").unwrap();
+    run_until(&mut sim, &mut rec, Duration::from_secs(5), |r| r.messages(1).len() == 2);
+    let took = sim.now - rebound;
+    assert!(took < Duration::from_secs(2), "found again after {took:?}");
+    assert!(rec.closed(1).is_empty() && rec.closed(SERVER).is_empty());
+}
+
+/// §10: a lost PATH_CHALLENGE is retransmitted, and the server does not go
+/// back to the old address (gone) while the new one keeps talking.
+#[test]
+fn lost_path_challenge_is_retransmitted_without_going_back() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let new_addr: SocketAddr = "127.0.1.1:7001".parse().unwrap();
+    let old_addr = client_addr(1);
+    // Drop the server's first two datagrams to the new address, and count
+    // what it sends to the old one once the client has moved.
+    let moved = Rc::new(Cell::new(false));
+    let to_old = Rc::new(Cell::new(0u32));
+    let dropped = Rc::new(Cell::new(0u32));
+    let (m, o, d) = (moved.clone(), to_old.clone(), dropped.clone());
+    let filter: sim::Filter = Box::new(move |_, from, to, _| {
+        if from == new_addr {
+            m.set(true);
+        }
+        if m.get() && from == server_addr() && to == old_addr {
+            o.set(o.get() + 1);
+        }
+        if from == server_addr() && to == new_addr && d.get() < 2 {
+            d.set(d.get() + 1);
+            return true;
+        }
+        false
+    });
+    let net = NetConfig { filter: Some(filter), ..NetConfig::default() };
+    let (mut sim, mut rec, client_h, server_h) = connected_pair(93, net);
+    sim.run_for(&mut rec, Duration::from_millis(500));
+    sim.nodes[1].addr = new_addr;
+    for i in 0..3 {
+        sim.nodes[1].endpoint.send(client_h, format!("moved {i}").as_bytes()).unwrap();
+    }
+    run_until(&mut sim, &mut rec, Duration::from_secs(5), |r| {
+        r.events.iter().any(|(n, _, e)| *n == SERVER && *e == Event::Migrated { remote: new_addr })
+    });
+    sim.run_for(&mut rec, Duration::from_secs(5));
+    assert_eq!(dropped.get(), 2, "the first challenge and more were lost");
+    assert_eq!(to_old.get(), 0, "the server went back to the old address");
+    assert_eq!(sim.nodes[SERVER].endpoint.remote_address(server_h), Some(new_addr));
+    assert_eq!(rec.messages(SERVER).len(), 3);
+}
+
+/// §9, cost: a client with no activity sends only its keepalives; the
+/// silence probes follow activity (here the handshake) and stop after four.
+#[test]
+fn idle_client_sends_only_keepalives() {
+    let (mut sim, mut rec, client_h, _) = connected_pair(94, NetConfig::default());
+    sim.run_for(&mut rec, Duration::from_secs(20));
+    let before = sim.nodes[1].endpoint.connection_stats(client_h).unwrap().packets_sent;
+    sim.run_for(&mut rec, Duration::from_secs(60));
+    let sent = sim.nodes[1].endpoint.connection_stats(client_h).unwrap().packets_sent - before;
+    assert!(sent <= 6, "{sent} packets in 60 idle seconds; keepalives every 10 s are 6");
+    assert!(rec.closed(1).is_empty());
+}
