@@ -93,11 +93,15 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Answer DATA for unknown sessions with a stateless reset, so clients
     /// of a restarted server reconnect at once rather than after their idle
-    /// timeout. Off by default: it is a reply to an unauthenticated packet
-    /// (17 bytes, smaller than the packet, rate-limited), which tells a
-    /// scanner that a udpchat server listens here.
+    /// timeout. On by default: the reply (17 bytes) is always smaller than
+    /// the packet that triggered it, goes at most once per 250 ms to one
+    /// address and is rate-limited in all, so it can neither amplify nor
+    /// loop; what it costs is telling a scanner that sends well-formed
+    /// DATA that a udpchat server listens here (docs/PROTOCOL.md §5.5).
     pub stateless_reset: bool,
-    /// Stateless resets sent, in all; bounds the work they cost.
+    /// Stateless resets sent, in all; bounds the work they cost. The
+    /// default lets 10,000 clients of a restarted server learn of it
+    /// within about a second.
     pub reset_rate: RateLimit,
 }
 
@@ -113,8 +117,8 @@ impl ServerConfig {
             validated_handshake_rate: RateLimit { burst: 64, per_second: 32 },
             rate_limit_entries: 65_536,
             handshake_timeout: Duration::from_secs(10),
-            stateless_reset: false,
-            reset_rate: RateLimit { burst: 1000, per_second: 1000 },
+            stateless_reset: true,
+            reset_rate: RateLimit { burst: 10_000, per_second: 10_000 },
         }
     }
 

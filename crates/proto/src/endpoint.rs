@@ -24,18 +24,21 @@ use crate::connection::{
 use crate::crypto::{ClientHandshake, PublicKey, ServerHandshake};
 use crate::event::{Event, SendError, code};
 use crate::handle::ConnectionHandle;
-use crate::handshake_limit::{Bucket, HandshakeLimiter};
+use crate::handshake_limit::HandshakeLimiter;
 use crate::packet::{
-    ConnectionId, Datagram, Handshake, Initial, MAX_DATAGRAM_SIZE, MIN_INITIAL_SIZE, Retry, SUPPORTED_VERSIONS,
-    VERSION_1, VersionNegotiation, encode_stateless_reset,
+    ConnectionId, Datagram, Handshake, Initial, MAX_DATAGRAM_SIZE, MIN_INITIAL_SIZE, Retry, STATELESS_RESET_SIZE,
+    SUPPORTED_VERSIONS, VERSION_1, VersionNegotiation, encode_stateless_reset,
 };
 use crate::params::TransportParams;
-use crate::reset::{ResetKey, ResetToken};
+use crate::reset::{ResetKey, ResetLimiter, ResetToken};
 use crate::retry::RetryTokens;
 
 /// Most stateless replies (RETRY, VERSION_NEGOTIATION) waiting to be sent;
 /// beyond it they are dropped, which is safe since the client retransmits.
 const MAX_STATELESS_QUEUE: usize = 1024;
+/// Addresses remembered per generation by the stateless-reset limiter
+/// (docs/PROTOCOL.md §5.5): about 1 MiB for both generations at most.
+const MAX_RESET_ADDRESSES: usize = 16_384;
 
 /// One or more datagrams for one destination, in the buffer given to
 /// [`Endpoint::poll_transmit`]. With `segment_size`, the buffer holds
@@ -62,6 +65,8 @@ pub struct EndpointStats {
     pub version_negotiations_sent: u64,
     pub handshakes_rate_limited: u64,
     pub stateless_resets_sent: u64,
+    /// Stateless resets not sent because of their size or rate bounds.
+    pub resets_rate_limited: u64,
 }
 
 struct Slot {
@@ -85,8 +90,7 @@ struct ServerState {
     by_initial: HashMap<(SocketAddr, ConnectionId), u32>,
     half_open: usize,
     reset_key: ResetKey,
-    /// Budget for stateless resets; created on first use (it needs a time).
-    reset_bucket: Option<Bucket>,
+    reset_limiter: ResetLimiter,
 }
 
 pub struct Endpoint {
@@ -126,7 +130,7 @@ impl Endpoint {
                     retry: None,
                     by_initial: HashMap::new(),
                     half_open: 0,
-                    reset_bucket: None,
+                    reset_limiter: ResetLimiter::new(MAX_RESET_ADDRESSES),
                 })
             }
             None => None,
@@ -281,7 +285,7 @@ impl Endpoint {
             Datagram::Data { header, ciphertext } => {
                 let Some(&index) = self.by_cid.get(&header.dest_cid) else {
                     self.stats.dropped_unknown_session += 1;
-                    self.send_reset(now, from, &header.dest_cid);
+                    self.send_reset(now, from, &header.dest_cid, datagram.len());
                     return;
                 };
                 let slot = &mut self.slots[index as usize];
@@ -352,18 +356,18 @@ impl Endpoint {
 
     /// Answers a DATA packet for a session we do not have (server role):
     /// the client learns at once that its session is gone. The reply is
-    /// smaller than the packet, and the total rate is bounded.
-    fn send_reset(&mut self, now: Instant, to: SocketAddr, cid: &ConnectionId) {
+    /// smaller than the packet, one per address per 250 ms, and the total
+    /// rate is bounded (docs/PROTOCOL.md §5.5).
+    fn send_reset(&mut self, now: Instant, to: SocketAddr, cid: &ConnectionId, trigger_len: usize) {
         let Some(server) = &mut self.server else { return };
         if !server.config.stateless_reset {
             return;
         }
-        let limit = server.config.reset_rate;
-        let bucket = server.reset_bucket.get_or_insert_with(|| Bucket::full(limit, now));
-        if !bucket.take(limit, now) {
+        if !server.reset_limiter.admit(now, to, trigger_len, server.config.reset_rate) {
+            self.stats.resets_rate_limited += 1;
             return;
         }
-        let mut out = Vec::with_capacity(17);
+        let mut out = Vec::with_capacity(STATELESS_RESET_SIZE);
         encode_stateless_reset(&server.reset_key.token(cid), &mut out);
         self.stats.stateless_resets_sent += 1;
         self.queue_stateless(to, out);

@@ -243,6 +243,9 @@ impl<'a> Datagram<'a> {
     }
 }
 
+/// Length of a STATELESS_RESET datagram: type byte and token.
+pub const STATELESS_RESET_SIZE: usize = 1 + 16;
+
 /// A stateless reset: type byte and token, 17 bytes, always smaller than
 /// the DATA packet (at least 34 bytes) that provokes it.
 pub fn encode_stateless_reset(token: &[u8; 16], out: &mut Vec<u8>) {

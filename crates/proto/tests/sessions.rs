@@ -265,7 +265,12 @@ fn replayed_forged_and_garbage_datagrams_are_ignored_without_reply() {
     server.handle(now, stranger, &unknown);
 
     assert!(server.poll_event().is_none(), "no event for replayed, forged or garbage input");
-    assert!(server.poll_transmit(now, 1, &mut buf).is_none(), "no reply to any of it");
+    // The only reply: one stateless reset (on by default) for the unknown
+    // sessions of the stranger, who sent several; smaller than any of them.
+    let t = server.poll_transmit(now, 1, &mut buf).expect("a stateless reset");
+    assert_eq!((t.destination, t.size), (stranger, 17));
+    assert!(server.poll_transmit(now, 1, &mut buf).is_none(), "no other reply to any of it");
+    assert!(server.stats().resets_rate_limited > 0);
     assert_eq!(server.connection_count(), before, "no state allocated");
     let stats = server.connection_stats(server_h).unwrap();
     assert_eq!(stats.packets_replayed, to_server.len() as u64);
@@ -497,21 +502,81 @@ fn server_at_capacity_refuses_with_a_reason() {
 
 #[test]
 fn restarted_server_resets_old_sessions_at_once() {
-    let (mut sim, client_h, key) =
-        pair(27, NetConfig::default(), |c| c.stateless_reset = true, ClientConfig::default());
+    // Stateless reset is on by default.
+    let (mut sim, client_h, key) = pair(27, NetConfig::default(), |_| {}, ClientConfig::default());
     let mut rec = Recorder::default();
     connect(&mut sim, &mut rec);
     // The server restarts: same key, no sessions.
     let seed = sim.endpoint_seed();
-    let mut config = ServerConfig::new(key);
-    config.stateless_reset = true;
-    sim.nodes[SERVER].endpoint = Endpoint::new(seed, Some(config)).unwrap();
+    sim.nodes[SERVER].endpoint = Endpoint::new(seed, Some(ServerConfig::new(key))).unwrap();
     let start = sim.now;
     sim.nodes[CLIENT].endpoint.send(client_h, b"anyone there?").unwrap();
     run_until(&mut sim, &mut rec, Duration::from_secs(5), |r| !r.closed(CLIENT).is_empty());
     assert_eq!(rec.closed(CLIENT), vec![CloseReason::Reset]);
     assert!(sim.now - start < Duration::from_millis(100), "{:?}", sim.now - start);
     assert_eq!(sim.nodes[SERVER].endpoint.stats().stateless_resets_sent, 1);
+}
+
+/// Issue 10: a client that sends nothing still learns of a restart within
+/// about a second, if it has seen traffic lately (its silence probe, §9),
+/// and a lost reset is answered again at its next retransmission.
+#[test]
+fn quiet_client_learns_of_a_restart_within_about_a_second_even_under_loss() {
+    for seed in [29, 1029, 2029] {
+        let net = NetConfig { loss: 0.3, ..NetConfig::default() };
+        let (mut sim, _, key) = pair(seed, net, |_| {}, ClientConfig::default());
+        let mut rec = Recorder::default();
+        let server_h = connect(&mut sim, &mut rec);
+        sim.nodes[SERVER].endpoint.send(server_h, b"welcome").unwrap();
+        run_until(&mut sim, &mut rec, Duration::from_secs(10), |r| r.messages(CLIENT).len() == 1);
+        // The server is killed and restarted at once; the client sends
+        // nothing of its own.
+        let killed = sim.now;
+        let s = sim.endpoint_seed();
+        sim.nodes[SERVER].endpoint = Endpoint::new(s, Some(ServerConfig::new(key))).unwrap();
+        run_until(&mut sim, &mut rec, Duration::from_secs(20), |r| !r.closed(CLIENT).is_empty());
+        assert_eq!(rec.closed(CLIENT), vec![CloseReason::Reset], "seed {seed}");
+        let took = sim.now - killed;
+        eprintln!("seed {seed}: the quiet client learned of the restart after {took:?}");
+        assert!(took < Duration::from_secs(5), "seed {seed}: {took:?}, not about a second");
+    }
+}
+
+/// The bounds of docs/PROTOCOL.md §5.5, through the endpoint: one reset for
+/// a burst from one address, another after 250-500 ms, never one larger
+/// than its trigger, none when turned off.
+#[test]
+fn stateless_resets_are_bounded_per_address_and_can_be_turned_off() {
+    let mut server = Endpoint::new([1; 32], Some(ServerConfig::new(ServerKey::generate([2; 32])))).unwrap();
+    let unknown: Vec<u8> = [5u8].into_iter().chain([9u8; 8]).chain([0u8; 8]).chain([1u8; 17]).collect();
+    let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.9:9".parse().unwrap(), "127.0.0.10:9".parse().unwrap());
+    let t0 = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let mut drain = |server: &mut Endpoint, now| {
+        let mut sent = Vec::new();
+        while let Some(t) = server.poll_transmit(now, 1, &mut buf) {
+            assert!(t.size < unknown.len(), "a reset is smaller than its trigger");
+            sent.push(t.destination);
+        }
+        sent
+    };
+    for _ in 0..10 {
+        server.handle(t0, a, &unknown);
+    }
+    server.handle(t0, b, &unknown);
+    assert_eq!(drain(&mut server, t0), vec![a, b], "one reset per address for a burst");
+    server.handle(t0 + Duration::from_millis(300), a, &unknown);
+    assert!(drain(&mut server, t0 + Duration::from_millis(300)).is_empty(), "still within 500 ms");
+    server.handle(t0 + Duration::from_millis(600), a, &unknown);
+    assert_eq!(drain(&mut server, t0 + Duration::from_millis(600)), vec![a]);
+    assert_eq!(server.stats().stateless_resets_sent, 3);
+    assert_eq!(server.stats().resets_rate_limited, 10);
+
+    let mut config = ServerConfig::new(ServerKey::generate([2; 32]));
+    config.stateless_reset = false;
+    let mut quiet = Endpoint::new([1; 32], Some(config)).unwrap();
+    quiet.handle(t0, a, &unknown);
+    assert!(drain(&mut quiet, t0).is_empty());
 }
 
 #[test]
@@ -527,9 +592,7 @@ fn stateless_reset_cannot_be_forged_or_amplified() {
     assert!(sim.nodes[CLIENT].endpoint.connection_stats(client_h).is_some());
     // A server answers an unknown session with fewer bytes than it got,
     // and a client endpoint never answers at all.
-    let mut config = ServerConfig::new(ServerKey::generate([2; 32]));
-    config.stateless_reset = true;
-    let mut server = Endpoint::new([1; 32], Some(config)).unwrap();
+    let mut server = Endpoint::new([1; 32], Some(ServerConfig::new(ServerKey::generate([2; 32])))).unwrap();
     let unknown: Vec<u8> = [5u8].into_iter().chain([9u8; 8]).chain([0u8; 8]).chain([1u8; 17]).collect();
     assert_eq!(unknown.len(), wire::MIN_DATA_SIZE);
     server.handle(sim.now, "127.0.0.9:9".parse().unwrap(), &unknown);

@@ -254,13 +254,13 @@ fn clean_network() {
 
 #[test]
 fn ten_percent_loss_with_duplication_and_reordering() {
-    let net = || NetConfig { loss: 0.10, duplicate: 0.05, delay: jitter(), filter: None };
+    let net = || NetConfig { loss: 0.10, duplicate: 0.05, delay: jitter(), filter: None, rebind: None };
     run_scenario("10% loss", 2, net, Duration::from_secs(300));
 }
 
 #[test]
 fn thirty_percent_loss_with_duplication_and_reordering() {
-    let net = || NetConfig { loss: 0.30, duplicate: 0.05, delay: jitter(), filter: None };
+    let net = || NetConfig { loss: 0.30, duplicate: 0.05, delay: jitter(), filter: None, rebind: None };
     run_scenario("30% loss", 3, net, Duration::from_secs(900));
 }
 
@@ -268,12 +268,12 @@ fn thirty_percent_loss_with_duplication_and_reordering() {
 /// transfers are under way.
 #[test]
 fn ten_second_outage_client_to_server() {
-    let net = || NetConfig { loss: 0.0, duplicate: 0.05, delay: jitter(), filter: Some(outage(true)) };
+    let net = || NetConfig { loss: 0.0, duplicate: 0.05, delay: jitter(), filter: Some(outage(true)), rebind: None };
     run_scenario("outage up", 4, net, Duration::from_secs(300));
 }
 
 #[test]
 fn ten_second_outage_server_to_client() {
-    let net = || NetConfig { loss: 0.05, duplicate: 0.05, delay: jitter(), filter: Some(outage(false)) };
+    let net = || NetConfig { loss: 0.05, duplicate: 0.05, delay: jitter(), filter: Some(outage(false)), rebind: None };
     run_scenario("outage down", 5, net, Duration::from_secs(300));
 }

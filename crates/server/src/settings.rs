@@ -109,7 +109,7 @@ impl Default for Settings {
             retry_always: false,
             handshake_burst: 16,
             handshake_per_second: 8,
-            stateless_reset: false,
+            stateless_reset: true,
             history_on_join: 50,
             history_page_max: 200,
             history_sync: SyncPolicy::Full,

@@ -4,8 +4,12 @@
 //! `recv.rs`, building packets in `send.rs`, and this file holds the state,
 //! the application-facing operations and the timers.
 
+mod path;
 mod recv;
 mod send;
+
+use path::Migration;
+pub(crate) use path::Path;
 
 pub(crate) use recv::{DataPacket, MIN_PEER_WINDOW};
 
@@ -60,37 +64,6 @@ pub(crate) enum State {
     Draining { deadline: Instant },
     /// Nothing left to do; the endpoint frees the slot.
     Drained,
-}
-
-/// The network path to the peer, with the anti-amplification counters
-/// that apply until the path is validated.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Path {
-    pub(crate) remote: SocketAddr,
-    pub(crate) validated: bool,
-    pub(crate) bytes_received: u64,
-    pub(crate) bytes_sent: u64,
-}
-
-impl Path {
-    pub(crate) fn new(remote: SocketAddr, validated: bool) -> Self {
-        Self { remote, validated, bytes_received: 0, bytes_sent: 0 }
-    }
-
-    /// Bytes that may still be sent here: three times what was received
-    /// until the path is validated (docs/PROTOCOL.md §5.1).
-    pub(crate) fn send_budget(&self) -> u64 {
-        if self.validated { u64::MAX } else { (3 * self.bytes_received).saturating_sub(self.bytes_sent) }
-    }
-}
-
-/// A path being validated after the peer's address changed.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Migration {
-    pub(crate) previous: Path,
-    pub(crate) challenge: [u8; 8],
-    pub(crate) send_pending: bool,
-    pub(crate) deadline: Instant,
 }
 
 /// What a sent packet carried that must be resent if it is lost.
@@ -163,6 +136,10 @@ pub(crate) struct Connection {
     pub(crate) last_ack_eliciting_sent: Option<Instant>,
     pub(crate) last_sent: Instant,
     pub(crate) ping_pending: bool,
+    /// Client silence probe (path.rs): the last activity, and probes sent
+    /// since it.
+    pub(crate) last_activity: Option<Instant>,
+    pub(crate) silence_probes: u32,
     pub(crate) max_data_pending: bool,
     pub(crate) close_ack_pending: bool,
     pub(crate) close_send_pending: bool,
@@ -238,6 +215,8 @@ impl Connection {
             last_ack_eliciting_sent: None,
             last_sent: now,
             ping_pending: false,
+            last_activity: None,
+            silence_probes: 0,
             max_data_pending: false,
             close_ack_pending: false,
             close_send_pending: false,
@@ -434,7 +413,8 @@ impl Connection {
         consider(self.pto_deadline());
         consider(self.ack_deadline);
         consider(self.keepalive_deadline());
-        consider(self.migration.map(|m| m.deadline));
+        consider(self.migration_deadline());
+        consider(self.silence_probe_deadline());
         Some(deadline)
     }
 
@@ -483,13 +463,7 @@ impl Connection {
             self.finish(reason, events);
             return;
         }
-        if let Some(m) = self.migration
-            && now >= m.deadline
-        {
-            // The new address never answered the challenge: go back.
-            self.path = m.previous;
-            self.migration = None;
-        }
+        self.handle_migration_timeout(now);
         if self.ack_deadline.is_some_and(|t| now >= t) {
             self.ack_now = true;
             self.ack_deadline = None;
@@ -502,11 +476,15 @@ impl Connection {
         if self.keepalive_deadline().is_some_and(|t| now >= t) {
             self.ping_pending = true;
         }
+        if self.silence_probe_deadline().is_some_and(|t| now >= t) {
+            self.ping_pending = true;
+            self.silence_probes += 1;
+        }
     }
 
     /// RFC 9002 §6.2.4: send probes, resending the oldest unacknowledged
     /// data so the probe is useful if the original was lost.
-    fn on_probe_timeout(&mut self) {
+    pub(super) fn on_probe_timeout(&mut self) {
         self.pto_count += 1;
         self.probes_pending = 2;
         let oldest = self.sent.iter().flatten().find(|p| p.stream_count > 0 || p.max_data).cloned();

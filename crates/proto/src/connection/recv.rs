@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Connection, Events, Migration, Path, State};
+use super::{Connection, Events, State};
 use crate::crypto::Transport;
 use crate::event::{CloseReason, Event, code};
 use crate::frame::{AckFrame, Frame, Frames, MAX_ACK_RANGES};
@@ -70,6 +70,9 @@ impl Connection {
         self.server_key = Some(key);
         self.state = State::Established;
         self.last_received = now;
+        // A session that just opened expects traffic (a login, history):
+        // the silence probe watches it from here (path.rs).
+        self.on_activity(now);
         // Confirm to the server at once: it keeps half-open state until it
         // hears an authenticated packet from us.
         self.ping_pending = true;
@@ -215,44 +218,6 @@ impl Connection {
         }
     }
 
-    /// A packet from a new address moves the session there (servers only;
-    /// a client always talks to the address it dialled). Only the newest
-    /// packet may move it, so reordering cannot flap between addresses,
-    /// and the new address is challenged before it is trusted.
-    fn update_path(&mut self, now: Instant, from: SocketAddr, is_largest: bool, len: usize) {
-        if from == self.path.remote {
-            self.path.bytes_received += len as u64;
-            return;
-        }
-        if self.side == super::Side::Client || !is_largest || !self.confirmed {
-            return;
-        }
-        let previous = match self.migration {
-            Some(m) if m.previous.remote == from => {
-                // Back to the address we came from: it was validated.
-                self.path = m.previous;
-                self.migration = None;
-                self.path.bytes_received += len as u64;
-                return;
-            }
-            Some(m) => m.previous,
-            None => self.path,
-        };
-        let mut challenge = [0u8; 8];
-        challenge.copy_from_slice(&self.local_cid);
-        challenge[0] ^= (self.next_pn as u8).wrapping_add(len as u8);
-        // Mix in time so each challenge differs; secrecy is not needed, the
-        // response only has to come from someone who can read our packets.
-        let nanos = now.saturating_duration_since(self.started).as_nanos() as u64;
-        for (c, b) in challenge.iter_mut().zip(nanos.to_le_bytes()) {
-            *c ^= b;
-        }
-        self.path = Path::new(from, false);
-        self.path.bytes_received = len as u64;
-        self.migration =
-            Some(Migration { previous, challenge, send_pending: true, deadline: now + self.pto_base() * 3 });
-    }
-
     fn handle_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame<'_>, events: &mut Events) {
         match frame {
             Frame::Padding | Frame::Ping => {}
@@ -299,16 +264,7 @@ impl Connection {
                 }
             }
             Frame::PathChallenge(data) => self.path_response = Some((data, from)),
-            Frame::PathResponse(data) => {
-                if let Some(m) = self.migration
-                    && m.challenge == data
-                    && from == self.path.remote
-                {
-                    self.path.validated = true;
-                    self.migration = None;
-                    self.emit(Event::Migrated { remote: from }, events);
-                }
-            }
+            Frame::PathResponse(data) => self.on_path_response(from, data, events),
         }
     }
 
@@ -333,6 +289,7 @@ impl Connection {
         if !ack_eliciting {
             return;
         }
+        self.on_activity(now);
         self.ack_pending += 1;
         if self.ack_pending >= 2 || out_of_order {
             self.ack_now = true;

@@ -82,7 +82,7 @@ impl Connection {
         if !to_path {
             return None;
         }
-        let budget = (max_size.min(MAX_DATAGRAM_SIZE) as u64).min(self.path.send_budget()) as usize;
+        let budget = (max_size.min(MAX_DATAGRAM_SIZE) as u64).min(self.data_budget()) as usize;
         if budget < MIN_PACKET {
             return None;
         }
@@ -129,11 +129,11 @@ impl Connection {
             frame::Frame::PathResponse(data).encode(scratch);
             ack_eliciting = true;
         }
-        if let Some(m) = &mut self.migration
+        if let Some(m) = self.migration
             && m.send_pending
         {
             frame::Frame::PathChallenge(m.challenge).encode(scratch);
-            m.send_pending = false;
+            self.on_challenge_sent(now);
             ack_eliciting = true;
         }
         // The ACK is encoded first but kept aside (frames may come in any
@@ -223,6 +223,7 @@ impl Connection {
         self.stats.bytes_sent += size as u64;
         if track && let Some(mut record) = record {
             record.size = size as u16;
+            let carries_stream = record.stream_count > 0;
             if self.sent.is_empty() {
                 self.sent_base = pn;
             }
@@ -234,6 +235,9 @@ impl Connection {
             self.ack_eliciting_in_flight += 1;
             self.last_ack_eliciting_sent = Some(now);
             self.probes_pending = self.probes_pending.saturating_sub(1);
+            if carries_stream {
+                self.on_activity(now);
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
 //! A deterministic simulated network for protocol tests, in the manner of
 //! str0m's and quinn-proto's test harnesses: endpoints exchange datagrams
 //! through an in-memory queue with seeded loss, duplication, reordering
-//! (random delay) and outages, on a virtual clock. Nothing sleeps and no
+//! (random delay), outages and NAT rebinding (a node's address changes
+//! every so often and datagrams to the old one are lost), on a virtual
+//! clock. Nothing sleeps and no
 //! socket is opened; a run is a pure function of its seed, so a failure
 //! is replayed by setting `UDPCHAT_SIM_SEED` to the seed it printed.
 
@@ -38,11 +40,21 @@ pub struct NetConfig {
     pub delay: (Duration, Duration),
     /// Extra drop rule (outages, address-specific loss), applied first.
     pub filter: Option<Filter>,
+    /// NAT rebinding: every this long, the listed nodes get a new port (as
+    /// a NAT that forgets a mapping gives), and whatever is still on its
+    /// way to the old address is lost.
+    pub rebind: Option<(Duration, Vec<usize>)>,
 }
 
 impl Default for NetConfig {
     fn default() -> Self {
-        Self { loss: 0.0, duplicate: 0.0, delay: (Duration::from_millis(5), Duration::from_millis(5)), filter: None }
+        Self {
+            loss: 0.0,
+            duplicate: 0.0,
+            delay: (Duration::from_millis(5), Duration::from_millis(5)),
+            filter: None,
+            rebind: None,
+        }
     }
 }
 
@@ -63,6 +75,11 @@ pub trait App {
     /// Called once per step, after events, with all nodes (for actions not
     /// triggered by an event, such as sending when the window reopens).
     fn on_step(&mut self, _now: Instant, _nodes: &mut [Node]) {}
+    /// A time the app wants `on_step` to run at (e.g. to send on a
+    /// schedule), even if nothing else happens then.
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
 }
 
 pub struct Sim {
@@ -80,6 +97,9 @@ pub struct Sim {
     pub record: bool,
     /// How many datagrams each node may hand out per poll (GSO batch).
     pub max_batch: usize,
+    /// Address changes made by `NetConfig::rebind`.
+    pub rebinds: u32,
+    next_rebind: Option<Instant>,
 }
 
 impl Sim {
@@ -98,6 +118,8 @@ impl Sim {
             delivered: Vec::new(),
             record: false,
             max_batch: 4,
+            rebinds: 0,
+            next_rebind: None,
         }
     }
 
@@ -189,6 +211,11 @@ impl Sim {
                 return Ok(self.elapsed());
             }
             let mut next = self.in_flight.peek().map(|Reverse(p)| p.at);
+            for t in [app.wake_at(), self.next_rebind()] {
+                if let Some(t) = t.filter(|&t| t > self.now) {
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                }
+            }
             for node in &mut self.nodes {
                 if let Some(t) = node.endpoint.poll_timeout() {
                     next = Some(next.map_or(t, |n| n.min(t)));
@@ -204,6 +231,7 @@ impl Sim {
                 ));
             }
             self.now = self.now.max(next);
+            self.rebind_due();
             while self.in_flight.peek().is_some_and(|Reverse(p)| p.at <= self.now) {
                 let Reverse(p) = self.in_flight.pop().expect("peeked");
                 if let Some(node) = self.nodes.iter_mut().find(|n| n.addr == p.to) {
@@ -215,6 +243,26 @@ impl Sim {
             }
             for node in &mut self.nodes {
                 node.endpoint.handle_timeout(self.now);
+            }
+        }
+    }
+
+    fn next_rebind(&mut self) -> Option<Instant> {
+        let every = self.net.rebind.as_ref()?.0;
+        Some(*self.next_rebind.get_or_insert(self.now + every))
+    }
+
+    fn rebind_due(&mut self) {
+        while let Some(at) = self.next_rebind()
+            && at <= self.now
+        {
+            let (every, nodes) = self.net.rebind.as_ref().expect("checked");
+            self.next_rebind = Some(at + *every);
+            self.rebinds += 1;
+            for &i in nodes {
+                let addr = &mut self.nodes[i].addr;
+                // A fresh port each time, never one in use by another node.
+                addr.set_port(addr.port().wrapping_add(1000));
             }
         }
     }
@@ -243,6 +291,9 @@ impl<A: App> App for Never<'_, A> {
     }
     fn on_step(&mut self, now: Instant, nodes: &mut [Node]) {
         self.inner.on_step(now, nodes);
+    }
+    fn wake_at(&self) -> Option<Instant> {
+        self.inner.wake_at()
     }
 }
 
