@@ -58,7 +58,9 @@ pub struct Settings {
     pub handshake_per_second: u32,
     /// Tell clients of sessions this server does not know (after a
     /// restart) at once, so they reconnect without waiting out the idle
-    /// timeout. Off by default: it answers unauthenticated packets.
+    /// timeout. On by default: a reset is never larger than the packet it
+    /// answers and is rate-limited (docs/PROTOCOL.md §5.5), so answering
+    /// unauthenticated packets this way amplifies nothing.
     pub stateless_reset: bool,
     /// Lines of a room sent, as history, to someone joining it.
     pub history_on_join: usize,
