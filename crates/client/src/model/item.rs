@@ -101,8 +101,9 @@ pub fn items(event: &ClientEvent) -> Vec<Item> {
             vec![item(None, Kind::Error, format!("disconnected: {reason}{then}"))]
         }
         ClientEvent::Unconfirmed { ids } => {
-            vec![item(None, Kind::Error, format!("{} line(s) may not have been delivered", ids.len()))]
+            vec![item(None, Kind::Error, format!("{} line(s) could not be confirmed as delivered", ids.len()))]
         }
+        ClientEvent::Note(text) => vec![item(None, Kind::Info, text.clone())],
         ClientEvent::Closed { reason } => vec![item(None, Kind::Info, format!("closed: {reason}"))],
         ClientEvent::Server(msg) => server_items(msg),
         ClientEvent::Delivered { id, msg } => {

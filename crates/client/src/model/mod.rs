@@ -235,6 +235,7 @@ impl Model {
                     self.settle(*id, Status::Unconfirmed);
                 }
             }
+            ClientEvent::Note(_) => {}
             ClientEvent::Closed { reason } => {
                 self.conn = Conn::Closed;
                 self.closed = Some(reason.clone());
@@ -362,7 +363,15 @@ impl Model {
                 }
             }
             ServerMsg::Error { id, .. } => {
+                // Shown where the refused line was typed, next to it.
+                let target = self.pending.get(id).cloned();
                 self.settle(*id, Status::Refused);
+                if let Some(i) = target.and_then(|t| self.find(&t)) {
+                    for it in items {
+                        self.push_to(i, it);
+                    }
+                    return;
+                }
             }
             ServerMsg::Private { from, to, .. } => {
                 for it in items {
