@@ -15,6 +15,7 @@ mod conn;
 mod conversation;
 mod item;
 mod names;
+pub mod safe_text;
 #[cfg(test)]
 mod tests;
 mod typed;

@@ -375,11 +375,18 @@ impl Session {
                 self.outbox.push(ClientMsg::History { room, before, limit: count });
             }
             Request::Quit { reason, within } => {
-                self.leave = Some(Leave { by: now + within, reason });
+                // The wait starts once the queued lines could have gone at
+                // the server's pace (zero: leave now, whatever is queued).
+                let pacing = if within.is_zero() {
+                    Duration::ZERO
+                } else {
+                    self.pacing.time_for(self.outbox.queued() + self.control.len(), now)
+                };
+                self.leave = Some(Leave { by: now + pacing + within, reason });
                 self.try_leave(now);
                 let left = self.outbox.lines_pending();
                 if !self.quitting && left > 0 {
-                    let secs = within.as_secs_f64();
+                    let secs = self.leave.as_ref().map_or(0.0, |l| (l.by - now).as_secs_f64());
                     self.events.push_back(ClientEvent::Note(format!(
                         "leaving: waiting up to {secs:.0} s for {left} line(s) to be acknowledged"
                     )));

@@ -108,7 +108,7 @@ impl Outbox {
         ids
     }
 
-    #[cfg(test)]
+    /// Requests waiting to be sent.
     pub fn queued(&self) -> usize {
         self.queue.len()
     }

@@ -117,6 +117,16 @@ impl Pacing {
         self.updated + Duration::from_millis((wait * 1000.0).ceil() as u64)
     }
 
+    /// How long `n` more requests take to go at this pace, from `now`.
+    pub fn time_for(&self, n: usize, now: Instant) -> Duration {
+        if self.unlimited() {
+            return Duration::ZERO;
+        }
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        let have = (self.tokens + elapsed * self.per_second).min(self.burst);
+        Duration::from_secs_f64(((n as f64 - have).max(0.0)) / self.per_second)
+    }
+
     /// Requests per second, for estimates (None: unlimited).
     pub fn rate(&self) -> Option<f64> {
         (!self.unlimited()).then_some(self.per_second)
@@ -141,6 +151,7 @@ mod tests {
         p.take(t0 + Duration::from_millis(500));
         assert!(!p.ready(t0 + Duration::from_millis(999)));
         assert!(p.ready(t0 + Duration::from_millis(1000)));
+        assert_eq!(p.time_for(4, t0 + Duration::from_millis(1000)), Duration::from_millis(1500));
     }
 
     #[test]
