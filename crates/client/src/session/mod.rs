@@ -178,6 +178,11 @@ pub struct Session {
     /// The user asked to quit; lines are still being flushed.
     leave: Option<Leave>,
     pacing: Pacing,
+    /// The server sent `Limits`, so it knows Login origins (both came with
+    /// issue 10) and stores a resent line once: unanswered lines are sent
+    /// again after a reconnect. Older servers would store them twice, so
+    /// for them the lines are reported as unconfirmed instead.
+    resends: bool,
     /// When the user is told that the server does not answer (first
     /// handshake only; cleared once connected).
     no_answer_at: Option<Instant>,
@@ -211,6 +216,7 @@ impl Session {
             quitting: false,
             leave: None,
             pacing: Pacing::new(assumed, now),
+            resends: false,
             no_answer_at: Some(now + NO_ANSWER),
             end_reason: None,
             next_rtt: None,
@@ -509,8 +515,16 @@ impl Session {
         self.control.clear();
         self.next_rtt = None;
         // Sent and not answered: sent again, with the same ids, by the next
-        // session (or reported as unconfirmed if there is none).
-        self.outbox.requeue_unacked();
+        // session (or reported as unconfirmed if there is none) if the
+        // server can tell a resend.
+        if self.resends {
+            self.outbox.requeue_unacked();
+        } else {
+            let ids = self.outbox.unconfirmed_sent();
+            if !ids.is_empty() {
+                self.events.push_back(ClientEvent::Unconfirmed { ids });
+            }
+        }
         if self.quitting {
             let reason = self.end_reason.take().unwrap_or_else(|| "you left the server".into());
             return self.stop(reason);
@@ -622,6 +636,7 @@ impl Session {
             }
             ServerMsg::Limits { max_line_bytes, rate_burst, rate_milli } => {
                 self.pacing.set(*max_line_bytes, *rate_burst, *rate_milli, now);
+                self.resends = true;
             }
             ServerMsg::Joined { room, .. } => {
                 self.rooms.insert(room.clone());

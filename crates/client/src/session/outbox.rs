@@ -98,6 +98,16 @@ impl Outbox {
         self.unacked.remove(&id)
     }
 
+    /// The session ended and the server cannot tell a resend (it never
+    /// sent `Limits`, so it predates origins): every line sent and not
+    /// answered, and those given up on, in id order; queued lines stay.
+    pub fn unconfirmed_sent(&mut self) -> Vec<u64> {
+        let mut ids = std::mem::take(&mut self.lost);
+        ids.extend(std::mem::take(&mut self.unacked).into_keys());
+        ids.sort_unstable();
+        ids
+    }
+
     /// The client stops: every line not answered (sent or still queued)
     /// and those given up on, in id order; the queue is emptied.
     pub fn unconfirmed(&mut self) -> Vec<u64> {

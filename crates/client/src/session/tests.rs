@@ -218,8 +218,28 @@ fn duplicates_at_the_seam_are_dropped() {
 }
 
 #[test]
+fn without_limits_the_server_cannot_tell_a_resend_so_lines_are_reported() {
+    let mut h = Harness::logged_in(true);
+    for id in 1..=2 {
+        h.s.on_request(h.now, say(id));
+    }
+    h.sends();
+    h.msg(ServerMsg::Ack { id: 2, room: "lobby".into(), seq: 1 });
+    h.events();
+    h.s.on_closed(h.now, &CloseReason::Reset);
+    assert_eq!(h.events()[0], ClientEvent::Unconfirmed { ids: vec![1] });
+    h.advance(Duration::from_secs(1));
+    h.s.on_connected(h.now, key(1));
+    h.msg(welcome("ana"));
+    let sent = h.sends();
+    assert!(!sent.iter().any(|m| matches!(m, ClientMsg::Say { .. })), "not resent: {sent:?}");
+}
+
+#[test]
 fn unacked_lines_are_resent_after_a_reconnect_with_the_same_ids() {
     let mut h = Harness::logged_in(true);
+    // An issue-10 server: it sends Limits and knows origins.
+    h.msg(ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 2000 });
     let origin = h.s.origin();
     assert_ne!(origin, 0);
     // Encodable: a varint holds at most 62 bits.
@@ -432,6 +452,7 @@ fn quit_waits_for_the_lines_then_says_goodbye() {
 #[test]
 fn quit_gives_up_at_its_deadline_and_names_the_lines_left() {
     let mut h = Harness::logged_in(true);
+    h.msg(ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 2000 });
     for id in 1..=7 {
         h.s.on_request(h.now, say(id));
     }
