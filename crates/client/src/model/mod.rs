@@ -360,10 +360,8 @@ impl Model {
 
     fn on_server(&mut self, msg: &ServerMsg, items: Vec<Item>) {
         match msg {
-            ServerMsg::Limits { max_line_bytes, .. } => {
-                if *max_line_bytes > 0 {
-                    self.max_line_bytes = *max_line_bytes;
-                }
+            ServerMsg::Limits { max_line_bytes, .. } if *max_line_bytes > 0 => {
+                self.max_line_bytes = *max_line_bytes;
             }
             ServerMsg::Welcome { nick, .. } => {
                 self.nick = nick.clone();
