@@ -107,6 +107,8 @@ pub struct SessionConfig {
     pub origin: u64,
     /// The limits to keep to until the server sends `Limits`.
     pub assumed_limits: pacing::Limits,
+    /// The known-servers file, named when the server's key changed.
+    pub known_hosts: Option<std::path::PathBuf>,
 }
 
 impl SessionConfig {
@@ -122,6 +124,7 @@ impl SessionConfig {
             server: options.server.clone(),
             origin: random_origin(),
             assumed_limits: options.assumed_limits,
+            known_hosts: options.known_hosts.clone(),
         }
     }
 }
@@ -456,7 +459,7 @@ impl Session {
             Trust::Mismatch { expected, presented } => {
                 // The protocol refuses this itself when given the key; a
                 // key that slipped through is refused here all the same.
-                let why = CloseReason::KeyMismatch { expected, got: presented }.to_string();
+                let why = self.key_changed(&CloseReason::KeyMismatch { expected, got: presented });
                 self.quitting = true;
                 self.end_reason = Some(why.clone());
                 self.close(None, why);
@@ -508,7 +511,20 @@ impl Session {
         if matches!(self.phase, Phase::Waiting { .. } | Phase::Stopped) {
             return;
         }
-        self.ended(now, reason.to_string(), reconnect::is_final(reason));
+        self.ended(now, self.key_changed(reason), reconnect::is_final(reason));
+    }
+
+    /// Why the session ended; for a changed key, with the known-servers
+    /// entry to remove if the change is expected (a reinstalled server).
+    fn key_changed(&self, reason: &CloseReason) -> String {
+        match (reason, &self.config.known_hosts) {
+            (CloseReason::KeyMismatch { expected, .. }, Some(path)) => format!(
+                "{reason} (the old key is the line \"{} {expected}\" in {})",
+                self.config.server,
+                path.display()
+            ),
+            _ => reason.to_string(),
+        }
     }
 
     fn ended(&mut self, now: Instant, why: String, fatal: bool) {

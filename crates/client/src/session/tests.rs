@@ -418,6 +418,15 @@ fn a_mismatched_key_is_refused() {
     h.s.on_closed(h.now, &CloseReason::Local { code: 0 });
     assert!(matches!(h.events().last(), Some(ClientEvent::Closed { reason }) if reason.contains("key changed")));
     assert!(h.s.is_stopped());
+
+    // Refused by the protocol (the usual way): the file and line are named.
+    let mut options = crate::ClientOptions::new("chat.example:7667", "ana");
+    options.known_hosts = Some("/home/ana/.config/udpchat/known_servers".into());
+    let mut s = Session::new(SessionConfig::new(&options, Some(key(1))), h.now, 0);
+    s.on_closed(h.now, &CloseReason::KeyMismatch { expected: key(1), got: key(2) });
+    let events: Vec<ClientEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    let want = format!("the line \"chat.example:7667 {}\" in /home/ana/.config/udpchat/known_servers", key(1));
+    assert!(matches!(events.last(), Some(ClientEvent::Closed { reason }) if reason.contains(&want)), "{events:?}");
 }
 
 #[test]
