@@ -157,3 +157,24 @@ async fn plain_takes_another_nickname_after_a_refusal() {
     let seen = expect(&mut ana_ev, "the line", |e| matches!(e, ClientEvent::Server(ServerMsg::Line(_)))).await;
     assert_eq!(lines(&seen), [("ana2".to_owned(), "hello from ana2".to_owned())]);
 }
+
+#[test]
+fn an_unreachable_server_is_named_within_seconds() {
+    // A port nobody listens on (bound, read back, released).
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("a free port").port();
+    let addr = format!("127.0.0.1:{port}");
+    let known = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(common::BIN);
+    cmd.args(["send", "--server", &addr, "--nick", "bot", "--timeout", "5", "--known-servers"])
+        .arg(known.path().join("known_servers"))
+        .args(["lobby", "hello"])
+        .env("RUST_BACKTRACE", "0");
+    let out = common::run_bounded(&mut cmd, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("no answer from {addr} — is the server running, is the address right?")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("timed out after 5 s: 1 of 1 line(s) not acknowledged (line 1)"), "{stderr}");
+}

@@ -433,7 +433,12 @@ impl Session {
         self.quitting = true;
         match self.phase {
             Phase::Waiting { .. } => self.stop("quit".into()),
-            Phase::Handshake | Phase::LoggingIn | Phase::LoggedIn => {
+            // Nobody answered yet: nothing to wait for in the close.
+            Phase::Handshake => {
+                self.close(None, "quit".into());
+                self.stop("quit".into());
+            }
+            Phase::LoggingIn | Phase::LoggedIn => {
                 let goodbye = (self.phase == Phase::LoggedIn).then_some(ClientMsg::Quit { reason });
                 self.close(goodbye, "quit".into());
             }

@@ -479,9 +479,9 @@ fn quit_gives_up_at_its_deadline_and_names_the_lines_left() {
     h.events();
     h.actions();
     h.advance(Duration::from_millis(1));
-    // Meanwhile a new attempt had started: it is closed, then the client stops.
-    assert!(matches!(&h.actions()[..], [Action::Close { goodbye: None, .. }]));
-    h.s.on_closed(h.now, &CloseReason::Local { code: 0 });
+    // Meanwhile a new attempt had started (unanswered): closed, and the
+    // client stops at once.
+    assert!(matches!(&h.actions()[..], [Action::Close { goodbye: None, .. }, Action::Stop]));
     let events = h.events();
     assert_eq!(events[0], ClientEvent::Unconfirmed { ids: vec![2, 3, 4, 5, 6, 7] });
     assert!(matches!(events.last(), Some(ClientEvent::Closed { .. })));
