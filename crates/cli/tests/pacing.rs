@@ -178,3 +178,65 @@ fn an_unreachable_server_is_named_within_seconds() {
     );
     assert!(stderr.contains("timed out after 5 s: 1 of 1 line(s) not acknowledged (line 1)"), "{stderr}");
 }
+
+/// `chat --plain --room ops` keeps typing into #ops across a kill -9 and
+/// restart of the server (it used to make every Joined the current room,
+/// and the rejoin of the lobby came last).
+#[tokio::test]
+async fn plain_keeps_its_room_across_a_server_restart() {
+    let config = "stateless_reset = true\n";
+    let server = ServerProc::start(config, &["--console", "off"], &[]);
+    let port = server.port;
+    let mut ana = Command::new(common::BIN)
+        .args(["chat", "--plain", "--nick", "ana", "--room", "ops", "--linger", "0", "--server", &server.addr()])
+        .arg("--known-servers")
+        .arg(server.dir.path().join("known_servers"))
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chat --plain");
+    let mut stdin = ana.stdin.take().expect("stdin");
+    let out = common::line_channel(ana.stdout.take().expect("stdout"));
+    let wait_out = |what: &str, pred: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + common::WAIT * 2;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match out.recv_timeout(left) {
+                Ok(l) if pred(&l) => return,
+                Ok(_) => {}
+                Err(_) => panic!("chat --plain never showed {what}"),
+            }
+        }
+    };
+    writeln!(stdin, "before").unwrap();
+    wait_out("the first line confirmed", &|l| l.contains("#ops <ana> before") || l.contains("<ana> before"));
+
+    let dir = server.kill();
+    let restarted = ServerProc::restart(dir, port, config, &["--console", "off"]);
+    let mut bob_options = restarted.options("bob");
+    bob_options.rooms.push("ops".into());
+    let (_bob, mut bob_ev) = login(bob_options).await;
+    // Typed while ana's client finds out and reconnects.
+    writeln!(stdin, "after").unwrap();
+    wait_out("the rejoin of #ops", &|l| l.contains("you joined #ops"));
+    writeln!(stdin, "after the rejoin").unwrap();
+    let seen = expect(
+        &mut bob_ev,
+        "ana's last line",
+        |e| matches!(e, ClientEvent::Server(ServerMsg::Line(l)) if l.text == "after the rejoin"),
+    )
+    .await;
+    let from_ana: Vec<(String, String)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Server(ServerMsg::Line(l)) if l.from == "ana" => Some((l.room.clone(), l.text.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(from_ana.iter().all(|(room, _)| room == "ops"), "every line in #ops: {from_ana:?}");
+    drop(stdin);
+    let _ = ana.kill();
+    let _ = ana.wait();
+}
