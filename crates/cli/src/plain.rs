@@ -153,6 +153,13 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
                 }
                 out.flush()?;
                 if let ClientEvent::Closed { .. } = event {
+                    // Never answered nor reported (the client stopped first).
+                    let mut left: Vec<(usize, String)> = outstanding.drain().map(|(_, l)| l).collect();
+                    left.sort();
+                    for (n, line) in left {
+                        code = ExitCode::FAILURE;
+                        eprintln!("udpchat chat: line {n} not acknowledged: {}", safe(&line));
+                    }
                     break;
                 }
             }

@@ -144,8 +144,8 @@ pub enum ClientError {
 #[derive(Clone)]
 pub struct Client {
     requests: mpsc::Sender<Request>,
-    /// Quit, past the requests queued ahead of it (which may wait for the
-    /// pacing): a quit with a deadline must not wait behind them.
+    /// A quit that leaves at once ([`Client::quit_within`] zero), past
+    /// the requests queued ahead of it (which may wait for the pacing).
     urgent: mpsc::Sender<Request>,
     next_id: Arc<AtomicU64>,
 }
@@ -199,11 +199,14 @@ impl Client {
         self.quit_within(reason, session::QUIT_WAIT).await;
     }
 
-    /// [`Client::quit`], waiting at most `within` for acknowledgements
-    /// (zero: leave at once). Requests still queued in this handle, not
-    /// yet taken by the session, are not sent.
+    /// [`Client::quit`], waiting at most `within` for acknowledgements.
+    /// It comes after the requests made before it (so they are sent or
+    /// reported), except with a zero `within`: then it goes ahead of them
+    /// and the client leaves at once; requests not yet taken by the
+    /// session are neither sent nor reported (the caller knows its ids).
     pub async fn quit_within(&self, reason: &str, within: Duration) {
-        let _ = self.urgent.send(Request::Quit { reason: reason.into(), within }).await;
+        let req = Request::Quit { reason: reason.into(), within };
+        let _ = if within.is_zero() { self.urgent.send(req).await } else { self.requests.send(req).await };
     }
 
     /// Carries out a parsed input line. Returns the request id for lines
