@@ -98,6 +98,13 @@ fn draw_status(f: &mut Frame, area: Rect, s: &State, scrolled: bool) {
         Span::styled(conn.describe(), conn_style),
         Span::raw("]"),
     ];
+    // Leaving waits for our lines: say how many are left.
+    let pending = s.model.pending_lines();
+    if s.quitting && pending > 0 {
+        spans.push(Span::styled(format!(" [leaving: {pending} line(s) to confirm; Ctrl-C: now]"), conn_style));
+    } else if pending > 0 {
+        spans.push(Span::raw(format!(" [pending: {pending}]")));
+    }
     let active: Vec<(usize, bool)> = s
         .model
         .conversations()

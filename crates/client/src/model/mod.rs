@@ -91,6 +91,11 @@ impl Model {
     // ---- what a view reads ----
 
     /// Our nickname.
+    /// Our lines not yet acknowledged (shown as pending).
+    pub fn pending_lines(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The longest line the server takes, in bytes.
     pub fn max_line_bytes(&self) -> u64 {
         self.max_line_bytes
