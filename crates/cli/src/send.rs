@@ -8,6 +8,8 @@
 //! holds the front end back when its outbox is full, so any number of
 //! lines go out without being refused for speed. On a terminal, stderr
 //! shows progress (acknowledged of total, time left at the current rate).
+//! Ctrl-C stops handing over lines, waits at most `session::QUIT_WAIT`
+//! (plus a moment to close) for those handed over, and names the rest.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -166,8 +168,13 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::new(total);
     let mut why: Option<String> = None;
     let mut leaving_since: Option<Instant> = None;
+    let mut interrupted = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         let give_up_at = match (leaving_since, limit) {
+            // Interrupted: the client's own bounded wait for the lines it has.
+            (Some(t), _) if interrupted => t + udpchat_client::session::QUIT_WAIT + CLOSE_WAIT,
             (Some(t), _) => t + CLOSE_WAIT,
             (None, Some(limit)) => started + limit,
             (None, None) => last_progress + STALL,
@@ -179,6 +186,15 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
                     bar.set_message(format!("{} handed to the client", tally.handed));
                 }
                 continue;
+            }
+            // Ctrl-C: hand over no more lines, wait (bounded) for those
+            // handed over (at most QUIT_WAIT more), and name the rest.
+            _ = &mut ctrl_c, if !interrupted => {
+                interrupted = true;
+                feeder.abort();
+                why = Some("interrupted".into());
+                leaving_since = Some(Instant::now());
+                client.quit("").await;
             }
             _ = tokio::time::sleep_until(give_up_at) => {
                 if leaving_since.is_some() {
@@ -212,6 +228,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
                         leaving_since.get_or_insert_with(Instant::now);
                         client.quit_within("", Duration::ZERO).await;
                     }
+                    // After Ctrl-C this command bounds the wait itself.
+                    ClientEvent::Note(_) if interrupted => {}
                     ClientEvent::Note(text) => {
                         match &bar {
                             Some(bar) => bar.println(format!("udpchat send: {text}")),
