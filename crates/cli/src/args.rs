@@ -147,9 +147,12 @@ pub struct ChatArgs {
 pub struct SendArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// Seconds to wait for all acknowledgements before failing.
-    #[arg(long, default_value_t = 30.0)]
-    pub timeout: f64,
+    /// Seconds to wait for all acknowledgements before failing (naming
+    /// the lines left). Without it: as long as acknowledgements keep
+    /// coming (lines are paced to the server's rate), but no more than
+    /// 30 s without one.
+    #[arg(long)]
+    pub timeout: Option<f64>,
     /// Room to send to.
     #[arg(default_value = udpchat_chat::LOBBY)]
     pub room: String,

@@ -212,6 +212,26 @@ fn typed_lines_go_out_and_replies_show_on_screen() {
     let shown = wait_screen(&cleanup, "bob's reply", |s| s.contains("<bob> hi ana, loud and clear"));
     assert_eq!(input_line(&shown), "[#lobby]", "the input line was not cleared:\n{shown}");
 
+    // A bracketed paste (tmux pastes with the markers, as the interface
+    // asked for them): a few lines go out one by one, in order; more than
+    // five ask first, and all go once confirmed (paced, none refused).
+    tmux(&cleanup, &["set-buffer", "paste one\npaste two\npaste three"]);
+    tmux(&cleanup, &["paste-buffer", "-p", "-t", "tui"]);
+    for n in ["one", "two", "three"] {
+        bob.wait_line("a pasted line", |l| l.contains(&format!("<ana> paste {n}")));
+    }
+    let seven: Vec<String> = (1..=7).map(|i| format!("pasted {i}")).collect();
+    tmux(&cleanup, &["set-buffer", &seven.join("\n")]);
+    tmux(&cleanup, &["paste-buffer", "-p", "-t", "tui"]);
+    wait_screen(&cleanup, "the paste question", |s| input_line(s).contains("paste 7 lines? y/n"));
+    tmux(&cleanup, &["send-keys", "-t", "tui", "-l", "y"]);
+    for l in &seven {
+        bob.wait_line("a confirmed pasted line", |s| s.ends_with(&format!("<ana> {l}")));
+    }
+    let order: Vec<&str> = bob.seen.iter().filter_map(|l| l.split_once("<ana> pasted ").map(|(_, n)| n)).collect();
+    assert_eq!(order, ["1", "2", "3", "4", "5", "6", "7"], "all, once, in order");
+    assert!(!bob.seen.iter().any(|l| l.contains("slow down")), "paced, not refused");
+
     // Ctrl-C says goodbye: the others see it and the interface exits.
     tmux(&cleanup, &["send-keys", "-t", "tui", "C-c"]);
     bob.wait_line("ana's quit", |l| l.contains("ana quit"));

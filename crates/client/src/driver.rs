@@ -29,6 +29,10 @@ pub(crate) struct Driver {
     link: Link,
     known_hosts: Option<KnownHosts>,
     requests: mpsc::Receiver<Request>,
+    /// Set once every handle is gone (the channel is not polled again).
+    requests_closed: bool,
+    urgent: mpsc::Receiver<Request>,
+    urgent_closed: bool,
     events: mpsc::Sender<ClientEvent>,
     session: Session,
     conn: Option<ConnectionHandle>,
@@ -42,6 +46,7 @@ impl Driver {
     pub(crate) async fn new(
         options: ClientOptions,
         requests: mpsc::Receiver<Request>,
+        urgent: mpsc::Receiver<Request>,
         events: mpsc::Sender<ClientEvent>,
     ) -> Result<Self, ClientError> {
         let server = tokio::net::lookup_host(&options.server)
@@ -53,7 +58,19 @@ impl Driver {
         let link = Link::client(server).map_err(ClientError::Socket)?;
         let known = known_hosts.as_ref().and_then(|k| k.get(&options.server));
         let session = Session::new(SessionConfig::new(&options, known), Instant::now(), wall_ms());
-        Ok(Self { server_name: options.server, server, link, known_hosts, requests, events, session, conn: None })
+        Ok(Self {
+            server_name: options.server,
+            server,
+            link,
+            known_hosts,
+            requests,
+            requests_closed: false,
+            urgent,
+            urgent_closed: false,
+            events,
+            session,
+            conn: None,
+        })
     }
 
     pub(crate) async fn run(mut self) {
@@ -82,11 +99,19 @@ impl Driver {
                     self.link.endpoint.handle_timeout(now);
                     self.session.handle_timeout(now);
                 }
-                req = self.requests.recv(), if !self.session.is_quitting() => {
-                    // Every handle dropped: the front end is gone, so leave.
-                    let req = req.unwrap_or(Request::Quit(String::new()));
+                // Not taken while the outbox is full: the front end waits.
+                req = self.requests.recv(), if !self.requests_closed && self.session.accepts_requests() => {
+                    let req = req.unwrap_or_else(|| {
+                        // Every handle dropped: the front end is gone, so leave.
+                        self.requests_closed = true;
+                        Request::Quit { reason: String::new(), within: crate::session::QUIT_WAIT }
+                    });
                     self.session.on_request(Instant::now(), req);
                 }
+                req = self.urgent.recv(), if !self.urgent_closed => match req {
+                    Some(req) => self.session.on_request(Instant::now(), req),
+                    None => self.urgent_closed = true,
+                },
             }
             self.endpoint_events();
         }
@@ -120,13 +145,14 @@ impl Driver {
     async fn drain(&mut self) {
         loop {
             if let Some(h) = self.conn {
-                while let Some(msg) = self.session.next_send() {
+                let now = Instant::now();
+                while let Some(msg) = self.session.next_send(now) {
                     // Blocked: the send window is full; the rest goes on a
                     // later turn, once acknowledgements free it.
                     if self.link.endpoint.send(h, &msg.to_bytes()).is_err() {
                         break;
                     }
-                    self.session.sent();
+                    self.session.sent(now);
                 }
             }
             let Some(action) = self.session.poll_action() else { break };

@@ -66,6 +66,10 @@ pub struct ClientOptions {
     pub reconnect: bool,
     /// Rooms to join after logging in, besides the lobby.
     pub rooms: Vec<String>,
+    /// The line length and rate to keep to until the server's `Limits`
+    /// says (servers older than issue 10 never do): by default the
+    /// reference server's defaults, a burst of 5 then 2 lines per second.
+    pub assumed_limits: session::pacing::Limits,
 }
 
 impl ClientOptions {
@@ -79,6 +83,7 @@ impl ClientOptions {
             known_hosts: None,
             reconnect: false,
             rooms: Vec::new(),
+            assumed_limits: session::pacing::Limits::REFERENCE,
         }
     }
 }
@@ -111,8 +116,12 @@ pub enum ClientEvent {
         reason: String,
         reconnecting: bool,
     },
-    /// Lines sent but never acknowledged when the session ended: the
-    /// server may or may not have delivered them.
+    /// Something the client itself has to say (no answer from the server
+    /// yet, lines still waiting when leaving), already worded for the user.
+    Note(String),
+    /// Lines never acknowledged when the client stopped (after a reconnect
+    /// they are sent again instead): the server may or may not have
+    /// delivered them.
     Unconfirmed {
         ids: Vec<u64>,
     },
@@ -137,11 +146,17 @@ pub enum ClientError {
 #[derive(Clone)]
 pub struct Client {
     requests: mpsc::Sender<Request>,
+    /// A quit that leaves at once ([`Client::quit_within`] zero), past
+    /// the requests queued ahead of it (which may wait for the pacing).
+    urgent: mpsc::Sender<Request>,
     next_id: Arc<AtomicU64>,
 }
 
-/// Requests the front end may queue ahead of the driver.
+/// Requests the front end may queue ahead of the driver (which stops
+/// taking them while its outbox is full: then `say` and `request` wait).
 const REQUEST_QUEUE: usize = 1024;
+/// Quit requests queued ahead of the driver.
+const URGENT_QUEUE: usize = 4;
 /// Events the driver may queue ahead of the front end; when full, the
 /// driver waits, and the server sees a slow reader.
 const EVENT_QUEUE: usize = 4096;
@@ -151,10 +166,11 @@ impl Client {
     /// background task. Progress arrives as events.
     pub async fn connect(options: ClientOptions) -> Result<(Client, mpsc::Receiver<ClientEvent>), ClientError> {
         let (req_tx, req_rx) = mpsc::channel(REQUEST_QUEUE);
+        let (urgent_tx, urgent_rx) = mpsc::channel(URGENT_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-        let driver = driver::Driver::new(options, req_rx, ev_tx).await?;
+        let driver = driver::Driver::new(options, req_rx, urgent_rx, ev_tx).await?;
         tokio::spawn(driver.run());
-        Ok((Client { requests: req_tx, next_id: Arc::new(AtomicU64::new(1)) }, ev_rx))
+        Ok((Client { requests: req_tx, urgent: urgent_tx, next_id: Arc::new(AtomicU64::new(1)) }, ev_rx))
     }
 
     fn id(&self) -> u64 {
@@ -178,9 +194,21 @@ impl Client {
         let _ = self.requests.send(Request::Login(nick.into())).await;
     }
 
-    /// Says goodbye and stops; a Closed event follows.
+    /// Says goodbye and stops once the lines sent so far are acknowledged
+    /// (waiting at most [`session::QUIT_WAIT`]); a Closed event follows,
+    /// after an Unconfirmed event naming any line left unanswered.
     pub async fn quit(&self, reason: &str) {
-        let _ = self.requests.send(Request::Quit(reason.into())).await;
+        self.quit_within(reason, session::QUIT_WAIT).await;
+    }
+
+    /// [`Client::quit`], waiting at most `within` for acknowledgements.
+    /// It comes after the requests made before it (so they are sent or
+    /// reported), except with a zero `within`: then it goes ahead of them
+    /// and the client leaves at once; requests not yet taken by the
+    /// session are neither sent nor reported (the caller knows its ids).
+    pub async fn quit_within(&self, reason: &str, within: Duration) {
+        let req = Request::Quit { reason: reason.into(), within };
+        let _ = if within.is_zero() { self.urgent.send(req).await } else { self.requests.send(req).await };
     }
 
     /// Carries out a parsed input line. Returns the request id for lines

@@ -14,6 +14,12 @@ pub fn handle(state: &mut State, key: KeyEvent) -> Option<Action> {
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     let alt = key.modifiers.contains(KeyModifiers::ALT);
+    if state.paste.is_some() {
+        // "paste N lines? y/n": nothing else is typed until it is answered.
+        let yes = matches!(key.code, KeyCode::Char('y' | 'Y')) && !ctrl && !alt;
+        state.confirm_paste(yes);
+        return None;
+    }
     if key.code != KeyCode::Tab {
         state.end_completion();
     }

@@ -32,8 +32,10 @@ use state::{Action, State};
 /// Client events taken in before the screen is drawn again: a burst of
 /// lines costs one redraw, yet the screen still moves during a flood.
 const EVENT_BATCH: usize = 1024;
-/// How long to wait for the goodbye to be acknowledged when quitting.
-const QUIT_WAIT: Duration = Duration::from_secs(2);
+/// The longest wait after /quit for the client to close: it waits for its
+/// lines' acknowledgements itself (10 s after the queued lines could have
+/// gone); a second /quit or Ctrl-C leaves at once.
+const QUIT_WAIT: Duration = Duration::from_secs(120);
 
 type Term = DefaultTerminal;
 
@@ -217,7 +219,7 @@ async fn event_loop(
                     dirty = true;
                 }
                 Some(Ok(Event::Paste(text))) => {
-                    state.input.insert_str(&text);
+                    state.pasted(&text);
                     dirty = true;
                 }
                 Some(Ok(Event::Resize(..))) => dirty = true,
@@ -242,26 +244,32 @@ async fn event_loop(
                 action = Some(Action::Quit(String::new()));
             }
         }
-        match action {
-            None => {}
-            Some(Action::Send(input)) => {
-                // Lines and private messages show at once, as pending.
-                if let Some(id) = client.input(input.clone()).await {
-                    state.model.sending(id, &input);
-                    dirty = true;
+        let mut actions: Vec<Action> = action.into_iter().collect();
+        actions.append(&mut state.outgoing);
+        for action in actions {
+            match action {
+                Action::Send(input) => {
+                    // Lines and private messages show at once, as pending.
+                    if let Some(id) = client.input(input.clone()).await {
+                        state.model.sending(id, &input);
+                        dirty = true;
+                    }
                 }
-            }
-            Some(Action::Login(nick)) => client.login(&nick).await,
-            Some(Action::Quit(reason)) => {
-                // Asked twice, or nothing left to say goodbye to: go now.
-                if state.quitting || state.model.closed().is_some() {
-                    return Ok(());
+                Action::Login(nick) => client.login(&nick).await,
+                Action::Quit(reason) => {
+                    // Asked twice, or nothing left to say goodbye to: go now.
+                    if state.quitting || state.model.closed().is_some() {
+                        return Ok(());
+                    }
+                    state.quitting = true;
+                    // The client leaves once its lines are acknowledged
+                    // (bounded, saying so); this only guards against a
+                    // client that never closes.
+                    client.quit(&reason).await;
+                    quit_by = Some(Instant::now() + QUIT_WAIT);
                 }
-                state.quitting = true;
-                client.quit(&reason).await;
-                quit_by = Some(Instant::now() + QUIT_WAIT);
+                Action::Exit => return Ok(()),
             }
-            Some(Action::Exit) => return Ok(()),
         }
     }
 }

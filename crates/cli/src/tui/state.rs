@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use udpchat_client::model::{Model, Target};
+use udpchat_client::model::{Kind, Model, Target};
 
 use super::line::{History, InputLine};
 
@@ -31,6 +31,9 @@ struct Scroll {
     added: u64,
 }
 
+/// A paste of more lines than this asks first (`paste N lines? y/n`).
+pub const PASTE_CONFIRM: usize = 5;
+
 /// What to ask the client for: the model decides (`Model::typed`).
 pub use udpchat_client::model::Command as Action;
 
@@ -44,6 +47,10 @@ pub struct State {
     /// closed conversations are dropped when the map outgrows the list.
     scroll: HashMap<Target, Scroll>,
     pub quitting: bool,
+    /// A paste of more than [`PASTE_CONFIRM`] lines, waiting for y/n.
+    pub paste: Option<Vec<String>>,
+    /// Actions a paste produced, for the event loop to carry out in order.
+    pub outgoing: Vec<Action>,
     /// Rows of the chat pane at the last draw, for paging.
     pub chat_rows: usize,
 }
@@ -58,6 +65,8 @@ impl State {
             completion: None,
             scroll: HashMap::new(),
             quitting: false,
+            paste: None,
+            outgoing: Vec::new(),
             chat_rows: 20,
         }
     }
@@ -101,12 +110,67 @@ impl State {
         *s = s.saturating_sub(page);
     }
 
-    /// Enter: the model says what the typed line asks for.
+    /// Enter: the model says what the typed line asks for. A line longer
+    /// than the server takes is refused here and stays in the input, to be
+    /// shortened or split.
     pub fn submit(&mut self) -> Option<Action> {
         self.completion = None;
+        let (len, limit) = (self.input.text().len(), self.model.max_line_bytes());
+        if len as u64 > limit && !self.model.awaiting_nick() {
+            self.model.note(
+                Kind::Error,
+                &format!(
+                    "line too long: {len} bytes; this server takes at most {limit} (not sent: it is still in the input)"
+                ),
+            );
+            return None;
+        }
         let line = self.input.take();
         self.history.push(&line);
         self.model.typed(&line)
+    }
+
+    /// Bracketed paste: text without a line break goes into the input
+    /// line; several lines (the input so far joined to the first) are sent
+    /// one by one, each as if typed, and more than [`PASTE_CONFIRM`] of
+    /// them are first confirmed (as irssi's paste detection does).
+    pub fn pasted(&mut self, text: &str) {
+        if !text.contains(['\n', '\r']) {
+            self.input.insert_str(text);
+            return;
+        }
+        let mut whole = self.input.take();
+        whole.push_str(text);
+        let lines: Vec<String> =
+            whole.split(['\n', '\r']).filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+        if lines.len() > PASTE_CONFIRM {
+            self.paste = Some(lines);
+            return;
+        }
+        self.send_lines(&lines);
+    }
+
+    /// The answer to "paste N lines?": y sends them, anything else drops them.
+    pub fn confirm_paste(&mut self, yes: bool) {
+        match self.paste.take() {
+            Some(lines) if yes => self.send_lines(&lines),
+            Some(lines) => self.model.note(Kind::Info, &format!("paste of {} lines cancelled", lines.len())),
+            None => {}
+        }
+    }
+
+    fn send_lines(&mut self, lines: &[String]) {
+        for line in lines {
+            self.input.insert_str(line);
+            if let Some(action) = self.submit() {
+                self.outgoing.push(action);
+            }
+            // Refused as too long: it stays where the user can see it, and
+            // the lines after it are not sent out of order.
+            if !self.input.text().is_empty() {
+                break;
+            }
+        }
     }
 
     /// Any key but Tab ends a completion.

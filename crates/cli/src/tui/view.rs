@@ -98,6 +98,13 @@ fn draw_status(f: &mut Frame, area: Rect, s: &State, scrolled: bool) {
         Span::styled(conn.describe(), conn_style),
         Span::raw("]"),
     ];
+    // Leaving waits for our lines: say how many are left.
+    let pending = s.model.pending_lines();
+    if s.quitting && pending > 0 {
+        spans.push(Span::styled(format!(" [leaving: {pending} line(s) to confirm; Ctrl-C: now]"), conn_style));
+    } else if pending > 0 {
+        spans.push(Span::raw(format!(" [pending: {pending}]")));
+    }
     let active: Vec<(usize, bool)> = s
         .model
         .conversations()
@@ -198,8 +205,44 @@ fn item_spans(it: &Item, here: Option<&str>, me: &str) -> Vec<Span<'static>> {
 }
 
 fn char_width(c: char) -> usize {
+    #[cfg(test)]
+    WIDTHS.with(|w| w.set(w.get() + 1));
     let mut buf = [0u8; 4];
     Span::raw(&*c.encode_utf8(&mut buf)).width()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Characters measured, to check that the work per key press follows
+    /// what is on screen, not the length of the line or the scrollback.
+    static WIDTHS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Where the input line starts on screen so that the cursor shows: walks
+/// back from the cursor, so the cost is the width shown, not the line's
+/// length (a 4,000-character line stays quick to edit).
+fn input_start(text: &str, cursor: usize, room: usize) -> usize {
+    let (mut width, mut start) = (0, cursor);
+    for (i, c) in text[..cursor].char_indices().rev() {
+        width += char_width(c);
+        if width > room {
+            break;
+        }
+        start = i;
+    }
+    start
+}
+
+/// Where the part of the input line that fits in `room` columns ends.
+fn input_end(text: &str, start: usize, room: usize) -> usize {
+    let mut width = 0;
+    for (i, c) in text[start..].char_indices() {
+        width += char_width(c);
+        if width > room {
+            return start + i;
+        }
+    }
+    text.len()
 }
 
 /// Control characters would move the terminal's cursor; show a space.
@@ -318,25 +361,25 @@ fn draw_input(f: &mut Frame, area: Rect, s: &State) {
         f.render_widget(Paragraph::new(Line::styled("press any key to exit", style)), area);
         return;
     }
-    let prompt =
-        if s.model.awaiting_nick() { "[nickname?] ".to_owned() } else { format!("[{}] ", s.model.current().name()) };
+    let prompt = if let Some(lines) = &s.paste {
+        format!("[paste {} lines? y/n] ", lines.len())
+    } else if s.model.awaiting_nick() {
+        "[nickname?] ".to_owned()
+    } else {
+        format!("[{}] ", s.model.current().name())
+    };
     let prompt = sanitize(&prompt);
     let prompt_width = Span::raw(prompt.as_str()).width();
     let text = s.input.text();
     let cursor = s.input.cursor();
     // Scroll the line sideways so the cursor stays on screen.
     let room = usize::from(area.width).saturating_sub(prompt_width + 1).max(1);
-    let mut start = 0;
-    while Span::raw(&text[start..cursor]).width() > room {
-        match text[start..].chars().next() {
-            Some(c) => start += c.len_utf8(),
-            None => break,
-        }
-    }
+    let start = input_start(text, cursor, room);
+    let end = input_end(text, start, room + 1);
     let line =
-        Line::from(vec![Span::styled(prompt, Style::new().fg(Color::Cyan)), Span::raw(text[start..].to_owned())]);
+        Line::from(vec![Span::styled(prompt, Style::new().fg(Color::Cyan)), Span::raw(text[start..end].to_owned())]);
     f.render_widget(Paragraph::new(line), area);
-    let x = prompt_width + Span::raw(&text[start..cursor]).width();
+    let x = prompt_width + text[start..cursor].chars().map(char_width).sum::<usize>();
     let x = area.x.saturating_add(u16::try_from(x).unwrap_or(u16::MAX)).min(area.right().saturating_sub(1));
     f.set_cursor_position(Position::new(x, area.y));
 }
@@ -347,6 +390,20 @@ mod tests {
 
     fn texts(lines: &[Line]) -> Vec<String> {
         lines.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect()
+    }
+
+    #[test]
+    fn editing_a_long_line_measures_only_what_shows() {
+        let text = "word ".repeat(800);
+        for cursor in [text.len(), text.len() / 2, 10] {
+            WIDTHS.with(|w| w.set(0));
+            let start = input_start(&text, cursor, 80);
+            let end = input_end(&text, start, 81);
+            let measured = WIDTHS.with(std::cell::Cell::get);
+            assert!(measured <= 2 * 82 + 2, "{measured} characters measured for an 80-column input");
+            assert!(text[start..cursor].chars().count() <= 80 && end - start <= 81);
+            assert!(cursor - start == 80 || start == 0);
+        }
     }
 
     #[test]

@@ -5,6 +5,9 @@
 
 use udpchat_chat::{LineKind, NoticeKind, RefuseCode, ServerMsg};
 
+use std::borrow::Cow;
+
+use super::safe_text::safe;
 use crate::ClientEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +82,25 @@ fn item(room: Option<&str>, kind: Kind, text: String) -> Item {
     Item::note(room, kind, text)
 }
 
-/// What to show for an event (often one item, sometimes none).
+/// What to show for an event (often one item, sometimes none), with
+/// every text from the network made safe to print (`safe_text`).
 pub fn items(event: &ClientEvent) -> Vec<Item> {
+    let mut v = raw_items(event);
+    for it in &mut v {
+        if let Cow::Owned(t) = safe(&it.text) {
+            it.text = t;
+        }
+        if let Some(Cow::Owned(n)) = it.nick.as_deref().map(safe) {
+            it.nick = Some(n);
+        }
+        if let Some(Cow::Owned(r)) = it.room.as_deref().map(safe) {
+            it.room = Some(r);
+        }
+    }
+    v
+}
+
+fn raw_items(event: &ClientEvent) -> Vec<Item> {
     match event {
         ClientEvent::Connecting { attempt } => {
             let text =
@@ -101,8 +121,9 @@ pub fn items(event: &ClientEvent) -> Vec<Item> {
             vec![item(None, Kind::Error, format!("disconnected: {reason}{then}"))]
         }
         ClientEvent::Unconfirmed { ids } => {
-            vec![item(None, Kind::Error, format!("{} line(s) may not have been delivered", ids.len()))]
+            vec![item(None, Kind::Error, format!("{} line(s) could not be confirmed as delivered", ids.len()))]
         }
+        ClientEvent::Note(text) => vec![item(None, Kind::Info, text.clone())],
         ClientEvent::Closed { reason } => vec![item(None, Kind::Info, format!("closed: {reason}"))],
         ClientEvent::Server(msg) => server_items(msg),
         ClientEvent::Delivered { id, msg } => {
@@ -120,8 +141,9 @@ fn server_items(msg: &ServerMsg) -> Vec<Item> {
         ServerMsg::Welcome { nick, server_name, motd, operator } => {
             let role = if *operator { " (operator)" } else { "" };
             let mut v = vec![item(None, Kind::Info, format!("logged in to {server_name} as {nick}{role}"))];
-            if !motd.trim().is_empty() {
-                v.push(item(None, Kind::Notice, motd.clone()));
+            // One item per line: a newline must not reach the terminal.
+            for line in motd.lines().filter(|l| !l.trim().is_empty()) {
+                v.push(item(None, Kind::Notice, line.to_owned()));
             }
             v
         }

@@ -15,6 +15,7 @@ mod conn;
 mod conversation;
 mod item;
 mod names;
+pub mod safe_text;
 #[cfg(test)]
 mod tests;
 mod typed;
@@ -48,6 +49,10 @@ pub struct Model {
     focus: usize,
     /// Own lines sent and not yet answered, and where they are shown.
     pending: BTreeMap<u64, Target>,
+    /// The longest line the server takes (its `Limits`; the reference
+    /// default until it says), so a front end can keep a longer one in
+    /// its input instead of sending it to be refused.
+    max_line_bytes: u64,
     /// The room to show once its Joined arrives (`/join`, `--room`).
     pending_room: Option<String>,
     /// The user picked a conversation: joins no longer move them.
@@ -72,6 +77,7 @@ impl Model {
             conversations: vec![Conversation::new(Target::Server)],
             focus: 0,
             pending: BTreeMap::new(),
+            max_line_bytes: crate::session::pacing::DEFAULT_MAX_LINE_BYTES,
             pending_room: Some(room.map_or_else(|| udpchat_chat::LOBBY.to_owned(), room_key)),
             moved: false,
             starting: true,
@@ -85,6 +91,16 @@ impl Model {
     // ---- what a view reads ----
 
     /// Our nickname.
+    /// Our lines not yet acknowledged (shown as pending).
+    pub fn pending_lines(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The longest line the server takes, in bytes.
+    pub fn max_line_bytes(&self) -> u64 {
+        self.max_line_bytes
+    }
+
     pub fn nick(&self) -> &str {
         &self.nick
     }
@@ -235,6 +251,7 @@ impl Model {
                     self.settle(*id, Status::Unconfirmed);
                 }
             }
+            ClientEvent::Note(_) => {}
             ClientEvent::Closed { reason } => {
                 self.conn = Conn::Closed;
                 self.closed = Some(reason.clone());
@@ -348,6 +365,9 @@ impl Model {
 
     fn on_server(&mut self, msg: &ServerMsg, items: Vec<Item>) {
         match msg {
+            ServerMsg::Limits { max_line_bytes, .. } if *max_line_bytes > 0 => {
+                self.max_line_bytes = *max_line_bytes;
+            }
             ServerMsg::Welcome { nick, .. } => {
                 self.nick = nick.clone();
                 self.conn = Conn::Connected { rtt: None };
@@ -362,7 +382,15 @@ impl Model {
                 }
             }
             ServerMsg::Error { id, .. } => {
+                // Shown where the refused line was typed, next to it.
+                let target = self.pending.get(id).cloned();
                 self.settle(*id, Status::Refused);
+                if let Some(i) = target.and_then(|t| self.find(&t)) {
+                    for it in items {
+                        self.push_to(i, it);
+                    }
+                    return;
+                }
             }
             ServerMsg::Private { from, to, .. } => {
                 for it in items {

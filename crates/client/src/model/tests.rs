@@ -312,3 +312,20 @@ fn typed_lines_depend_on_where_the_user_is() {
     m.on_event(&ClientEvent::Closed { reason: "gone".into() });
     assert_eq!(m.typed("anything"), Some(Command::Exit));
 }
+
+#[test]
+fn text_from_the_server_is_made_safe_to_print() {
+    let welcome = ClientEvent::Server(ServerMsg::Welcome {
+        nick: "ana".into(),
+        server_name: "evil\u{202E}txt.exe".into(),
+        motd: "line one\n\x1b[2J\x1b]0;title\x07line two".into(),
+        operator: false,
+    });
+    let shown = items(&welcome);
+    assert_eq!(shown.len(), 3, "one item per MOTD line: {shown:?}");
+    for it in &shown {
+        assert!(!it.text.chars().any(safe_text::is_unsafe), "{:?}", it.text);
+    }
+    let topic = ClientEvent::Server(ServerMsg::Topic { room: "r".into(), topic: "\u{2067}abc\u{2069}\r".into() });
+    assert_eq!(items(&topic)[0].text, "topic of #r: \u{FFFD}abc\u{FFFD}\u{FFFD}");
+}

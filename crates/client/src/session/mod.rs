@@ -4,7 +4,10 @@
 //! outbox, tracks unacknowledged lines, remembers how far each room was
 //! read (to resume after a reconnect, docs/PROTOCOL.md "Resuming"),
 //! drops duplicates at the seams, and decides when to reconnect or give
-//! up.
+//! up. It also paces its requests to the server's `Limits` (`pacing`),
+//! resends unacknowledged lines after a reconnect with the same ids (the
+//! Login `origin` lets the server store each once), refuses over-long
+//! lines itself, and on quit waits (bounded) for its lines' answers.
 //!
 //! It is driven by calls that say what happened, each with the current
 //! [`Instant`]: [`Session::on_connected`], [`Session::on_message`],
@@ -18,6 +21,7 @@
 //! `tests.rs` are another, with no network at all.
 
 mod outbox;
+pub mod pacing;
 pub mod pinning;
 pub mod reconnect;
 mod seen;
@@ -32,6 +36,7 @@ use udpchat_proto::{CloseReason, PublicKey};
 
 use crate::{ClientEvent, ClientOptions};
 use outbox::Outbox;
+use pacing::Pacing;
 use pinning::Trust;
 use reconnect::Backoff;
 use seen::Seen;
@@ -40,6 +45,11 @@ pub use outbox::{MAX_OUTBOX, MAX_UNACKED};
 
 /// How often the round-trip time is reported while logged in.
 pub const RTT_REPORT: Duration = Duration::from_secs(2);
+/// How long the first handshake may go unanswered before the user is told
+/// (the protocol itself keeps trying for 15 s, then the backoff retries).
+pub const NO_ANSWER: Duration = Duration::from_secs(3);
+/// How long [`crate::Client::quit`] waits for lines to be acknowledged.
+pub const QUIT_WAIT: Duration = Duration::from_secs(10);
 
 /// What the front end asks of the session.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,8 +62,13 @@ pub enum Request {
         room: String,
         count: u64,
     },
-    /// Say goodbye and stop.
-    Quit(String),
+    /// Say goodbye and stop, after the lines queued and sent so far are
+    /// answered or `within` has passed (whichever first); lines still
+    /// unanswered then are reported as `Unconfirmed`.
+    Quit {
+        reason: String,
+        within: Duration,
+    },
 }
 
 /// What the session asks its driver to do.
@@ -85,6 +100,15 @@ pub struct SessionConfig {
     /// The key to require: the user's, else the one remembered for this
     /// server, else none (trust on first use).
     pub server_key: Option<PublicKey>,
+    /// `HOST:PORT` as the user gave it, for messages.
+    pub server: String,
+    /// This client instance's random nonzero Login origin (§15.3), the
+    /// same across its reconnects, so the server can tell a resend.
+    pub origin: u64,
+    /// The limits to keep to until the server sends `Limits`.
+    pub assumed_limits: pacing::Limits,
+    /// The known-servers file, named when the server's key changed.
+    pub known_hosts: Option<std::path::PathBuf>,
 }
 
 impl SessionConfig {
@@ -97,8 +121,27 @@ impl SessionConfig {
             reconnect: options.reconnect,
             rooms: options.rooms.clone(),
             server_key: options.server_key.or(known),
+            server: options.server.clone(),
+            origin: random_origin(),
+            assumed_limits: options.assumed_limits,
+            known_hosts: options.known_hosts.clone(),
         }
     }
+}
+
+/// A random nonzero origin, below 2^62 (it is sent as a varint).
+pub fn random_origin() -> u64 {
+    let mut b = [0u8; 8];
+    // The OS RNG failing is not something a chat client can work around.
+    getrandom::getrandom(&mut b).expect("operating system random number generator");
+    (u64::from_le_bytes(b) >> 2).max(1)
+}
+
+/// The user asked to leave; waiting for lines to be answered.
+#[derive(Debug, Clone)]
+struct Leave {
+    by: Instant,
+    reason: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +175,20 @@ pub struct Session {
     backoff: Backoff,
     /// This connection got as far as logging in.
     established: bool,
-    /// The user quit (or a refusal made going on pointless).
+    /// The user quit (or a refusal made going on pointless): the
+    /// connection is closing or closed for good.
     quitting: bool,
+    /// The user asked to quit; lines are still being flushed.
+    leave: Option<Leave>,
+    pacing: Pacing,
+    /// The server sent `Limits`, so it knows Login origins (both came with
+    /// issue 10) and stores a resent line once: unanswered lines are sent
+    /// again after a reconnect. Older servers would store them twice, so
+    /// for them the lines are reported as unconfirmed instead.
+    resends: bool,
+    /// When the user is told that the server does not answer (first
+    /// handshake only; cleared once connected).
+    no_answer_at: Option<Instant>,
     /// Why the client stops, when it is not the user's own quit.
     end_reason: Option<String>,
     next_rtt: Option<Instant>,
@@ -150,6 +205,7 @@ impl Session {
     /// Starts the first attempt: a `Connecting` event and a `Connect`
     /// action are ready. `wall_ms` is the wall-clock time at `now`.
     pub fn new(config: SessionConfig, now: Instant, wall_ms: u64) -> Self {
+        let assumed = config.assumed_limits;
         let mut s = Self {
             nick: config.nick.clone(),
             rooms: config.rooms.iter().cloned().collect(),
@@ -161,6 +217,10 @@ impl Session {
             backoff: Backoff::default(),
             established: false,
             quitting: false,
+            leave: None,
+            pacing: Pacing::new(assumed, now),
+            resends: false,
+            no_answer_at: Some(now + NO_ANSWER),
             end_reason: None,
             next_rtt: None,
             wall: (now, wall_ms),
@@ -178,7 +238,23 @@ impl Session {
 
     /// Whether the user has asked to leave (requests are no longer taken).
     pub fn is_quitting(&self) -> bool {
-        self.quitting
+        self.quitting || self.leave.is_some()
+    }
+
+    /// Whether the front end's requests may be taken now: not leaving, and
+    /// the outbox not full (else the front end waits: back-pressure).
+    pub fn accepts_requests(&self) -> bool {
+        !self.is_quitting() && self.phase != Phase::Stopped && !self.outbox.is_full()
+    }
+
+    /// The longest line accepted, in bytes (the server's `Limits`).
+    pub fn max_line_bytes(&self) -> u64 {
+        self.pacing.max_line_bytes
+    }
+
+    /// This client's Login origin.
+    pub fn origin(&self) -> u64 {
+        self.config.origin
     }
 
     pub fn is_stopped(&self) -> bool {
@@ -206,26 +282,32 @@ impl Session {
 
     // ---- what the driver drains ----
 
-    /// The next message for the current connection, if one may go now.
-    pub fn next_send(&self) -> Option<&ClientMsg> {
+    /// The next message for the current connection, if one may go at
+    /// `now`: the login at once; after it, requests as the pacing allows.
+    pub fn next_send(&self, now: Instant) -> Option<&ClientMsg> {
         match self.phase {
             Phase::LoggingIn => self.control.front(),
-            // Closing after a quit: what was queued before it still goes.
-            Phase::LoggedIn | Phase::Closing if self.established => {
-                self.control.front().or_else(|| self.outbox.front())
-            }
+            Phase::LoggedIn if self.pacing.ready(now) => self.control.front().or_else(|| self.outbox.front()),
             _ => None,
         }
     }
 
     /// The connection took the message [`Session::next_send`] showed.
-    pub fn sent(&mut self) {
+    pub fn sent(&mut self, now: Instant) {
+        if self.phase == Phase::LoggedIn {
+            self.pacing.take(now);
+        }
         if self.control.pop_front().is_some() {
             return;
         }
         if let Some(ClientMsg::Part { room, .. }) = self.outbox.sent() {
             self.rooms.remove(&room);
         }
+    }
+
+    /// Whether something waits only for the pacing's next token.
+    fn paced(&self) -> bool {
+        self.phase == Phase::LoggedIn && (!self.control.is_empty() || self.outbox.front().is_some())
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -238,14 +320,28 @@ impl Session {
 
     /// When [`Session::handle_timeout`] is next due, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
+        let phase = match self.phase {
             Phase::Waiting { until } => Some(until),
             Phase::LoggedIn => self.next_rtt,
             _ => None,
-        }
+        };
+        let paced = self.paced().then(|| self.pacing.next_token());
+        let leave = self.leave.as_ref().filter(|_| !self.quitting).map(|l| l.by);
+        let no_answer = self.no_answer_at.filter(|_| self.phase == Phase::Handshake);
+        [phase, paced, leave, no_answer].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Handshake && self.no_answer_at.is_some_and(|t| now >= t) {
+            self.no_answer_at = None;
+            let server = &self.config.server;
+            self.events.push_back(ClientEvent::Note(format!(
+                "no answer from {server} — is the server running, is the address right? (still trying)"
+            )));
+        }
+        if self.leave.as_ref().is_some_and(|l| now >= l.by) {
+            self.try_leave(now);
+        }
         match self.phase {
             Phase::Waiting { until } if now >= until => self.connect(),
             Phase::LoggedIn if self.next_rtt.is_some_and(|t| now >= t) => {
@@ -265,12 +361,18 @@ impl Session {
 
     // ---- the front end ----
 
-    pub fn on_request(&mut self, _now: Instant, req: Request) {
-        if self.quitting || self.phase == Phase::Stopped {
+    pub fn on_request(&mut self, now: Instant, req: Request) {
+        if self.is_quitting() || self.phase == Phase::Stopped {
             return;
         }
         match req {
-            Request::Send(msg) => self.outbox.push(msg),
+            Request::Send(msg) => {
+                if let Some(refusal) = self.too_long(&msg) {
+                    self.events.push_back(ClientEvent::Server(refusal));
+                } else {
+                    self.outbox.push(msg);
+                }
+            }
             Request::Login(nick) => {
                 self.nick = nick;
                 if self.phase == Phase::LoggingIn {
@@ -281,17 +383,66 @@ impl Session {
                 let before = self.seen.history_before(&room);
                 self.outbox.push(ClientMsg::History { room, before, limit: count });
             }
-            Request::Quit(reason) => {
-                self.quitting = true;
-                match self.phase {
-                    Phase::Waiting { .. } => self.stop("quit".into()),
-                    Phase::Handshake | Phase::LoggingIn | Phase::LoggedIn => {
-                        let goodbye = (self.phase == Phase::LoggedIn).then_some(ClientMsg::Quit { reason });
-                        self.close(goodbye, "quit".into());
-                    }
-                    Phase::Closing | Phase::Stopped => {}
+            Request::Quit { reason, within } => {
+                // The wait starts once the queued lines could have gone at
+                // the server's pace (zero: leave now, whatever is queued).
+                let pacing = if within.is_zero() {
+                    Duration::ZERO
+                } else {
+                    self.pacing.time_for(self.outbox.queued() + self.control.len(), now)
+                };
+                self.leave = Some(Leave { by: now + pacing + within, reason });
+                self.try_leave(now);
+                let left = self.outbox.lines_pending();
+                if !self.quitting && left > 0 {
+                    let secs = self.leave.as_ref().map_or(0.0, |l| (l.by - now).as_secs_f64());
+                    self.events.push_back(ClientEvent::Note(format!(
+                        "leaving: waiting up to {secs:.0} s for {left} line(s) to be acknowledged"
+                    )));
                 }
             }
+        }
+    }
+
+    /// A line longer than the server takes, refused here rather than sent
+    /// (as the server would refuse it, so front ends show it the same way;
+    /// a line beyond the transport's message size would otherwise block
+    /// the connection).
+    fn too_long(&self, msg: &ClientMsg) -> Option<ServerMsg> {
+        let (ClientMsg::Say { id, text, .. } | ClientMsg::Private { id, text, .. }) = msg else { return None };
+        let limit = self.pacing.max_line_bytes;
+        (text.len() as u64 > limit).then(|| ServerMsg::Error {
+            id: *id,
+            code: udpchat_chat::ErrorCode::LineTooLong,
+            text: format!(
+                "line too long: {} bytes; this server takes at most {limit} bytes per line (not sent; split it)",
+                text.len()
+            ),
+        })
+    }
+
+    /// Leaves once every line is answered, or the time to wait is up:
+    /// says goodbye if logged in, then closes; lines still unanswered are
+    /// reported as unconfirmed when the client stops.
+    fn try_leave(&mut self, now: Instant) {
+        let Some(leave) = &self.leave else { return };
+        if self.quitting || (self.outbox.lines_pending() > 0 && now < leave.by) {
+            return;
+        }
+        let reason = leave.reason.clone();
+        self.quitting = true;
+        match self.phase {
+            Phase::Waiting { .. } => self.stop("quit".into()),
+            // Nobody answered yet: nothing to wait for in the close.
+            Phase::Handshake => {
+                self.close(None, "quit".into());
+                self.stop("quit".into());
+            }
+            Phase::LoggingIn | Phase::LoggedIn => {
+                let goodbye = (self.phase == Phase::LoggedIn).then_some(ClientMsg::Quit { reason });
+                self.close(goodbye, "quit".into());
+            }
+            Phase::Closing | Phase::Stopped => {}
         }
     }
 
@@ -313,13 +464,14 @@ impl Session {
             Trust::Mismatch { expected, presented } => {
                 // The protocol refuses this itself when given the key; a
                 // key that slipped through is refused here all the same.
-                let why = CloseReason::KeyMismatch { expected, got: presented }.to_string();
+                let why = self.key_changed(&CloseReason::KeyMismatch { expected, got: presented });
                 self.quitting = true;
                 self.end_reason = Some(why.clone());
                 self.close(None, why);
                 return;
             }
         };
+        self.no_answer_at = None;
         self.events.push_back(ClientEvent::Connected { server_key, first_use });
         self.phase = Phase::LoggingIn;
         self.control.push_back(self.login_msg());
@@ -348,6 +500,7 @@ impl Session {
             _ => {}
         }
         self.events.push_back(ClientEvent::Server(msg));
+        self.try_leave(now);
     }
 
     /// The connection could not be opened (a configuration the protocol
@@ -363,15 +516,35 @@ impl Session {
         if matches!(self.phase, Phase::Waiting { .. } | Phase::Stopped) {
             return;
         }
-        self.ended(now, reason.to_string(), reconnect::is_final(reason));
+        self.ended(now, self.key_changed(reason), reconnect::is_final(reason));
+    }
+
+    /// Why the session ended; for a changed key, with the known-servers
+    /// entry to remove if the change is expected (a reinstalled server).
+    fn key_changed(&self, reason: &CloseReason) -> String {
+        match (reason, &self.config.known_hosts) {
+            (CloseReason::KeyMismatch { expected, .. }, Some(path)) => format!(
+                "{reason} (the old key is the line \"{} {expected}\" in {})",
+                self.config.server,
+                path.display()
+            ),
+            _ => reason.to_string(),
+        }
     }
 
     fn ended(&mut self, now: Instant, why: String, fatal: bool) {
         self.control.clear();
         self.next_rtt = None;
-        let ids = self.outbox.unconfirmed();
-        if !ids.is_empty() {
-            self.events.push_back(ClientEvent::Unconfirmed { ids });
+        // Sent and not answered: sent again, with the same ids, by the next
+        // session (or reported as unconfirmed if there is none) if the
+        // server can tell a resend.
+        if self.resends {
+            self.outbox.requeue_unacked();
+        } else {
+            let ids = self.outbox.unconfirmed_sent();
+            if !ids.is_empty() {
+                self.events.push_back(ClientEvent::Unconfirmed { ids });
+            }
         }
         if self.quitting {
             let reason = self.end_reason.take().unwrap_or_else(|| "you left the server".into());
@@ -389,6 +562,10 @@ impl Session {
     }
 
     fn stop(&mut self, reason: String) {
+        let ids = self.outbox.unconfirmed();
+        if !ids.is_empty() {
+            self.events.push_back(ClientEvent::Unconfirmed { ids });
+        }
         self.phase = Phase::Stopped;
         self.events.push_back(ClientEvent::Closed { reason });
         self.actions.push_back(Action::Stop);
@@ -408,7 +585,7 @@ impl Session {
             account_password: self.config.account_password.clone(),
             resume: self.seen.resume(),
             private_since: self.seen.private_since,
-            origin: 0,
+            origin: self.config.origin,
         }
     }
 
@@ -429,7 +606,9 @@ impl Session {
                 self.seen.parted(room);
                 true
             }
-            ServerMsg::Ack { room, seq, .. } if !room.is_empty() => {
+            // seq 0: a resend the server had stored before (issue 10); it
+            // is delivered, but there is no new line to remember.
+            ServerMsg::Ack { room, seq, .. } if !room.is_empty() && *seq != 0 => {
                 self.seen.acked(room, *seq);
                 // Our own lines are shown too: /history continues below them.
                 self.seen.shown(room, *seq);
@@ -446,6 +625,8 @@ impl Session {
             ServerMsg::Welcome { nick, .. } if self.phase == Phase::LoggingIn => {
                 self.nick = nick.clone();
                 self.phase = Phase::LoggedIn;
+                // A new session: the server's bucket for it starts full.
+                self.pacing.refilled(now);
                 self.established = true;
                 self.next_rtt = Some(now + RTT_REPORT);
                 // Rooms resumed in the login are rejoined by the server; join
@@ -473,6 +654,10 @@ impl Session {
                 self.quitting = true;
                 self.end_reason = Some(format!("login refused: {text}"));
                 return Some(text.clone());
+            }
+            ServerMsg::Limits { max_line_bytes, rate_burst, rate_milli } => {
+                self.pacing.set(*max_line_bytes, *rate_burst, *rate_milli, now);
+                self.resends = true;
             }
             ServerMsg::Joined { room, .. } => {
                 self.rooms.insert(room.clone());

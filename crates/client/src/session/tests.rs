@@ -30,9 +30,9 @@ impl Harness {
 
     fn sends(&mut self) -> Vec<ClientMsg> {
         let mut v = Vec::new();
-        while let Some(m) = self.s.next_send() {
+        while let Some(m) = self.s.next_send(self.now) {
             v.push(m.clone());
-            self.s.sent();
+            self.s.sent(self.now);
         }
         v
     }
@@ -60,6 +60,8 @@ impl Harness {
         h.s.on_connected(h.now, key(1));
         h.msg(welcome("ana"));
         h.sends();
+        // The joins spent tokens: start each test with a full bucket.
+        h.advance(Duration::from_secs(5));
         h.actions();
         h.events();
         h
@@ -102,7 +104,7 @@ fn logs_in_then_joins_the_rooms_asked_for() {
     let mut h = Harness::new(false, None);
     assert_eq!(h.events(), [ClientEvent::Connecting { attempt: 1 }]);
     assert_eq!(h.actions(), [Action::Connect { server_key: None }]);
-    assert!(h.s.next_send().is_none(), "nothing before the handshake");
+    assert!(h.s.next_send(h.now).is_none(), "nothing before the handshake");
     h.s.on_request(h.now, say(1));
     h.s.on_connected(h.now, key(1));
     // First use: remembered, reported, and required from now on.
@@ -184,7 +186,7 @@ fn duplicates_at_the_seam_are_dropped() {
     h.msg(ServerMsg::Ack { id: 7, room: "lobby".into(), seq: 7 });
     let events = h.events();
     assert!(
-        matches!(&events[0], ClientEvent::Delivered { id: 7, msg: ServerMsg::Line(l) } if l.seq == 7 && l.from == "ana" && l.time_ms == 1_000_000)
+        matches!(&events[0], ClientEvent::Delivered { id: 7, msg: ServerMsg::Line(l) } if l.seq == 7 && l.from == "ana" && l.time_ms == 1_005_000)
     );
     h.msg(line("lobby", 6));
     // Our own line, replayed by a catch-up, and a line seen twice.
@@ -216,8 +218,33 @@ fn duplicates_at_the_seam_are_dropped() {
 }
 
 #[test]
-fn unacked_lines_are_reported_after_a_disconnect() {
+fn without_limits_the_server_cannot_tell_a_resend_so_lines_are_reported() {
     let mut h = Harness::logged_in(true);
+    for id in 1..=2 {
+        h.s.on_request(h.now, say(id));
+    }
+    h.sends();
+    h.msg(ServerMsg::Ack { id: 2, room: "lobby".into(), seq: 1 });
+    h.events();
+    h.s.on_closed(h.now, &CloseReason::Reset);
+    assert_eq!(h.events()[0], ClientEvent::Unconfirmed { ids: vec![1] });
+    h.advance(Duration::from_secs(1));
+    h.s.on_connected(h.now, key(1));
+    h.msg(welcome("ana"));
+    let sent = h.sends();
+    assert!(!sent.iter().any(|m| matches!(m, ClientMsg::Say { .. })), "not resent: {sent:?}");
+}
+
+#[test]
+fn unacked_lines_are_resent_after_a_reconnect_with_the_same_ids() {
+    let mut h = Harness::logged_in(true);
+    // An issue-10 server: it sends Limits and knows origins.
+    h.msg(ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 2000 });
+    let origin = h.s.origin();
+    assert_ne!(origin, 0);
+    // Encodable: a varint holds at most 62 bits.
+    assert!((0..100).map(|_| random_origin()).all(|o| o != 0 && o < 1 << 62));
+    let _ = h.sends();
     for id in 1..=3 {
         h.s.on_request(h.now, say(id));
     }
@@ -227,14 +254,114 @@ fn unacked_lines_are_reported_after_a_disconnect() {
     h.events();
     h.s.on_closed(h.now, &CloseReason::Reset);
     let events = h.events();
-    assert_eq!(events[0], ClientEvent::Unconfirmed { ids: vec![1] });
-    // Lines queued while away go out after the next login.
+    assert!(
+        !events.iter().any(|e| matches!(e, ClientEvent::Unconfirmed { .. })),
+        "not reported while it can still be resent: {events:?}"
+    );
+    // A line typed while away waits behind the resend.
     h.s.on_request(h.now, say(4));
     h.advance(Duration::from_secs(1));
     h.s.on_connected(h.now, key(1));
-    h.sends();
+    let login = h.sends();
+    assert!(
+        matches!(&login[..], [ClientMsg::Login { origin: o, .. }] if *o == origin),
+        "the same origin on every login: {login:?}"
+    );
     h.msg(welcome("ana"));
-    assert!(matches!(h.sends().last(), Some(ClientMsg::Say { id: 4, .. })));
+    let sent = h.sends();
+    let said: Vec<u64> = sent
+        .iter()
+        .filter_map(|m| match m {
+            ClientMsg::Say { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, [1, 4], "{sent:?}");
+    // The rooms come first (the server handles requests in order).
+    assert!(matches!(&sent[0], ClientMsg::Join { room } if room == "rust"), "{sent:?}");
+    // seq 0: the server had stored it before the reconnect; delivered.
+    h.msg(ServerMsg::Ack { id: 1, room: "lobby".into(), seq: 0 });
+    assert!(h.events().iter().any(|e| matches!(e, ClientEvent::Delivered { id: 1, .. })));
+    assert_eq!(h.s.seen.history_before("lobby"), 1, "seq 0 is not a line to page back from");
+}
+
+#[test]
+fn requests_are_paced_to_the_limits() {
+    let mut h = Harness::logged_in(true);
+    for id in 1..=20 {
+        h.s.on_request(h.now, say(id));
+    }
+    // No Limits yet: the reference defaults, a burst of 5 then 2 per second.
+    assert_eq!(h.sends().len(), 5);
+    assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_millis(500)));
+    h.advance(Duration::from_millis(500));
+    assert_eq!(h.sends().len(), 1);
+    // The server raises the rate (an account for a bot): 10 per second.
+    h.msg(ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 10_000 });
+    assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_millis(100)));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.sends().len(), 5, "at most a burst after a quiet second");
+    // Unlimited: everything else at once, in order.
+    h.msg(ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 0, rate_milli: 0 });
+    let ids: Vec<u64> = h.sends().iter().filter_map(outbox::request_id).collect();
+    assert_eq!(ids, (12..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_full_outbox_holds_the_front_end_back_instead_of_dropping() {
+    let mut h = Harness::logged_in(true);
+    let mut id = 0;
+    while h.s.accepts_requests() {
+        id += 1;
+        h.s.on_request(h.now, say(id));
+        h.sends();
+    }
+    assert_eq!(id as usize, MAX_OUTBOX + 5, "the burst went, the rest waits");
+    h.advance(Duration::from_millis(500));
+    h.sends();
+    assert!(h.s.accepts_requests(), "room again once one went");
+}
+
+#[test]
+fn over_long_lines_are_refused_here_and_the_session_goes_on() {
+    let mut h = Harness::logged_in(true);
+    for (id, len) in [(1, 4097), (2, 70_000)] {
+        h.s.on_request(
+            h.now,
+            Request::Send(ClientMsg::Say { id, room: "rust".into(), text: "x".repeat(len), action: false }),
+        );
+        let events = h.events();
+        assert!(
+            matches!(&events[..], [ClientEvent::Server(ServerMsg::Error { id: i, code: udpchat_chat::ErrorCode::LineTooLong, text })]
+                if *i == id && text.contains("4096") && text.contains(&len.to_string())),
+            "{events:?}"
+        );
+    }
+    assert!(h.sends().is_empty());
+    h.s.on_request(h.now, say(3));
+    assert_eq!(h.sends().len(), 1);
+    // The server's own limit replaces the default.
+    h.msg(ServerMsg::Limits { max_line_bytes: 10, rate_burst: 5, rate_milli: 2000 });
+    h.events();
+    h.s.on_request(h.now, Request::Send(ClientMsg::Private { id: 4, to: "bob".into(), text: "x".repeat(11) }));
+    assert!(
+        matches!(&h.events()[..], [ClientEvent::Server(ServerMsg::Error { id: 4, text, .. })] if text.contains("10 bytes"))
+    );
+}
+
+#[test]
+fn no_answer_is_said_after_a_few_seconds() {
+    let mut h = Harness::new(true, None);
+    h.events();
+    assert_eq!(h.s.poll_timeout(), Some(h.now + NO_ANSWER));
+    h.advance(NO_ANSWER);
+    let events = h.events();
+    assert!(
+        matches!(&events[..], [ClientEvent::Note(t)] if t.contains("no answer from 127.0.0.1:1") && t.contains("is the server running")),
+        "{events:?}"
+    );
+    h.advance(NO_ANSWER);
+    assert!(h.events().is_empty(), "once");
 }
 
 #[test]
@@ -285,40 +412,90 @@ fn a_mismatched_key_is_refused() {
     h.actions();
     h.s.on_connected(h.now, key(2));
     assert!(h.events().is_empty(), "never reported as connected");
-    assert!(h.s.next_send().is_none(), "no login to a stranger");
+    assert!(h.s.next_send(h.now).is_none(), "no login to a stranger");
     let actions = h.actions();
     assert!(matches!(&actions[..], [Action::Close { reason, .. }] if reason.contains("key changed")), "{actions:?}");
     h.s.on_closed(h.now, &CloseReason::Local { code: 0 });
     assert!(matches!(h.events().last(), Some(ClientEvent::Closed { reason }) if reason.contains("key changed")));
     assert!(h.s.is_stopped());
+
+    // Refused by the protocol (the usual way): the file and line are named.
+    let mut options = crate::ClientOptions::new("chat.example:7667", "ana");
+    options.known_hosts = Some("/home/ana/.config/udpchat/known_servers".into());
+    let mut s = Session::new(SessionConfig::new(&options, Some(key(1))), h.now, 0);
+    s.on_closed(h.now, &CloseReason::KeyMismatch { expected: key(1), got: key(2) });
+    let events: Vec<ClientEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    let want = format!("the line \"chat.example:7667 {}\" in /home/ana/.config/udpchat/known_servers", key(1));
+    assert!(matches!(events.last(), Some(ClientEvent::Closed { reason }) if reason.contains(&want)), "{events:?}");
 }
 
 #[test]
-fn quit_says_goodbye_after_the_outbox() {
+fn quit_waits_for_the_lines_then_says_goodbye() {
     let mut h = Harness::logged_in(true);
-    h.s.on_request(h.now, say(1));
-    h.s.on_request(h.now, Request::Quit("bye".into()));
+    for id in 1..=7 {
+        h.s.on_request(h.now, say(id));
+    }
+    h.s.on_request(h.now, Request::Quit { reason: "bye".into(), within: QUIT_WAIT });
     assert!(h.s.is_quitting());
-    // The line goes first, then the goodbye with the close.
-    assert!(matches!(&h.sends()[..], [ClientMsg::Say { id: 1, .. }]));
+    assert!(matches!(&h.events()[..], [ClientEvent::Note(t)] if t.contains("7 line(s)")));
+    h.s.on_request(h.now, say(8));
+    assert_eq!(h.sends().len(), 5, "paced as before; nothing taken after the quit");
+    for id in 1..=5 {
+        h.msg(ServerMsg::Ack { id, room: "lobby".into(), seq: id });
+    }
+    assert!(h.actions().is_empty(), "lines 6 and 7 still to go");
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.sends().len(), 2);
+    h.msg(ServerMsg::Ack { id: 6, room: "lobby".into(), seq: 6 });
+    assert!(h.actions().is_empty());
+    h.msg(ServerMsg::Ack { id: 7, room: "lobby".into(), seq: 7 });
     assert_eq!(
         h.actions(),
         [Action::Close { goodbye: Some(ClientMsg::Quit { reason: "bye".into() }), reason: "quit".into() }]
     );
-    // An answer that arrives while closing still counts.
-    h.s.on_request(h.now, say(2));
+    h.events();
+    h.s.on_closed(h.now, &CloseReason::Local { code: 0 });
+    assert_eq!(h.events(), [ClientEvent::Closed { reason: "you left the server".into() }]);
+}
+
+#[test]
+fn quit_gives_up_at_its_deadline_and_names_the_lines_left() {
+    let mut h = Harness::logged_in(true);
+    h.msg(ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 2000 });
+    for id in 1..=7 {
+        h.s.on_request(h.now, say(id));
+    }
     h.sends();
     h.msg(ServerMsg::Ack { id: 1, room: "lobby".into(), seq: 1 });
-    assert!(matches!(h.events()[0], ClientEvent::Delivered { id: 1, .. }));
-    h.s.on_closed(h.now, &CloseReason::Local { code: 0 });
+    h.s.on_request(h.now, Request::Quit { reason: String::new(), within: Duration::from_secs(2) });
+    h.events();
+    // The server stalls; a connection lost meanwhile is retried.
+    h.s.on_closed(h.now, &CloseReason::TimedOut);
+    assert!(!h.s.is_stopped());
+    h.events();
+    // Two lines were still queued: 1 s at 2 per second, then the 2 s.
+    h.advance(Duration::from_millis(2999));
+    assert!(!h.s.is_stopped());
+    h.events();
+    h.actions();
+    h.advance(Duration::from_millis(1));
+    // Meanwhile a new attempt had started (unanswered): closed, and the
+    // client stops at once.
+    assert!(matches!(&h.actions()[..], [Action::Close { goodbye: None, .. }, Action::Stop]));
     let events = h.events();
-    assert_eq!(events, [ClientEvent::Closed { reason: "you left the server".into() }]);
+    assert_eq!(events[0], ClientEvent::Unconfirmed { ids: vec![2, 3, 4, 5, 6, 7] });
+    assert!(matches!(events.last(), Some(ClientEvent::Closed { .. })));
+    assert!(h.s.is_stopped());
 
-    // While waiting to reconnect: stop at once.
+    // Nothing pending: at once.
+    let mut h = Harness::logged_in(true);
+    h.s.on_request(h.now, Request::Quit { reason: String::new(), within: QUIT_WAIT });
+    assert!(matches!(&h.actions()[..], [Action::Close { goodbye: Some(_), .. }]));
+    // While waiting to reconnect, with nothing pending: stop at once.
     let mut h = Harness::logged_in(true);
     h.s.on_closed(h.now, &CloseReason::TimedOut);
     h.events();
-    h.s.on_request(h.now, Request::Quit(String::new()));
+    h.s.on_request(h.now, Request::Quit { reason: String::new(), within: QUIT_WAIT });
     assert_eq!(h.events(), [ClientEvent::Closed { reason: "quit".into() }]);
     assert_eq!(h.actions(), [Action::Stop]);
 }

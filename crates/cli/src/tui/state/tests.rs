@@ -249,3 +249,59 @@ fn refused_nickname_is_asked_again() {
     assert!(s.stopped());
     assert_eq!(s.submit(), Some(Action::Exit));
 }
+
+fn said(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(Input::Say { text, .. }) => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_line_over_the_limit_stays_in_the_input() {
+    let mut s = lobby();
+    s.model.on_event(&server(ServerMsg::Limits { max_line_bytes: 10, rate_burst: 5, rate_milli: 2000 }));
+    s.input.insert_str("eleven byte");
+    assert_eq!(s.submit(), None);
+    assert_eq!(s.input.text(), "eleven byte", "kept to be shortened");
+    let last = s.model.current().lines.back().expect("a note");
+    assert!(last.kind == Kind::Error && last.text.contains("at most 10"), "{last:?}");
+    s.input.backspace();
+    assert!(matches!(s.submit(), Some(Action::Send(Input::Say { .. }))));
+    assert_eq!(s.input.text(), "");
+}
+
+#[test]
+fn a_short_paste_is_sent_line_by_line() {
+    let mut s = lobby();
+    s.input.insert_str("one ");
+    s.pasted("two\r\nthree\n\nfour");
+    assert_eq!(said(&std::mem::take(&mut s.outgoing)), ["one two", "three", "four"]);
+    assert_eq!(s.input.text(), "");
+    // Without a line break it is only typed.
+    s.pasted("just text");
+    assert!(s.outgoing.is_empty());
+    assert_eq!(s.input.text(), "just text");
+}
+
+#[test]
+fn a_long_paste_asks_first() {
+    let mut s = lobby();
+    let fifty: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+    s.pasted(&fifty);
+    assert!(s.outgoing.is_empty(), "nothing before the answer");
+    assert_eq!(s.paste.as_ref().map(Vec::len), Some(50));
+    let key = |c| crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
+    assert_eq!(super::super::keys::handle(&mut s, key('y')), None);
+    let sent = said(&std::mem::take(&mut s.outgoing));
+    assert_eq!(sent.len(), 50);
+    assert_eq!(sent[49], "line 50");
+    // Any other key drops it.
+    s.pasted(&fifty);
+    super::super::keys::handle(&mut s, key('n'));
+    assert!(s.outgoing.is_empty() && s.paste.is_none());
+    assert!(s.model.current().lines.back().is_some_and(|l| l.text.contains("cancelled")));
+}
