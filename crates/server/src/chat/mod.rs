@@ -24,6 +24,7 @@
 mod console;
 mod history;
 mod login;
+mod pacing;
 mod requests;
 mod rooms;
 mod sessions;
@@ -46,6 +47,7 @@ use storage::{Batch, StoreWork};
 
 pub use console::format_time;
 pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};
+pub use pacing::{HOLD_BYTES, HOLD_MAX_BYTES, HOLD_REQUESTS};
 pub use storage::{MAX_PENDING, MAX_READS, StoreCompletion, StoreRequest};
 
 pub use udpchat_chat::LOBBY;
@@ -79,6 +81,12 @@ pub trait Outlet {
         self.send(to, bytes)
     }
     fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str);
+    /// Stops (false) or resumes (true) reading the session's messages, so
+    /// that transport flow control holds back a client that is too far
+    /// ahead of its rate (`pacing.rs`).
+    fn set_reading(&mut self, h: ConnectionHandle, reading: bool) {
+        let _ = (h, reading);
+    }
 }
 
 /// The time as the chat layer needs it: monotonic for limits, wall clock
@@ -108,6 +116,8 @@ pub struct ChatServer {
     pub(crate) failures: LoginFailures,
     pub(crate) banned_nicks: HashSet<String>,
     pub(crate) banned_ips: HashSet<IpAddr>,
+    /// Sessions with held requests (`pacing.rs`).
+    pub(crate) holding: HashSet<ConnectionHandle>,
     /// Lines for the server console, drained by the driver.
     console: Vec<String>,
     /// The room the operator's typed lines go to.
@@ -135,6 +145,7 @@ impl ChatServer {
             failures: LoginFailures::default(),
             banned_nicks: HashSet::new(),
             banned_ips: HashSet::new(),
+            holding: HashSet::new(),
             console: Vec::new(),
             console_room: LOBBY.to_owned(),
             time_zone: TimeZone::system(),
@@ -177,7 +188,7 @@ impl ChatServer {
             out.close(h, close::BANNED, "you are banned from this server");
             return;
         }
-        let session = Session::new(addr, self.settings.rate_burst, clock.now);
+        let session = Session::new(addr, self.settings.rate_burst, self.settings.rate_per_second, clock.now);
         if self.sessions.admit(h, session, self.settings.max_sessions_per_address).is_err() {
             out.close(h, close::TOO_MANY_SESSIONS, "too many sessions from your address");
         }
@@ -213,6 +224,7 @@ impl ChatServer {
             self.leave_server(clock, h, kind, &text, out);
         }
         self.sessions.remove(h);
+        self.holding.remove(&h);
     }
 
     /// Removes a logged-in session from its rooms and the nickname table,
@@ -240,7 +252,17 @@ impl ChatServer {
         self.log(clock, format!("-- {nick} {what}{detail}"));
         let notice =
             ServerMsg::Notice { room: String::new(), kind, nick, text: text.to_owned(), time_ms: clock.unix_ms };
-        self.broadcast_rooms(&rooms, &notice, None, out);
+        self.notify_after_lines(rooms, notice, out);
+    }
+
+    /// Sends a notice to `rooms` once every line accepted before it has
+    /// been delivered: a line then QUIT (or /part, or a kick) reaches the
+    /// room before the notice, though lines wait for their group commit
+    /// and notices do not need one.
+    pub(crate) fn notify_after_lines(&mut self, rooms: BTreeSet<String>, msg: ServerMsg, out: &mut impl Outlet) {
+        if let Some(now) = self.store.notice_after_lines(storage::LaterNotice { rooms, msg }) {
+            self.broadcast_rooms(&now.rooms, &now.msg, None, out);
+        }
     }
 
     /// Sends a notice once to every member of any of `rooms` (a member of
@@ -299,7 +321,15 @@ impl ChatServer {
     /// A commit completed: its lines go out in the order they were
     /// accepted (console, room, acknowledgement), then its private
     /// messages.
-    fn deliver_batch(&mut self, clock: Clock, batch: Batch, out: &mut impl Outlet) {
+    fn deliver_batch(&mut self, clock: Clock, mut batch: Batch, out: &mut impl Outlet) {
+        let notices = std::mem::take(&mut batch.notices);
+        self.deliver_stored(clock, batch, out);
+        for notice in notices {
+            self.broadcast_rooms(&notice.rooms, &notice.msg, None, out);
+        }
+    }
+
+    fn deliver_stored(&mut self, clock: Clock, batch: Batch, out: &mut impl Outlet) {
         for pending in batch.lines {
             self.deliver(clock, pending.line, pending.waiter, out);
         }
@@ -329,7 +359,11 @@ impl ChatServer {
     /// took are given out again, to the lines accepted since (still
     /// pending, told to nobody) and then to new ones. The server carries
     /// on.
-    fn refuse_batch(&mut self, clock: Clock, batch: Batch, e: &StoreError, out: &mut impl Outlet) {
+    fn refuse_batch(&mut self, clock: Clock, mut batch: Batch, e: &StoreError, out: &mut impl Outlet) {
+        // The notices still go: what they announce did happen.
+        for notice in std::mem::take(&mut batch.notices) {
+            self.broadcast_rooms(&notice.rooms, &notice.msg, None, out);
+        }
         self.announce(clock, format!("!! could not store {} line(s): {e}", batch.lines.len() + batch.privates.len()));
         // Per room, the next number to give: the first one the batch took.
         let mut renumber: BTreeMap<String, u64> = BTreeMap::new();

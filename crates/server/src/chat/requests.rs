@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use udpchat_chat::{ClientMsg, ErrorCode, LineKind, MsgErrorKind, NoticeKind, RoomInfo, ServerMsg, close};
 use udpchat_proto::ConnectionHandle;
 
-use super::rooms::Traffic;
+use super::pacing::Admit;
 use super::storage::{AccountUse, PendingLine, PendingPrivate, Waiter};
 use super::{ChatServer, Clock, LOBBY, Outlet};
 use crate::store::{Account, Line, StoreError, StoredPrivate};
@@ -65,27 +65,35 @@ impl ChatServer {
                 };
                 self.reply(h, &error(id, ErrorCode::InvalidRequest, "log in first"), out);
             }
+            other => {
+                // Everything a logged-in session asks for waits its turn
+                // (`pacing.rs`): requests over the rate are held, not
+                // refused. QUIT costs no token but queues behind the rest.
+                let costs = !matches!(other, ClientMsg::Quit { .. });
+                let session = self.sessions.get_mut(&h).expect("checked above");
+                match session.pacing.admit(other, bytes.len(), costs, clock.now) {
+                    Admit::Now(msg) => self.handle(clock, h, msg, out),
+                    Admit::Held => {}
+                    Admit::Overflow => {
+                        let why = "flooding: the client ignored flow control";
+                        self.leave_server(clock, h, NoticeKind::Quit, why, out);
+                        out.close(h, close::TOO_SLOW, why);
+                    }
+                }
+                self.update_reading(h, out);
+            }
+        }
+    }
+
+    /// A request whose turn has come.
+    pub(crate) fn handle(&mut self, clock: Clock, h: ConnectionHandle, msg: ClientMsg, out: &mut impl Outlet) {
+        match msg {
             ClientMsg::Quit { reason } => {
                 let reason = super::clean_reason(&reason);
                 self.leave_server(clock, h, NoticeKind::Quit, &reason, out);
                 out.close(h, close::QUIT, "goodbye");
             }
-            other => {
-                // Everything else costs a token (ergo's flood control).
-                let session = self.sessions.get_mut(&h).expect("checked above");
-                let (burst, per_second) = (self.settings.rate_burst, self.settings.rate_per_second);
-                // A zero rate means unlimited (for benchmarks: "flood
-                // limits lifted").
-                if per_second > 0.0 && !session.bucket.take(burst, per_second, clock.now) {
-                    let id = match &other {
-                        ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. } => *id,
-                        _ => 0,
-                    };
-                    self.reply(h, &error(id, ErrorCode::RateLimited, "slow down: too many lines"), out);
-                    return;
-                }
-                self.request(clock, h, other, out);
-            }
+            other => self.request(clock, h, other, out),
         }
     }
 
@@ -232,7 +240,7 @@ impl ChatServer {
             text: super::clean_reason(reason),
             time_ms: clock.unix_ms,
         };
-        self.broadcast(&name, &notice, Traffic::Notice, None, out);
+        self.notify_after_lines(BTreeSet::from([name]), notice, out);
     }
 
     fn change_nick(&mut self, h: ConnectionHandle, nick: String, out: &mut impl Outlet) {

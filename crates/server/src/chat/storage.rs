@@ -56,11 +56,23 @@ pub(crate) struct PendingPrivate {
     pub(crate) waiter: Waiter,
 }
 
-/// What one commit stores, in the order it was accepted.
+/// A notice that must not overtake the lines accepted before it (a line
+/// then QUIT: the room hears the line, then the quit).
+#[derive(Debug)]
+pub(crate) struct LaterNotice {
+    pub(crate) rooms: std::collections::BTreeSet<String>,
+    pub(crate) msg: udpchat_chat::ServerMsg,
+}
+
+/// What one commit stores, in the order it was accepted, and the notices
+/// that go out after its lines.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub(crate) lines: Vec<PendingLine>,
     pub(crate) privates: Vec<PendingPrivate>,
+    /// Not stored; bounded by the sessions (at most one leave per
+    /// session) and the parts of its requests.
+    pub(crate) notices: Vec<LaterNotice>,
 }
 
 impl Batch {
@@ -148,7 +160,7 @@ impl StoreRequest {
     pub fn run(self, store: &mut dyn Store) -> StoreCompletion {
         StoreCompletion(match self.0 {
             Request::Commit(mut batch) => {
-                let Batch { lines, privates } = &mut batch;
+                let Batch { lines, privates, .. } = &mut batch;
                 let result =
                     store.append(&mut lines.iter().map(|p| &p.line), &mut privates.iter_mut().map(|p| &mut p.private));
                 Completion::Committed { batch, result }
@@ -215,6 +227,24 @@ impl StoreWork {
     /// one.
     pub(crate) fn pending_lines_mut(&mut self) -> impl Iterator<Item = &mut Line> {
         self.pending.lines.iter_mut().map(|p| &mut p.line)
+    }
+
+    /// Queues a notice behind every line accepted so far; gives it back
+    /// if no line is waiting for the store (send it now).
+    pub(crate) fn notice_after_lines(&mut self, notice: LaterNotice) -> Option<LaterNotice> {
+        if !self.busy_writing() {
+            return Some(notice);
+        }
+        self.pending.notices.push(notice);
+        None
+    }
+
+    /// Notices that waited for lines when no line is waiting any more.
+    fn notices_due(&mut self) -> Vec<LaterNotice> {
+        if self.committing || self.pending.len() > 0 {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.pending.notices)
     }
 
     /// Sends the pending batch to the writer, unless one is in flight.
@@ -319,6 +349,9 @@ impl ChatServer {
                 // What was accepted meanwhile goes now, not at the end of
                 // the next batch of events.
                 self.store.start_commit();
+                for notice in self.store.notices_due() {
+                    self.broadcast_rooms(&notice.rooms, &notice.msg, None, out);
+                }
             }
             Completion::Pruned { room, limit, result } => {
                 self.store.pruning = false;

@@ -42,6 +42,9 @@ pub struct Account {
     /// argon2id, PHC string.
     pub hash: String,
     pub operator: bool,
+    /// Requests per second this account's sessions may send (bots); 0:
+    /// the server's `rate_per_second`. The burst is the server's.
+    pub rate: u32,
 }
 
 /// How much history a room keeps; `None` means no limit.

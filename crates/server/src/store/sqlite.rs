@@ -56,6 +56,8 @@ const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL,
         operator INTEGER NOT NULL
     );",
+    // 2: a rate per account (bots), issue 10; 0 is the server's rate.
+    "ALTER TABLE accounts ADD COLUMN rate INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -81,6 +83,15 @@ fn sqlite_error(e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::DiskFull) => StoreError::Full,
         _ => StoreError::Sqlite(e.to_string()),
     }
+}
+
+fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        name: r.get(0)?,
+        hash: r.get(1)?,
+        operator: r.get::<_, i64>(2)? != 0,
+        rate: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+    })
 }
 
 fn kind_from(v: i64) -> LineKind {
@@ -322,9 +333,7 @@ impl Store for SqliteStore {
 
     fn account(&self, folded: &str) -> Result<Option<Account>, StoreError> {
         self.conn
-            .query_row("SELECT name, hash, operator FROM accounts WHERE folded = ?1", [folded], |r| {
-                Ok(Account { name: r.get(0)?, hash: r.get(1)?, operator: r.get::<_, i64>(2)? != 0 })
-            })
+            .query_row("SELECT name, hash, operator, rate FROM accounts WHERE folded = ?1", [folded], account_from_row)
             .optional()
             .map_err(sqlite_error)
     }
@@ -332,9 +341,9 @@ impl Store for SqliteStore {
     fn put_account(&mut self, folded: &str, a: &Account) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO accounts (folded, name, hash, operator) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (folded) DO UPDATE SET name = ?2, hash = ?3, operator = ?4",
-                params![folded, a.name, a.hash, a.operator as i64],
+                "INSERT INTO accounts (folded, name, hash, operator, rate) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (folded) DO UPDATE SET name = ?2, hash = ?3, operator = ?4, rate = ?5",
+                params![folded, a.name, a.hash, a.operator as i64, i64::from(a.rate)],
             )
             .map_err(sqlite_error)?;
         self.wrote();
@@ -348,11 +357,11 @@ impl Store for SqliteStore {
     }
 
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let mut q =
-            self.conn.prepare("SELECT name, hash, operator FROM accounts ORDER BY folded").map_err(sqlite_error)?;
-        let rows = q
-            .query_map([], |r| Ok(Account { name: r.get(0)?, hash: r.get(1)?, operator: r.get::<_, i64>(2)? != 0 }))
+        let mut q = self
+            .conn
+            .prepare("SELECT name, hash, operator, rate FROM accounts ORDER BY folded")
             .map_err(sqlite_error)?;
+        let rows = q.query_map([], account_from_row).map_err(sqlite_error)?;
         rows.collect::<Result<_, _>>().map_err(sqlite_error)
     }
 
@@ -425,7 +434,7 @@ mod tests {
         s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
         assert_eq!(reader.lines_after("lobby", 0, 10).unwrap(), lines);
         assert!(reader.append(&mut [line("lobby", 4, 4)].iter(), &mut std::iter::empty()).is_err());
-        let a = Account { name: "Ana".into(), hash: "h".into(), operator: false };
+        let a = Account { name: "Ana".into(), hash: "h".into(), operator: false, rate: 0 };
         s.put_account("ana", &a).unwrap();
         assert_eq!(reader.account("ana").unwrap(), Some(a));
     }
@@ -470,7 +479,7 @@ mod tests {
         assert!(p[0].id > 0);
         assert_eq!(s.privates_after("bob", 0, 10).unwrap(), p.to_vec());
         assert!(s.privates_after("bob", p[0].id, 10).unwrap().is_empty());
-        let a = Account { name: "Ana".into(), hash: "h".into(), operator: true };
+        let a = Account { name: "Ana".into(), hash: "h".into(), operator: true, rate: 50 };
         s.put_account("ana", &a).unwrap();
         assert_eq!(s.account("ana").unwrap(), Some(a));
         assert!(s.delete_account("ana").unwrap());

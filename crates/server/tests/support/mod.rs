@@ -39,8 +39,15 @@ impl MemoryStore {
 
     pub fn add_account(&self, name: &str, password: &str, operator: bool) {
         let hash = udpchat_server::chat::hash_password(password).unwrap();
-        let account = Account { name: name.into(), hash, operator };
+        let account = Account { name: name.into(), hash, operator, rate: 0 };
         self.0.lock().unwrap().accounts.insert(udpchat_chat::names::fold(name), account);
+    }
+
+    /// Gives an account its own rate (requests per second).
+    pub fn set_rate(&self, name: &str, rate: u32) {
+        if let Some(a) = self.0.lock().unwrap().accounts.get_mut(&udpchat_chat::names::fold(name)) {
+            a.rate = rate;
+        }
     }
 
     /// Every stored line of `room`, oldest first.
@@ -150,6 +157,10 @@ pub struct Recorder {
     /// Sessions whose queue is full: `send` is refused, replies (which
     /// may use the reserve) still go.
     pub full: HashSet<ConnectionHandle>,
+    /// Sessions whose reading is paused (flood control's back-pressure).
+    pub paused: HashSet<ConnectionHandle>,
+    /// How often reading was paused, per session.
+    pub pauses: HashMap<ConnectionHandle, usize>,
 }
 
 impl Outlet for Recorder {
@@ -168,6 +179,15 @@ impl Outlet for Recorder {
 
     fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str) {
         self.closed.insert(h, (code, reason.to_owned()));
+    }
+
+    fn set_reading(&mut self, h: ConnectionHandle, reading: bool) {
+        if reading {
+            self.paused.remove(&h);
+        } else {
+            self.paused.insert(h);
+            *self.pauses.entry(h).or_default() += 1;
+        }
     }
 }
 
@@ -266,6 +286,23 @@ impl Harness {
     pub fn request(&mut self, h: ConnectionHandle, msg: ClientMsg) {
         self.send(h, msg);
         self.settle();
+    }
+
+    /// Lets time pass until every held request (flood control) has been
+    /// handled, with the store running. Returns how many waits it took.
+    pub fn release_all(&mut self) -> usize {
+        let mut waits = 0;
+        while let Some(at) = self.chat.next_release() {
+            if at > self.now {
+                self.advance(at - self.now);
+            }
+            let clock = self.clock();
+            self.chat.release_held(clock, &mut self.out);
+            self.settle();
+            waits += 1;
+            assert!(waits < 1_000_000, "held requests never drain");
+        }
+        waits
     }
 
     /// Connects and logs in `nick` (no passwords, nothing to resume).
