@@ -24,6 +24,7 @@
 mod console;
 mod history;
 mod login;
+mod origins;
 mod pacing;
 mod requests;
 mod rooms;
@@ -116,6 +117,8 @@ pub struct ChatServer {
     pub(crate) failures: LoginFailures,
     pub(crate) banned_nicks: HashSet<String>,
     pub(crate) banned_ips: HashSet<IpAddr>,
+    /// Per client origin, the highest request id accepted (`origins.rs`).
+    pub(crate) origins: origins::Origins,
     /// Sessions with held requests (`pacing.rs`).
     pub(crate) holding: HashSet<ConnectionHandle>,
     /// Lines for the server console, drained by the driver.
@@ -127,8 +130,8 @@ pub struct ChatServer {
 }
 
 impl ChatServer {
-    /// Builds the server, continuing every room's numbering where `store`
-    /// left off (read once, before the event loop starts; the core keeps
+    /// Builds the server, continuing every room's numbering (and every
+    /// client origin's resend mark) where `store` left off (read once, before the event loop starts; the core keeps
     /// no store). Console times are local ([`ChatServer::set_time_zone`]).
     pub fn new(settings: Settings, store: &dyn Store) -> Result<Self, StoreError> {
         let mut rooms = BTreeMap::new();
@@ -146,6 +149,7 @@ impl ChatServer {
             banned_nicks: HashSet::new(),
             banned_ips: HashSet::new(),
             holding: HashSet::new(),
+            origins: origins::Origins::load(store.origins()?),
             console: Vec::new(),
             console_room: LOBBY.to_owned(),
             time_zone: TimeZone::system(),
@@ -381,6 +385,9 @@ impl ChatServer {
             if let Some(r) = self.rooms.get_mut(&room) {
                 r.next_seq = next;
             }
+        }
+        for w in batch.lines.iter().filter_map(|p| p.waiter).chain(batch.privates.iter().map(|p| p.waiter)) {
+            self.origins.failed(w.origin, w.id);
         }
         let text = format!("not delivered: {e}");
         let waiters = batch.lines.iter().filter_map(|p| p.waiter).chain(batch.privates.iter().map(|p| p.waiter));

@@ -55,7 +55,10 @@ impl ChatServer {
             }
         };
         match msg {
-            ClientMsg::Login { nick, server_password, account_password, resume, private_since, .. } => {
+            ClientMsg::Login { nick, server_password, account_password, resume, private_since, origin } => {
+                if !logged_in {
+                    session.origin = origin;
+                }
                 self.login(clock, h, (nick, server_password, account_password, resume, private_since), out);
             }
             other if !logged_in => {
@@ -179,11 +182,15 @@ impl ChatServer {
         action: bool,
         out: &mut impl Outlet,
     ) {
+        let name = room_name(room).unwrap_or_default();
+        let origin = self.sessions.get(&h).map_or(0, |s| s.origin);
+        if self.resent(h, origin, id, &name, out) {
+            return;
+        }
         if let Err((code, why)) = check_line(&text, self.settings.max_line_bytes) {
             self.reply(h, &error(id, code, why), out);
             return;
         }
-        let name = room_name(room).unwrap_or_default();
         let member = self.sessions.get(&h).is_some_and(|s| s.rooms.contains(&name));
         if !member {
             self.reply(h, &error(id, ErrorCode::NotInRoom, format!("you are not in {room}; /join it first")), out);
@@ -191,9 +198,22 @@ impl ChatServer {
         }
         let kind = if action { LineKind::Action } else { LineKind::Normal };
         let line = NewLine { from: self.sessions.nick_of(h), text, kind };
-        if self.post(clock, &name, line, Some(Waiter { session: h, id })).is_err() {
+        if self.post(clock, &name, line, Some(Waiter { session: h, id, origin })).is_err() {
             self.reply(h, &error(id, ErrorCode::StorageFailed, BACKLOG), out);
+        } else {
+            self.origins.accept(origin, id);
         }
+    }
+
+    /// Whether request `id` of `origin` was accepted before (a resend
+    /// after a reconnect or a restart): it is acknowledged with seq 0,
+    /// "stored earlier", and not stored again (`origins.rs`).
+    fn resent(&mut self, h: ConnectionHandle, origin: u64, id: u64, room: &str, out: &mut impl Outlet) -> bool {
+        if origin == 0 || id > self.origins.mark(origin) {
+            return false;
+        }
+        self.reply(h, &ServerMsg::Ack { id, room: room.to_owned(), seq: 0 }, out);
+        true
     }
 
     /// Numbers a line and queues it for the next commit, after which it is
@@ -277,8 +297,8 @@ impl ChatServer {
         match then {
             AccountUse::Login(h) => self.login_account(clock, h, result, out),
             AccountUse::Nick { session, nick } => self.nick_checked(clock, session, nick, result, out),
-            AccountUse::Private { session, id, to, text, time_ms } => {
-                self.private_checked(session, id, &to, text, time_ms, result, out);
+            AccountUse::Private { session, id, origin, to, text, time_ms } => {
+                self.private_checked(Waiter { session, id, origin }, &to, text, time_ms, result, out);
             }
         }
     }
@@ -335,30 +355,36 @@ impl ChatServer {
     }
 
     fn private(&mut self, clock: Clock, h: ConnectionHandle, id: u64, to: &str, text: String, out: &mut impl Outlet) {
+        let origin = self.sessions.get(&h).map_or(0, |s| s.origin);
+        if self.resent(h, origin, id, "", out) {
+            return;
+        }
         if let Err((code, why)) = check_line(&text, self.settings.max_line_bytes) {
             self.reply(h, &error(id, code, why), out);
             return;
         }
         // Messages to account holders are stored, so they reach them later
         // (and on every device) even if they are offline now.
-        let then = AccountUse::Private { session: h, id, to: to.to_owned(), text, time_ms: clock.unix_ms };
+        let then = AccountUse::Private { session: h, id, origin, to: to.to_owned(), text, time_ms: clock.unix_ms };
         if !self.store.read_account(fold(to), then) {
             self.reply(h, &error(id, ErrorCode::StorageFailed, format!("cannot look up {to}: {BUSY}")), out);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn private_checked(
         &mut self,
-        h: ConnectionHandle,
-        id: u64,
+        waiter: Waiter,
         to: &str,
         text: String,
         time_ms: u64,
         account: Result<Option<Account>, StoreError>,
         out: &mut impl Outlet,
     ) {
+        let Waiter { session: h, id, origin } = waiter;
         if !self.sessions.get(&h).is_some_and(|s| s.nick.is_some() && !s.gone) {
+            // Dropped unanswered: the client's resend must be stored, even
+            // if later requests of its origin were accepted meanwhile.
+            self.origins.failed(origin, id);
             return;
         }
         let key = fold(to);
@@ -375,8 +401,10 @@ impl ChatServer {
             (Some(account), _) => {
                 let to = online.map(|t| self.sessions.nick_of(t)).unwrap_or(account.name);
                 let private = StoredPrivate { id: 0, recipient: key, from, to, text, time_ms };
-                if self.store.accept_private(PendingPrivate { private, waiter: Waiter { session: h, id } }).is_err() {
+                if self.store.accept_private(PendingPrivate { private, waiter }).is_err() {
                     self.reply(h, &error(id, ErrorCode::StorageFailed, BACKLOG), out);
+                } else {
+                    self.origins.accept(origin, id);
                 }
             }
             (None, Some(target)) => {
@@ -384,6 +412,7 @@ impl ChatServer {
                 let msg = ServerMsg::Private { id, seq: 0, from, to, text, time_ms, history: false };
                 self.reply(target, &msg, out);
                 self.reply(h, &ServerMsg::Ack { id, room: String::new(), seq: 0 }, out);
+                self.origins.accept(origin, id);
             }
             (None, None) => {
                 self.reply(h, &error(id, ErrorCode::NoSuchNick, format!("nobody called {to} is online")), out);

@@ -21,6 +21,9 @@ pub(crate) struct Session {
     /// The folded account name, if logged in to an account.
     pub(crate) account: Option<String>,
     pub(crate) operator: bool,
+    /// The client instance's origin from its Login (0: none), for
+    /// exactly-once resends (`origins.rs`).
+    pub(crate) origin: u64,
     pub(crate) rooms: BTreeSet<String>,
     /// Flood control: its rate and the requests waiting for tokens.
     pub(crate) pacing: Pacing,
@@ -40,6 +43,7 @@ impl Session {
             nick: None,
             account: None,
             operator: false,
+            origin: 0,
             rooms: BTreeSet::new(),
             pacing: Pacing::new(burst, per_second, now),
             login_failures: 0,

@@ -41,6 +41,9 @@ pub const MAX_READS: usize = 1024;
 pub(crate) struct Waiter {
     pub(crate) session: ConnectionHandle,
     pub(crate) id: u64,
+    /// The sending client's origin (0: none), whose mark the commit
+    /// stores (`origins.rs`).
+    pub(crate) origin: u64,
 }
 
 #[derive(Debug)]
@@ -79,6 +82,17 @@ impl Batch {
     fn len(&self) -> usize {
         self.lines.len() + self.privates.len()
     }
+
+    /// Per origin, the highest request id in the batch.
+    fn origin_marks(&self) -> Vec<(u64, u64)> {
+        let mut marks = std::collections::BTreeMap::new();
+        let waiters = self.lines.iter().filter_map(|p| p.waiter).chain(self.privates.iter().map(|p| p.waiter));
+        for w in waiters.filter(|w| w.origin != 0) {
+            let mark = marks.entry(w.origin).or_insert(w.id);
+            *mark = (*mark).max(w.id);
+        }
+        marks.into_iter().collect()
+    }
 }
 
 /// Tells a read's completion from an older one for the same member and
@@ -100,7 +114,7 @@ pub(crate) enum Span {
 pub(crate) enum AccountUse {
     Login(ConnectionHandle),
     Nick { session: ConnectionHandle, nick: String },
-    Private { session: ConnectionHandle, id: u64, to: String, text: String, time_ms: u64 },
+    Private { session: ConnectionHandle, id: u64, origin: u64, to: String, text: String, time_ms: u64 },
 }
 
 /// What a read of room lines is for.
@@ -160,9 +174,13 @@ impl StoreRequest {
     pub fn run(self, store: &mut dyn Store) -> StoreCompletion {
         StoreCompletion(match self.0 {
             Request::Commit(mut batch) => {
+                let marks = batch.origin_marks();
                 let Batch { lines, privates, .. } = &mut batch;
-                let result =
-                    store.append(&mut lines.iter().map(|p| &p.line), &mut privates.iter_mut().map(|p| &mut p.private));
+                let result = store.append_marked(
+                    &mut lines.iter().map(|p| &p.line),
+                    &mut privates.iter_mut().map(|p| &mut p.private),
+                    &marks,
+                );
                 Completion::Committed { batch, result }
             }
             Request::Prune { room, retention, now_ms, limit } => {

@@ -76,6 +76,11 @@ pub enum StoreError {
     Io(String),
 }
 
+/// Client origins whose highest stored request id a store keeps
+/// (docs/PROTOCOL.md §15.7: exactly-once resends); the least recently
+/// used go first.
+pub const MAX_ORIGINS: usize = 65_536;
+
 /// The storage the chat server needs.
 pub trait Store: Send {
     /// Stores lines and private messages in one transaction: all or none.
@@ -87,6 +92,25 @@ pub trait Store: Send {
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
     ) -> Result<(), StoreError>;
+    /// Like `append`, and in the same transaction records, for each
+    /// `(origin, id)`, that the client instance `origin` has had every
+    /// request up to `id` stored (the mark only grows; at most
+    /// [`MAX_ORIGINS`] are kept). A store that keeps no marks (tests) may
+    /// leave this to `append`: resends after a restart are then stored
+    /// again.
+    fn append_marked<'a>(
+        &mut self,
+        lines: &mut dyn Iterator<Item = &'a Line>,
+        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+        origins: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
+        let _ = origins;
+        self.append(lines, privates)
+    }
+    /// The origins' marks, least recently used first.
+    fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        Ok(Vec::new())
+    }
     /// The last sequence number of every room that has lines.
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Lines of `room` with sequence numbers above `after`, oldest first.

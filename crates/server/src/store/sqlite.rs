@@ -24,7 +24,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use udpchat_chat::LineKind;
 
 use super::checkpoint::Checkpointer;
-use super::{Account, Line, Retention, Store, StoreError, StoredPrivate};
+use super::{Account, Line, MAX_ORIGINS, Retention, Store, StoreError, StoredPrivate};
 
 pub const DB_FILE: &str = "history.sqlite3";
 const LOCK_FILE: &str = "udpchat.lock";
@@ -58,6 +58,15 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: a rate per account (bots), issue 10; 0 is the server's rate.
     "ALTER TABLE accounts ADD COLUMN rate INTEGER NOT NULL DEFAULT 0;",
+    // 3: per client origin, the highest request id stored (exactly-once
+    // resends, docs/PROTOCOL.md §15.7); `stamp` orders them by last use,
+    // so only the newest MAX_ORIGINS are kept.
+    "CREATE TABLE origins (
+        origin INTEGER PRIMARY KEY,
+        last_id INTEGER NOT NULL,
+        stamp INTEGER NOT NULL
+    );
+    CREATE INDEX origins_by_stamp ON origins (stamp);",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -248,6 +257,15 @@ impl Store for SqliteStore {
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
     ) -> Result<(), StoreError> {
+        self.append_marked(lines, privates, &[])
+    }
+
+    fn append_marked<'a>(
+        &mut self,
+        lines: &mut dyn Iterator<Item = &'a Line>,
+        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+        origins: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sqlite_error)?;
         {
             let mut insert = tx
@@ -269,10 +287,36 @@ impl Store for SqliteStore {
                 insert.execute(params![p.recipient, p.from, p.to, p.text, p.time_ms as i64]).map_err(sqlite_error)?;
                 p.id = tx.last_insert_rowid() as u64;
             }
+            if !origins.is_empty() {
+                let mut mark = tx
+                    .prepare_cached(
+                        "INSERT INTO origins (origin, last_id, stamp) \
+                         VALUES (?1, ?2, (SELECT IFNULL(MAX(stamp), 0) + 1 FROM origins)) \
+                         ON CONFLICT (origin) DO UPDATE SET last_id = MAX(last_id, ?2), stamp = excluded.stamp",
+                    )
+                    .map_err(sqlite_error)?;
+                for &(origin, id) in origins {
+                    mark.execute(params![origin as i64, id as i64]).map_err(sqlite_error)?;
+                }
+                // Every mark takes a new stamp, so the newest MAX_ORIGINS
+                // are the ones within that many of the last.
+                tx.execute(
+                    "DELETE FROM origins WHERE stamp <= (SELECT MAX(stamp) FROM origins) - ?1",
+                    [MAX_ORIGINS as i64],
+                )
+                .map_err(sqlite_error)?;
+            }
         }
         tx.commit().map_err(sqlite_error)?;
         self.wrote();
         Ok(())
+    }
+
+    fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        let mut q = self.conn.prepare("SELECT origin, last_id FROM origins ORDER BY stamp").map_err(sqlite_error)?;
+        let rows =
+            q.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))).map_err(sqlite_error)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_error)
     }
 
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -484,6 +528,27 @@ mod tests {
         assert_eq!(s.account("ana").unwrap(), Some(a));
         assert!(s.delete_account("ana").unwrap());
         assert_eq!(s.account("ana").unwrap(), None);
+    }
+
+    #[test]
+    fn origin_marks_are_stored_with_their_lines_kept_bounded_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        let big = u64::MAX - 7; // stored as a negative INTEGER, read back whole
+        s.append_marked(&mut [line("lobby", 1, 1)].iter(), &mut std::iter::empty(), &[(big, 3), (9, 1)]).unwrap();
+        s.append_marked(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 4)]).unwrap();
+        // A failed commit marks nothing.
+        assert!(s.append_marked(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 8)]).is_err());
+        assert_eq!(s.origins().unwrap(), vec![(big, 3), (9, 4)]);
+        drop(s);
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        assert_eq!(s.origins().unwrap(), vec![(big, 3), (9, 4)]);
+        // Only the newest MAX_ORIGINS are kept.
+        let marks: Vec<(u64, u64)> = (100..100 + MAX_ORIGINS as u64).map(|o| (o, 1)).collect();
+        s.append_marked(&mut std::iter::empty(), &mut std::iter::empty(), &marks).unwrap();
+        let kept = s.origins().unwrap();
+        assert_eq!(kept.len(), MAX_ORIGINS);
+        assert!(!kept.iter().any(|&(o, _)| o == 9 || o == big));
     }
 
     #[test]

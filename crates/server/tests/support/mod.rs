@@ -23,6 +23,8 @@ struct Data {
     lines: BTreeMap<(String, u64), Line>,
     privates: Vec<StoredPrivate>,
     accounts: BTreeMap<String, Account>,
+    /// Client origins' marks (exactly-once resends), as committed.
+    origins: BTreeMap<u64, u64>,
     /// Appends fail as on a full disk.
     full: bool,
 }
@@ -82,6 +84,25 @@ impl Store for MemoryStore {
             data.privates.push(p.clone());
         }
         Ok(())
+    }
+
+    fn append_marked<'a>(
+        &mut self,
+        lines: &mut dyn Iterator<Item = &'a Line>,
+        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+        origins: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
+        self.append(lines, privates)?;
+        let mut data = self.0.lock().unwrap();
+        for &(origin, id) in origins {
+            let mark = data.origins.entry(origin).or_default();
+            *mark = (*mark).max(id);
+        }
+        Ok(())
+    }
+
+    fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        Ok(self.0.lock().unwrap().origins.iter().map(|(o, id)| (*o, *id)).collect())
     }
 
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -315,13 +336,25 @@ impl Harness {
     }
 
     pub fn login_as(&mut self, h: ConnectionHandle, nick: &str, account_password: &str, resume: Vec<(String, u64)>) {
+        self.login_from(h, nick, account_password, resume, 0);
+    }
+
+    /// Logs in as the client instance `origin` (exactly-once resends).
+    pub fn login_from(
+        &mut self,
+        h: ConnectionHandle,
+        nick: &str,
+        account_password: &str,
+        resume: Vec<(String, u64)>,
+        origin: u64,
+    ) {
         let login = ClientMsg::Login {
             nick: nick.into(),
             server_password: String::new(),
             account_password: account_password.into(),
             resume,
             private_since: 0,
-            origin: 0,
+            origin,
         };
         self.send(h, login);
         self.settle();
