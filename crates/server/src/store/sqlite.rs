@@ -24,6 +24,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use udpchat_chat::LineKind;
 
 use super::checkpoint::Checkpointer;
+use crate::private_files::{fix_files, private_dir, private_file};
 use super::{Account, Line, MAX_ORIGINS, Retention, Store, StoreError, StoredPrivate};
 
 pub const DB_FILE: &str = "history.sqlite3";
@@ -94,6 +95,23 @@ fn sqlite_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// The data directory, created if needed, owner-only (0700).
+fn private_data_dir(data_dir: &Path) -> Result<(), StoreError> {
+    private_dir(data_dir)
+        .map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", data_dir.display())))
+}
+
+/// Every file in the data directory owner-only (0600), fixing what an
+/// older version or a copy left readable by others.
+fn fix_data_files(data_dir: &Path) -> Result<(), StoreError> {
+    let fixed = fix_files(data_dir)
+        .map_err(|e| StoreError::Io(format!("cannot restrict the files in {}: {e}", data_dir.display())))?;
+    for path in fixed {
+        tracing::warn!("{} was readable by others; made it owner-only (0600)", path.display());
+    }
+    Ok(())
+}
+
 fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
         name: r.get(0)?,
@@ -112,10 +130,10 @@ impl SqliteStore {
     /// the database size; past it, appends fail with [`StoreError::Full`]
     /// as they would on a full disk.
     pub fn open(data_dir: &Path, sync: SyncPolicy, max_mb: Option<u64>) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        private_data_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let lock_path = data_dir.join(LOCK_FILE);
+        private_file(&lock_path).map_err(|e| StoreError::ReadOnly { path: lock_path.clone(), detail: e.to_string() })?;
         let lock = File::options()
             .create(true)
             .truncate(false)
@@ -126,6 +144,7 @@ impl SqliteStore {
             return Err(StoreError::Locked { path, lock: lock_path });
         }
         let mut store = Self::open_file(path, sync, max_mb, Some(lock))?;
+        fix_data_files(data_dir)?;
         // Only where commits do not fsync: with `Full` every commit waits
         // for the disk anyway, and a log that keeps growing (see
         // checkpoint.rs) makes each of those fsyncs dearer (file size
@@ -143,9 +162,10 @@ impl SqliteStore {
     /// may run beside the server: SQLite's own locking keeps the two apart,
     /// and the server reads accounts at each login.
     pub fn open_admin(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", data_dir.display())))?;
-        Self::open_file(data_dir.join(DB_FILE), SyncPolicy::Full, None, None)
+        private_data_dir(data_dir)?;
+        let store = Self::open_file(data_dir.join(DB_FILE), SyncPolicy::Full, None, None)?;
+        fix_data_files(data_dir)?;
+        Ok(store)
     }
 
     /// A second connection to the database of an open server store (at
@@ -161,6 +181,9 @@ impl SqliteStore {
     }
 
     fn open_file(path: PathBuf, sync: SyncPolicy, max_mb: Option<u64>, lock: Option<File>) -> Result<Self, StoreError> {
+        // Created owner-only before SQLite opens it: its -wal and -shm
+        // files take this file's mode.
+        private_file(&path).map_err(|e| StoreError::ReadOnly { path: path.clone(), detail: e.to_string() })?;
         // Only "not a database" and "corrupt" mean the file is bad; other
         // failures (cannot open, permissions, I/O) must not advise moving a
         // good file away.
