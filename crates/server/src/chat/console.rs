@@ -6,13 +6,12 @@
 //! Timestamps are the server's local time, as irssi shows them (jiff does
 //! the calendar and the zone rules).
 
-use std::net::IpAddr;
-
 use udpchat_chat::{ErrorCode, LineKind, NoticeKind, ServerMsg, close};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use super::bans::parse_duration;
 use super::rooms::Traffic;
 use super::{ChatServer, Clock, Outlet};
 use crate::store::Line;
@@ -23,7 +22,7 @@ pub const OPERATOR: &str = "operator";
 
 pub const CONSOLE_HELP: &str = "\
 console commands: TEXT (say it in the current room as operator), /join ROOM (switch room),
-/kick NICK [reason], /ban NICK|ADDRESS [reason], /unban NICK|ADDRESS, /topic TEXT,
+/kick NICK [reason], /ban NICK|ADDRESS [DURATION like 10m, 2h, 7d] [reason], /unban NICK|ADDRESS, /topic TEXT,
 /who, /list, /help";
 
 /// `YYYY-MM-DD HH:MM:SS` in `zone` for a Unix time in milliseconds.
@@ -67,14 +66,20 @@ impl ChatServer {
                 Err(why) => self.answer(format!("-- {why}")),
             },
             "kick" => self.kick(clock, arg, reason, out),
-            "ban" => self.ban(clock, OPERATOR, arg, reason, out),
-            "unban" => {
-                let removed = match arg.parse::<IpAddr>() {
-                    Ok(ip) => self.banned_ips.remove(&ip),
-                    Err(_) => self.banned_nicks.remove(&fold(arg)),
+            "ban" => {
+                // /ban TARGET [DURATION] [reason]
+                let (first, more) = reason.split_once(' ').unwrap_or((reason, ""));
+                let (secs, reason) = match parse_duration(first) {
+                    Some(secs) => (secs, more.trim()),
+                    None => (0, reason),
                 };
-                self.answer(if removed { format!("-- {arg} unbanned") } else { format!("-- {arg} was not banned") });
+                if arg.is_empty() {
+                    self.answer("-- /ban NICK|ADDRESS [DURATION like 10m, 2h, 7d] [reason]");
+                } else {
+                    self.ban(clock, (OPERATOR, None), arg, reason, secs, out);
+                }
             }
+            "unban" => self.unban(clock, (OPERATOR, None), arg, out),
             "topic" => {
                 let room = self.console_room.clone();
                 self.set_topic(clock, &room, OPERATOR, rest.trim().into(), out);
@@ -112,28 +117,6 @@ impl ChatServer {
         self.leave_server(clock, h, NoticeKind::Kick, &why, out);
         out.close(h, close::KICKED, &why);
     }
-
-    /// Bans a nickname or address (from the console, or an operator
-    /// account `by`) and closes the sessions it matches.
-    pub(crate) fn ban(&mut self, clock: Clock, by: &str, target: &str, reason: &str, out: &mut impl Outlet) {
-        let reason = super::clean_reason(reason);
-        let why = if reason.is_empty() { format!("banned by {by}") } else { format!("banned by {by}: {reason}") };
-        let victims: Vec<_> = match target.parse::<IpAddr>() {
-            Ok(ip) => {
-                self.banned_ips.insert(ip);
-                self.sessions.iter().filter(|(_, s)| s.addr.ip() == ip).map(|(h, _)| *h).collect()
-            }
-            Err(_) => {
-                self.banned_nicks.insert(fold(target));
-                self.sessions.nicks.get(&fold(target)).copied().into_iter().collect()
-            }
-        };
-        self.announce(clock, format!("-- {target} banned by {by} ({} session(s) closed)", victims.len()));
-        for h in victims {
-            self.leave_server(clock, h, NoticeKind::Kick, &why, out);
-            out.close(h, close::BANNED, &why);
-        }
-    }
 }
 
 impl ChatServer {
@@ -142,17 +125,18 @@ impl ChatServer {
     pub(crate) fn kick_from_room(
         &mut self,
         clock: Clock,
-        by: &str,
+        by: super::bans::Actor<'_>,
         room: &str,
         nick: &str,
         reason: &str,
         out: &mut impl Outlet,
     ) {
+        let (by, op) = by;
         let Ok(room) = room_name(room) else { return };
         let target = self.sessions.nicks.get(&fold(nick)).copied();
         let removed = target.is_some_and(|t| self.sessions.get_mut(&t).is_some_and(|s| s.rooms.remove(&room)));
         let Some(target) = target.filter(|_| removed) else {
-            if let Some(&op) = self.sessions.nicks.get(&fold(by)) {
+            if let Some(op) = op {
                 let text = format!("{nick} is not in #{room}");
                 self.reply(op, &ServerMsg::Error { id: 0, code: ErrorCode::NoSuchNick, text }, out);
             }
@@ -173,7 +157,12 @@ impl ChatServer {
             r.remove_member(target);
         }
         self.reply(target, &ServerMsg::Parted { room: room.clone() }, out);
-        self.announce(clock, format!("-- {shown} was kicked from #{room} by {by}"));
+        let text = format!("{shown} was kicked from #{room} by {by}");
+        self.announce(clock, format!("-- {text}"));
+        // The operator hears the Kick notice only if it is in the room.
+        if let Some(op) = op.filter(|op| self.rooms.get(&room).is_none_or(|r| !r.members.contains(op))) {
+            self.confirm(clock, Some(op), text, out);
+        }
     }
 }
 

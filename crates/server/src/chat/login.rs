@@ -158,7 +158,7 @@ impl ChatServer {
     /// Whether a login may take `nick` now: not banned, not in use.
     fn nick_available(&self, nick: &str) -> Result<(), ServerMsg> {
         let key = fold(nick);
-        if self.banned_nicks.contains(&key) {
+        if self.banned_nicks.contains_key(&key) {
             return Err(refuse(RefuseCode::Banned, "that nickname is banned"));
         }
         if self.sessions.nicks.contains_key(&key) {

@@ -21,6 +21,7 @@
 //! delivery (`history.rs`). Requests are in `requests.rs`, login and
 //! accounts in `login.rs`, the operator console in `console.rs`.
 
+mod bans;
 mod console;
 mod history;
 mod login;
@@ -31,7 +32,7 @@ mod rooms;
 mod sessions;
 mod storage;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -115,8 +116,10 @@ pub struct ChatServer {
     pub(crate) store: StoreWork,
     pub(crate) checks: login::PasswordChecks,
     pub(crate) failures: LoginFailures,
-    pub(crate) banned_nicks: HashSet<String>,
-    pub(crate) banned_ips: HashSet<IpAddr>,
+    /// Banned folded nicknames and addresses, to when (Unix ms; 0:
+    /// permanent). Kept in the store too; expired ones go at `tick`.
+    pub(crate) banned_nicks: HashMap<String, u64>,
+    pub(crate) banned_ips: HashMap<IpAddr, u64>,
     /// Per client origin, the highest request id accepted (`origins.rs`).
     pub(crate) origins: origins::Origins,
     /// Sessions with held requests (`pacing.rs`).
@@ -139,6 +142,17 @@ impl ChatServer {
             rooms.insert(room, Room::new(head));
         }
         rooms.entry(LOBBY.to_owned()).or_insert_with(|| Room::new(0));
+        let admin = store.admin_state()?;
+        for (room, topic) in admin.topics {
+            rooms.entry(room).or_insert_with(|| Room::new(0)).topic = topic;
+        }
+        let (mut banned_nicks, mut banned_ips) = (HashMap::new(), HashMap::new());
+        for (target, expires_ms) in admin.bans {
+            match target.parse::<IpAddr>() {
+                Ok(ip) => banned_ips.insert(ip, expires_ms),
+                Err(_) => banned_nicks.insert(target, expires_ms),
+            };
+        }
         Ok(Self {
             settings,
             sessions: Sessions::default(),
@@ -146,8 +160,8 @@ impl ChatServer {
             store: StoreWork::default(),
             checks: login::PasswordChecks::default(),
             failures: LoginFailures::default(),
-            banned_nicks: HashSet::new(),
-            banned_ips: HashSet::new(),
+            banned_nicks,
+            banned_ips,
             holding: HashSet::new(),
             origins: origins::Origins::load(store.origins()?),
             console: Vec::new(),
@@ -188,7 +202,7 @@ impl ChatServer {
 
     /// A session passed the handshake.
     pub fn connected(&mut self, clock: Clock, h: ConnectionHandle, addr: SocketAddr, out: &mut impl Outlet) {
-        if self.banned_ips.contains(&addr.ip()) {
+        if self.banned_ips.contains_key(&addr.ip()) {
             out.close(h, close::BANNED, "you are banned from this server");
             return;
         }
@@ -209,7 +223,7 @@ impl ChatServer {
         if let Some(nick) = self.sessions.get(&h).and_then(|s| s.nick.clone()) {
             self.log(clock, format!("-- {nick} moved from {old} to {addr}"));
         }
-        if self.banned_ips.contains(&addr.ip()) && !self.sessions.get(&h).is_some_and(|s| s.gone) {
+        if self.banned_ips.contains_key(&addr.ip()) && !self.sessions.get(&h).is_some_and(|s| s.gone) {
             let why = "you are banned from this server";
             self.leave_server(clock, h, NoticeKind::Kick, why, out);
             out.close(h, close::BANNED, why);
@@ -430,6 +444,7 @@ impl ChatServer {
             }
             out.close(h, close::LOGIN_TIMEOUT, "no login in time");
         }
+        self.expire_bans(clock);
         self.prune_step(clock);
     }
 

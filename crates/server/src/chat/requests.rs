@@ -141,15 +141,15 @@ impl ChatServer {
             ClientMsg::Kick { room, nick, reason } => {
                 if self.is_operator(h) {
                     let by = self.sessions.nick_of(h);
-                    self.kick_from_room(clock, &by, &room, &nick, &reason, out);
+                    self.kick_from_room(clock, (&by, Some(h)), &room, &nick, &reason, out);
                 } else {
                     self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can kick"), out);
                 }
             }
-            ClientMsg::Ban { target, reason, .. } => {
+            ClientMsg::Ban { target, reason, expires_secs } => {
                 if self.is_operator(h) {
                     let by = self.sessions.nick_of(h);
-                    self.ban(clock, &by, &target, &reason, out);
+                    self.ban(clock, (&by, Some(h)), &target, &reason, expires_secs, out);
                 } else {
                     self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can ban"), out);
                 }
@@ -163,9 +163,13 @@ impl ChatServer {
                 let limit = (limit as usize).min(self.settings.history_page_max);
                 self.read_history_page(h, &name, before, limit);
             }
-            // Placeholder until operator unban lands with issue 10 (same session).
-            ClientMsg::Unban { .. } => {
-                self.reply(h, &error(0, ErrorCode::NotPermitted, "use /unban at the server console"), out);
+            ClientMsg::Unban { target } => {
+                if self.is_operator(h) {
+                    let by = self.sessions.nick_of(h);
+                    self.unban(clock, (&by, Some(h)), &target, out);
+                } else {
+                    self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can unban"), out);
+                }
             }
             ClientMsg::Login { .. } | ClientMsg::Quit { .. } => {}
         }
@@ -280,7 +284,7 @@ impl ChatServer {
     /// Whether `h` may take `nick`: not another session's, not banned.
     fn nick_free_for(&self, h: ConnectionHandle, nick: &str) -> Result<(), ServerMsg> {
         let key = fold(nick);
-        if self.sessions.nicks.get(&key).is_some_and(|&owner| owner != h) || self.banned_nicks.contains(&key) {
+        if self.sessions.nicks.get(&key).is_some_and(|&owner| owner != h) || self.banned_nicks.contains_key(&key) {
             return Err(error(0, ErrorCode::NickTaken, format!("{nick} is not available")));
         }
         Ok(())
@@ -440,13 +444,20 @@ impl ChatServer {
             return;
         }
         let nick = self.sessions.nick_of(h);
+        let member = r.members.contains(&h);
         self.set_topic(clock, &name, &nick, topic, out);
+        // An operator outside the room hears no Topic notice: confirm.
+        if !member {
+            let text = format!("topic of #{name} set");
+            self.confirm(clock, Some(h), text, out);
+        }
     }
 
     pub(crate) fn set_topic(&mut self, clock: Clock, room: &str, by: &str, topic: String, out: &mut impl Outlet) {
         let Some(r) = self.rooms.get_mut(room) else { return };
         r.topic = topic.clone();
-        self.log(clock, format!("-- {by} set the topic of #{room}: {topic}"));
+        self.store.admin(crate::store::AdminChange::Topic { room: room.to_owned(), topic: topic.clone() });
+        self.announce(clock, format!("-- {by} set the topic of #{room}: {topic}"));
         let notice = ServerMsg::Notice {
             room: room.to_owned(),
             kind: NoticeKind::Topic,

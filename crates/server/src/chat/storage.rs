@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use udpchat_proto::ConnectionHandle;
 
 use super::{ChatServer, Clock, Outlet};
-use crate::store::{Account, Line, Retention, Store, StoreError, StoredPrivate};
+use crate::store::{Account, AdminChange, Line, Retention, Store, StoreError, StoredPrivate};
 
 /// Lines and private messages waiting for the next commit.
 pub const MAX_PENDING: usize = 65_536;
@@ -139,10 +139,30 @@ pub(crate) enum LinesUse {
 #[derive(Debug)]
 enum Request {
     Commit(Batch),
-    Prune { room: String, retention: Retention, now_ms: u64, limit: usize },
-    Account { folded: String, then: AccountUse },
-    Lines { room: String, span: Span, limit: usize, then: LinesUse },
-    Privates { recipient: String, after: u64, limit: usize, then: ConnectionHandle },
+    /// A ban, unban or topic to keep across restarts.
+    Admin(AdminChange),
+    Prune {
+        room: String,
+        retention: Retention,
+        now_ms: u64,
+        limit: usize,
+    },
+    Account {
+        folded: String,
+        then: AccountUse,
+    },
+    Lines {
+        room: String,
+        span: Span,
+        limit: usize,
+        then: LinesUse,
+    },
+    Privates {
+        recipient: String,
+        after: u64,
+        limit: usize,
+        then: ConnectionHandle,
+    },
 }
 
 /// Store work for the driver to run off the event loop.
@@ -156,6 +176,7 @@ pub struct StoreCompletion(Completion);
 #[derive(Debug)]
 pub(crate) enum Completion {
     Committed { batch: Batch, result: Result<(), StoreError> },
+    Admin { change: AdminChange, result: Result<(), StoreError> },
     Pruned { room: String, limit: usize, result: Result<usize, StoreError> },
     Account { result: Result<Option<Account>, StoreError>, then: AccountUse },
     Lines { result: Result<Vec<Line>, StoreError>, then: LinesUse },
@@ -167,7 +188,7 @@ impl StoreRequest {
     /// writer, in order; the others only read and may run on a reader
     /// connection beside it.
     pub fn writes(&self) -> bool {
-        matches!(self.0, Request::Commit(_) | Request::Prune { .. })
+        matches!(self.0, Request::Commit(_) | Request::Admin(_) | Request::Prune { .. })
     }
 
     /// Runs it (on a store thread: this may wait for the disk).
@@ -182,6 +203,10 @@ impl StoreRequest {
                     &marks,
                 );
                 Completion::Committed { batch, result }
+            }
+            Request::Admin(change) => {
+                let result = store.apply(&change);
+                Completion::Admin { change, result }
             }
             Request::Prune { room, retention, now_ms, limit } => {
                 let result = store.prune(&room, retention, now_ms, limit);
@@ -296,6 +321,13 @@ impl StoreWork {
         true
     }
 
+    /// Records an operator's change on the writer (after the writes asked
+    /// for before it). Not bounded here: operator actions are paced
+    /// requests of operator sessions or console lines.
+    pub(crate) fn admin(&mut self, change: AdminChange) {
+        self.requests.push(StoreRequest(Request::Admin(change)));
+    }
+
     /// Looks up an account; false if too many reads are in flight.
     pub(crate) fn read_account(&mut self, folded: String, then: AccountUse) -> bool {
         self.read(Request::Account { folded, then })
@@ -369,6 +401,11 @@ impl ChatServer {
                 self.store.start_commit();
                 for notice in self.store.notices_due() {
                     self.broadcast_rooms(&notice.rooms, &notice.msg, None, out);
+                }
+            }
+            Completion::Admin { change, result } => {
+                if let Err(e) = result {
+                    self.announce(clock, format!("!! could not record {change:?}; it lasts until a restart: {e}"));
                 }
             }
             Completion::Pruned { room, limit, result } => {

@@ -47,6 +47,34 @@ pub struct Account {
     pub rate: u32,
 }
 
+/// A change to what operators set, kept across restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminChange {
+    /// `target` is a folded nickname or an IP address; `expires_ms` is a
+    /// Unix time in milliseconds, 0 for a permanent ban.
+    Ban {
+        target: String,
+        expires_ms: u64,
+        reason: String,
+    },
+    Unban {
+        target: String,
+    },
+    Topic {
+        room: String,
+        topic: String,
+    },
+}
+
+/// What operators have set: read once at startup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminState {
+    /// (target, expires_ms), as in [`AdminChange::Ban`].
+    pub bans: Vec<(String, u64)>,
+    /// (room, topic) for rooms with a topic.
+    pub topics: Vec<(String, String)>,
+}
+
 /// How much history a room keeps; `None` means no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
@@ -106,6 +134,16 @@ pub trait Store: Send {
     ) -> Result<(), StoreError> {
         let _ = origins;
         self.append(lines, privates)
+    }
+    /// Records an operator's change (a ban, an unban, a topic). A store
+    /// that keeps none (tests) may leave it: they last until a restart.
+    fn apply(&mut self, change: &AdminChange) -> Result<(), StoreError> {
+        let _ = change;
+        Ok(())
+    }
+    /// Every ban and topic recorded.
+    fn admin_state(&self) -> Result<AdminState, StoreError> {
+        Ok(AdminState::default())
     }
     /// The origins' marks, least recently used first.
     fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {

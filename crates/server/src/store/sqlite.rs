@@ -24,8 +24,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use udpchat_chat::LineKind;
 
 use super::checkpoint::Checkpointer;
+use super::{Account, AdminChange, AdminState, Line, MAX_ORIGINS, Retention, Store, StoreError, StoredPrivate};
 use crate::private_files::{fix_files, private_dir, private_file};
-use super::{Account, Line, MAX_ORIGINS, Retention, Store, StoreError, StoredPrivate};
 
 pub const DB_FILE: &str = "history.sqlite3";
 const LOCK_FILE: &str = "udpchat.lock";
@@ -68,6 +68,17 @@ const MIGRATIONS: &[&str] = &[
         stamp INTEGER NOT NULL
     );
     CREATE INDEX origins_by_stamp ON origins (stamp);",
+    // 4: what operators set survives restarts: bans (a folded nickname or
+    // an IP address; expires_ms 0 = permanent) and room topics.
+    "CREATE TABLE bans (
+        target TEXT PRIMARY KEY,
+        expires_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE topics (
+        room TEXT PRIMARY KEY,
+        topic TEXT NOT NULL
+    );",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -133,7 +144,8 @@ impl SqliteStore {
         private_data_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let lock_path = data_dir.join(LOCK_FILE);
-        private_file(&lock_path).map_err(|e| StoreError::ReadOnly { path: lock_path.clone(), detail: e.to_string() })?;
+        private_file(&lock_path)
+            .map_err(|e| StoreError::ReadOnly { path: lock_path.clone(), detail: e.to_string() })?;
         let lock = File::options()
             .create(true)
             .truncate(false)
@@ -333,6 +345,43 @@ impl Store for SqliteStore {
         tx.commit().map_err(sqlite_error)?;
         self.wrote();
         Ok(())
+    }
+
+    fn apply(&mut self, change: &AdminChange) -> Result<(), StoreError> {
+        match change {
+            AdminChange::Ban { target, expires_ms, reason } => self.conn.execute(
+                "INSERT INTO bans (target, expires_ms, reason) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (target) DO UPDATE SET expires_ms = ?2, reason = ?3",
+                params![target, *expires_ms as i64, reason],
+            ),
+            AdminChange::Unban { target } => self.conn.execute("DELETE FROM bans WHERE target = ?1", [target]),
+            AdminChange::Topic { room, topic } if topic.is_empty() => {
+                self.conn.execute("DELETE FROM topics WHERE room = ?1", [room])
+            }
+            AdminChange::Topic { room, topic } => self.conn.execute(
+                "INSERT INTO topics (room, topic) VALUES (?1, ?2) ON CONFLICT (room) DO UPDATE SET topic = ?2",
+                params![room, topic],
+            ),
+        }
+        .map_err(sqlite_error)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn admin_state(&self) -> Result<AdminState, StoreError> {
+        let mut q = self.conn.prepare("SELECT target, expires_ms FROM bans ORDER BY target").map_err(sqlite_error)?;
+        let bans = q
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(sqlite_error)?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite_error)?;
+        let mut q = self.conn.prepare("SELECT room, topic FROM topics ORDER BY room").map_err(sqlite_error)?;
+        let topics = q
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sqlite_error)?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite_error)?;
+        Ok(AdminState { bans, topics })
     }
 
     fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
@@ -572,6 +621,25 @@ mod tests {
         let kept = s.origins().unwrap();
         assert_eq!(kept.len(), MAX_ORIGINS);
         assert!(!kept.iter().any(|&(o, _)| o == 9 || o == big));
+    }
+
+    #[test]
+    fn bans_and_topics_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        let ban = |target: &str, expires_ms| AdminChange::Ban { target: target.into(), expires_ms, reason: "r".into() };
+        s.apply(&ban("eve", 0)).unwrap();
+        s.apply(&ban("10.0.0.9", 5000)).unwrap();
+        s.apply(&ban("mallory", 0)).unwrap();
+        s.apply(&AdminChange::Unban { target: "mallory".into() }).unwrap();
+        s.apply(&AdminChange::Topic { room: "lobby".into(), topic: "hello".into() }).unwrap();
+        s.apply(&AdminChange::Topic { room: "rust".into(), topic: "x".into() }).unwrap();
+        s.apply(&AdminChange::Topic { room: "rust".into(), topic: String::new() }).unwrap();
+        drop(s);
+        let s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        let state = s.admin_state().unwrap();
+        assert_eq!(state.bans, vec![("10.0.0.9".to_owned(), 5000), ("eve".to_owned(), 0)]);
+        assert_eq!(state.topics, vec![("lobby".to_owned(), "hello".to_owned())]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use udpchat_chat::{ClientMsg, ServerMsg};
 use udpchat_proto::{ClientConfig, CloseReason, ConnectionHandle, Endpoint, SendError};
 use udpchat_server::settings::Settings;
-use udpchat_server::store::{Account, Line, Retention, Store, StoreError, StoredPrivate};
+use udpchat_server::store::{Account, AdminChange, AdminState, Line, Retention, Store, StoreError, StoredPrivate};
 use udpchat_server::{ChatServer, Clock, Outlet, StoreRequest};
 
 #[derive(Default)]
@@ -25,6 +25,9 @@ struct Data {
     accounts: BTreeMap<String, Account>,
     /// Client origins' marks (exactly-once resends), as committed.
     origins: BTreeMap<u64, u64>,
+    /// Bans (target to expiry) and topics, as operators set them.
+    bans: BTreeMap<String, u64>,
+    topics: BTreeMap<String, String>,
     /// Appends fail as on a full disk.
     full: bool,
 }
@@ -99,6 +102,33 @@ impl Store for MemoryStore {
             *mark = (*mark).max(id);
         }
         Ok(())
+    }
+
+    fn apply(&mut self, change: &AdminChange) -> Result<(), StoreError> {
+        let mut data = self.0.lock().unwrap();
+        match change {
+            AdminChange::Ban { target, expires_ms, .. } => {
+                data.bans.insert(target.clone(), *expires_ms);
+            }
+            AdminChange::Unban { target } => {
+                data.bans.remove(target);
+            }
+            AdminChange::Topic { room, topic } if topic.is_empty() => {
+                data.topics.remove(room);
+            }
+            AdminChange::Topic { room, topic } => {
+                data.topics.insert(room.clone(), topic.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn admin_state(&self) -> Result<AdminState, StoreError> {
+        let data = self.0.lock().unwrap();
+        Ok(AdminState {
+            bans: data.bans.iter().map(|(t, e)| (t.clone(), *e)).collect(),
+            topics: data.topics.iter().map(|(r, t)| (r.clone(), t.clone())).collect(),
+        })
     }
 
     fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
