@@ -23,7 +23,7 @@ pub const OPERATOR: &str = "operator";
 pub const CONSOLE_HELP: &str = "\
 console commands: TEXT (say it in the current room as operator), /join ROOM (switch room),
 /kick NICK [reason], /ban NICK|ADDRESS [DURATION like 10m, 2h, 7d] [reason], /unban NICK|ADDRESS, /topic TEXT,
-/who, /list, /help";
+/msg NICK TEXT (a private message from the operator), /who, /list, /help";
 
 /// `YYYY-MM-DD HH:MM:SS` in `zone` for a Unix time in milliseconds.
 pub fn format_time(unix_ms: u64, zone: &TimeZone) -> String {
@@ -66,6 +66,7 @@ impl ChatServer {
                 Err(why) => self.answer(format!("-- {why}")),
             },
             "kick" => self.kick(clock, arg, reason, out),
+            "msg" => self.console_private(clock, arg, reason, out),
             "ban" => {
                 // /ban TARGET [DURATION] [reason]
                 let (first, more) = reason.split_once(' ').unwrap_or((reason, ""));
@@ -106,6 +107,32 @@ impl ChatServer {
             "help" => self.answer(CONSOLE_HELP),
             other => self.answer(format!("-- unknown console command /{other}; /help lists them")),
         }
+    }
+
+    /// `/msg NICK TEXT`: the classic 1:1 operator chat, to someone
+    /// online (not stored: the operator has no account).
+    fn console_private(&mut self, clock: Clock, nick: &str, text: &str, out: &mut impl Outlet) {
+        if nick.is_empty() || text.is_empty() {
+            self.answer("-- /msg NICK TEXT");
+            return;
+        }
+        let Some(&h) = self.sessions.nicks.get(&fold(nick)) else {
+            self.answer(format!("-- nobody called {nick} is online"));
+            return;
+        };
+        let to = self.sessions.nick_of(h);
+        let msg = ServerMsg::Private {
+            id: 0,
+            seq: 0,
+            from: OPERATOR.into(),
+            to: to.clone(),
+            text: text.to_owned(),
+            time_ms: clock.unix_ms,
+            history: false,
+        };
+        self.reply(h, &msg, out);
+        let time = format_time(clock.unix_ms, &self.time_zone);
+        self.answer(format!("[{time}] -> {to}: {text}"));
     }
 
     fn kick(&mut self, clock: Clock, nick: &str, reason: &str, out: &mut impl Outlet) {

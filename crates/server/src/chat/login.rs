@@ -132,8 +132,14 @@ impl ChatServer {
             let ok = expected.len() == server_password.len()
                 && expected.bytes().zip(server_password.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
             if !ok {
-                self.log(clock, format!("-- failed login from {addr}: wrong server password"));
-                self.login_failed(clock, h, refuse(RefuseCode::BadPassword, "wrong server password"), out);
+                // Told apart: a client that sent none was not told to.
+                let text = if server_password.is_empty() {
+                    "no server password given: this server needs one (--ask-password or UDPCHAT_PASSWORD)"
+                } else {
+                    "wrong server password"
+                };
+                self.log(clock, format!("-- failed login from {addr}: {text}"));
+                self.login_failed(clock, h, refuse(RefuseCode::BadPassword, text), out);
                 return;
             }
         }
@@ -199,7 +205,10 @@ impl ChatServer {
             return;
         };
         if account_password.is_empty() {
-            let text = format!("{} is registered; log in with its account password", account.name);
+            let text = format!(
+                "{} is registered and no account password was given: give it with --ask-account-password or UDPCHAT_ACCOUNT_PASSWORD",
+                account.name
+            );
             self.reply(h, &refuse(RefuseCode::NickRegistered, text), out);
             return;
         }
@@ -226,7 +235,11 @@ impl ChatServer {
         if !ok {
             let addr = self.sessions.get(&h).map(|s| s.addr.to_string()).unwrap_or_default();
             self.log(clock, format!("-- failed login from {addr}: wrong password for {}", request.nick));
-            self.login_failed(clock, h, refuse(RefuseCode::BadPassword, "wrong account password"), out);
+            let text = format!(
+                "wrong account password for {} (give it with --ask-account-password or UDPCHAT_ACCOUNT_PASSWORD)",
+                request.nick
+            );
+            self.login_failed(clock, h, refuse(RefuseCode::BadPassword, text), out);
             return;
         }
         // Someone may have taken the nickname while the check ran.

@@ -302,7 +302,7 @@ impl ChatServer {
             AccountUse::Login(h) => self.login_account(clock, h, result, out),
             AccountUse::Nick { session, nick } => self.nick_checked(clock, session, nick, result, out),
             AccountUse::Private { session, id, origin, to, text, time_ms } => {
-                self.private_checked(Waiter { session, id, origin }, &to, text, time_ms, result, out);
+                self.private_checked(clock, Waiter { session, id, origin }, &to, text, time_ms, result, out);
             }
         }
     }
@@ -375,8 +375,10 @@ impl ChatServer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn private_checked(
         &mut self,
+        clock: Clock,
         waiter: Waiter,
         to: &str,
         text: String,
@@ -405,10 +407,15 @@ impl ChatServer {
             (Some(account), _) => {
                 let to = online.map(|t| self.sessions.nick_of(t)).unwrap_or(account.name);
                 let private = StoredPrivate { id: 0, recipient: key, from, to, text, time_ms };
+                let offline = online.is_none().then(|| private.to.clone());
                 if self.store.accept_private(PendingPrivate { private, waiter }).is_err() {
                     self.reply(h, &error(id, ErrorCode::StorageFailed, BACKLOG), out);
                 } else {
                     self.origins.accept(origin, id);
+                    if let Some(to) = offline {
+                        let text = format!("{to} is offline; the message is stored and delivered when they log in");
+                        self.confirm(clock, Some(h), text, out);
+                    }
                 }
             }
             (None, Some(target)) => {

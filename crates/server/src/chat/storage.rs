@@ -133,7 +133,10 @@ pub(crate) enum LinesUse {
         read: ReadId,
     },
     /// A History page.
-    Page(ConnectionHandle),
+    Page {
+        session: ConnectionHandle,
+        room: String,
+    },
 }
 
 #[derive(Debug)]
