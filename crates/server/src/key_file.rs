@@ -15,11 +15,11 @@ pub const KEY_FILE: &str = "server.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {path}")]
     CreateDir { path: PathBuf, source: io::Error },
-    #[error("cannot read server key {path}: {source}")]
+    #[error("cannot read server key {path}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot write server key {path}: {source}")]
+    #[error("cannot write server key {path}")]
     Write { path: PathBuf, source: io::Error },
     #[error("{path} is not a udpchat server key (expected base64 of 32 bytes); move it away to generate a new key")]
     Invalid { path: PathBuf },
