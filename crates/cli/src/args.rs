@@ -47,6 +47,11 @@ pub enum UserAction {
         /// May /kick, /ban and set /topic in any room.
         #[arg(long)]
         operator: bool,
+        /// Lines (requests) per second this account may send, for bots;
+        /// the server paces faster senders to it. Default: the server's
+        /// rate_per_second.
+        #[arg(long, value_name = "N")]
+        rate: Option<u32>,
     },
     /// Change an account's password (and, with --operator/--no-operator, its rights).
     Passwd {
@@ -55,6 +60,9 @@ pub enum UserAction {
         operator: bool,
         #[arg(long)]
         no_operator: bool,
+        /// Lines per second for this account (0: the server's rate).
+        #[arg(long, value_name = "N")]
+        rate: Option<u32>,
     },
     /// Delete an account (its nickname becomes free for anyone).
     Del { name: String },
@@ -77,7 +85,7 @@ pub struct ServerArgs {
     /// Address and port to listen on ([::]:PORT accepts IPv4 and IPv6).
     #[arg(long, env = "UDPCHAT_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Directory for the server key (and, later, history).
+    /// Directory for the server key, history and accounts.
     #[arg(long, env = "UDPCHAT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// TOML config file (see README for the keys).

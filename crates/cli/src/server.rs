@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio::sync::mpsc;
 use udpchat_server::driver::{Server, bind};
-use udpchat_server::key_file;
 use udpchat_server::settings::{Settings, default_data_dir};
 use udpchat_server::store::SqliteStore;
+use udpchat_server::{key_file, private_files};
 
 use crate::args::{ConsoleMode, KeygenArgs, ServerArgs};
 
@@ -83,6 +83,17 @@ fn console_reader() -> mpsc::Receiver<String> {
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args)?;
+    // Warned about, not refused: the file is the administrator's (it may
+    // be shared with a group on purpose), and refusing would stop a
+    // working server at an upgrade. Files in the data directory are the
+    // server's own and are made owner-only instead (private_files.rs).
+    if let Some(path) = settings.password_file.as_deref().filter(|p| private_files::loose(p)) {
+        eprintln!(
+            "warning: the password file {} is readable by others; make it owner-only: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
     let (key, created) = key_file::load_or_create(&settings.data_dir)?;
     let socket = bind(settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
     let read_console = match args.console {

@@ -35,27 +35,35 @@ fn new_password(name: &str) -> anyhow::Result<String> {
     Ok(password)
 }
 
+/// " (N lines/s)" for an account with its own rate.
+fn shown_rate(rate: u32) -> String {
+    if rate == 0 { String::new() } else { format!(" ({rate} lines/s)") }
+}
+
 pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data_dir.unwrap_or_else(default_data_dir);
     let mut store = SqliteStore::open_admin(&dir)?;
     match args.action {
-        UserAction::Add { name, operator } => {
+        UserAction::Add { name, operator, rate } => {
             check_nick(&name).map_err(|why| anyhow::anyhow!("{name}: {why}"))?;
             let key = fold(&name);
             if store.account(&key)?.is_some() {
                 bail!("{name} is already registered (use `udpchat user passwd {name}`)");
             }
             let hash = hash_password(&new_password(&name)?).map_err(|e| anyhow::anyhow!("cannot hash: {e}"))?;
-            store.put_account(&key, &Account { name: name.clone(), hash, operator })?;
+            store.put_account(&key, &Account { name: name.clone(), hash, operator, rate: rate.unwrap_or(0) })?;
             let role = if operator { " (operator)" } else { "" };
-            println!("registered {name}{role}");
+            println!("registered {name}{role}{}", shown_rate(rate.unwrap_or(0)));
         }
-        UserAction::Passwd { name, operator, no_operator } => {
+        UserAction::Passwd { name, operator, no_operator, rate } => {
             let key = fold(&name);
             let Some(mut account) = store.account(&key)? else { bail!("{name} is not registered") };
             account.hash = hash_password(&new_password(&name)?).map_err(|e| anyhow::anyhow!("cannot hash: {e}"))?;
             if operator || no_operator {
                 account.operator = operator;
+            }
+            if let Some(rate) = rate {
+                account.rate = rate;
             }
             store.put_account(&key, &account)?;
             println!("updated {}", account.name);
@@ -69,7 +77,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
         UserAction::List => {
             for a in store.accounts()? {
                 let role = if a.operator { " operator" } else { "" };
-                println!("{}{role}", a.name);
+                println!("{}{role}{}", a.name, shown_rate(a.rate));
             }
         }
     }

@@ -47,6 +47,8 @@ fn server_reports_bad_settings_by_name() {
     let (ok, err) =
         run(&["server", "--data-dir", data, "--password-file", "/nonexistent/pw", "--listen", "127.0.0.1:0"], &[]);
     assert!(!ok && err.contains("/nonexistent/pw"), "{err}");
+    // The cause is said once, not twice.
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
 
     // A corrupt key file is not silently replaced: clients pinned the old key.
     std::fs::create_dir_all(data).unwrap();

@@ -667,6 +667,26 @@ impl Endpoint {
         }
     }
 
+    /// Pauses (false) or resumes (true) handing the session's messages to
+    /// the application: while paused, what arrives stays in the receive
+    /// stream unconsumed, so the flow-control window is not extended and
+    /// the peer blocks once it has sent a window's worth (back-pressure
+    /// for an application that cannot keep up with one peer). Resuming
+    /// delivers what waited, in order.
+    pub fn set_reading(&mut self, now: Instant, h: ConnectionHandle, reading: bool) {
+        let Some(slot) = self.slots.get_mut(h.index as usize) else { return };
+        if slot.generation != h.generation {
+            return;
+        }
+        if let Some(conn) = slot.conn.as_mut() {
+            conn.reading = reading;
+            if reading {
+                conn.deliver_messages(now, &mut self.events);
+                self.refresh(h.index);
+            }
+        }
+    }
+
     pub fn remote_address(&self, h: ConnectionHandle) -> Option<SocketAddr> {
         self.conn(h).map(Connection::remote)
     }

@@ -603,3 +603,39 @@ fn stateless_reset_cannot_be_forged_or_amplified() {
     client.handle(sim.now, "127.0.0.9:9".parse().unwrap(), &unknown);
     assert!(client.poll_transmit(sim.now, 1, &mut buf).is_none());
 }
+
+#[test]
+fn paused_reading_holds_messages_back_until_resumed_in_order() {
+    let (mut sim, client_h, _) = pair(33, NetConfig::default(), |_| {}, ClientConfig::default());
+    let mut rec = Recorder::default();
+    let server_h = connect(&mut sim, &mut rec);
+    let now = sim.now;
+    sim.nodes[SERVER].endpoint.set_reading(now, server_h, false);
+    // More than the server's receive window (1 MiB): the client blocks.
+    let big = |i: usize| {
+        let mut m = numbered(i);
+        m.resize(16 * 1024, b'.');
+        m
+    };
+    let mut sent = 0;
+    for _ in 0..40 {
+        while sent < 200 && sim.nodes[CLIENT].endpoint.send(client_h, &big(sent)).is_ok() {
+            sent += 1;
+        }
+        sim.run_for(&mut rec, Duration::from_millis(100));
+    }
+    assert!(rec.messages(SERVER).is_empty(), "nothing is handed over while reading is paused");
+    assert!(sent < 200, "the client is held back ({sent} messages queued)");
+    let now = sim.now;
+    sim.nodes[SERVER].endpoint.set_reading(now, server_h, true);
+    for _ in 0..100 {
+        while sent < 200 && sim.nodes[CLIENT].endpoint.send(client_h, &big(sent)).is_ok() {
+            sent += 1;
+        }
+        sim.run_for(&mut rec, Duration::from_millis(100));
+        if rec.messages(SERVER).len() == 200 {
+            break;
+        }
+    }
+    assert_eq!(rec.messages(SERVER), (0..200).map(big).collect::<Vec<_>>());
+}

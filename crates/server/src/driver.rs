@@ -103,6 +103,9 @@ impl Outlet for EndpointOutlet<'_> {
     fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str) {
         self.endpoint.close(self.now, h, code, reason);
     }
+    fn set_reading(&mut self, h: ConnectionHandle, reading: bool) {
+        self.endpoint.set_reading(self.now, h, reading);
+    }
 }
 
 pub struct Server {
@@ -166,6 +169,9 @@ impl Server {
             self.flush().await?;
             let now = Instant::now();
             let deadline = self.endpoint.poll_timeout().map_or(next_tick, |t| t.min(next_tick));
+            // Requests held for flood control are handled as their tokens
+            // accrue (chat/pacing.rs).
+            let deadline = self.chat.next_release().map_or(deadline, |t| t.min(deadline));
             tokio::select! {
                 r = self.io.readable() => {
                     r?;
@@ -174,6 +180,8 @@ impl Server {
                 _ = tokio::time::sleep_until(deadline.max(now).into()) => {
                     let now = Instant::now();
                     self.endpoint.handle_timeout(now);
+                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now };
+                    self.chat.release_held(Clock::system(), &mut outlet);
                     if now >= next_tick {
                         next_tick = now + Duration::from_secs(1);
                         let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now };

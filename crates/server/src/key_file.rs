@@ -1,6 +1,6 @@
 //! The server's long-term key, generated on first start and kept in the
 //! data directory (`server.key`, base64 of the 32-byte secret, readable by
-//! the owner only). Clients pin its public half, so losing this file makes
+//! the owner only, `private_files.rs`). Clients pin its public half, so losing this file makes
 //! every client refuse the server until users accept the new key.
 
 use std::fs;
@@ -15,11 +15,11 @@ pub const KEY_FILE: &str = "server.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {path}")]
     CreateDir { path: PathBuf, source: io::Error },
-    #[error("cannot read server key {path}: {source}")]
+    #[error("cannot read server key {path}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot write server key {path}: {source}")]
+    #[error("cannot write server key {path}")]
     Write { path: PathBuf, source: io::Error },
     #[error("{path} is not a udpchat server key (expected base64 of 32 bytes); move it away to generate a new key")]
     Invalid { path: PathBuf },
@@ -37,7 +37,8 @@ pub fn load_or_create(data_dir: &Path) -> Result<(ServerKey, bool), KeyFileError
             Ok((ServerKey::from_secret(secret).ok_or_else(invalid)?, false))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir).map_err(|source| KeyFileError::CreateDir { path: data_dir.into(), source })?;
+            crate::private_files::private_dir(data_dir)
+                .map_err(|source| KeyFileError::CreateDir { path: data_dir.into(), source })?;
             let mut seed = [0u8; 32];
             getrandom::getrandom(&mut seed)
                 .map_err(|e| KeyFileError::Write { path: path.clone(), source: io::Error::other(e.to_string()) })?;

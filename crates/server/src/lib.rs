@@ -13,6 +13,7 @@ pub mod chat;
 pub mod driver;
 pub mod key_file;
 pub mod limits;
+pub mod private_files;
 pub mod settings;
 pub mod store;
 pub mod store_threads;

@@ -1,8 +1,8 @@
 //! Login failures per source address, which lock that address out for a
 //! growing time (bounded table; the oldest entry is evicted when it is
 //! full). The other rate limit of the chat layer, flood control per
-//! session (ergo's default of a burst of 5, then 2 per second), is the
-//! protocol crate's `TokenBucket`, kept in each session.
+//! session (ergo's default of a burst of 5, then 2 per second), holds
+//! requests rather than refusing them: `chat/pacing.rs`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -134,11 +134,11 @@ pub fn default_data_dir() -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("cannot read password file {path}: {source}")]
+    #[error("cannot read password file {path}")]
     PasswordFile { path: PathBuf, source: std::io::Error },
     #[error("password file {path} is empty")]
     EmptyPassword { path: PathBuf },

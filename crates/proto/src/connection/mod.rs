@@ -159,6 +159,10 @@ pub(crate) struct Connection {
     pub(crate) ack_ranges: Vec<std::ops::RangeInclusive<u64>>,
     pub(crate) last_received: Instant,
     pub(crate) recv_stream: RecvStream,
+    /// False while the application has paused reading
+    /// ([`crate::Endpoint::set_reading`]): messages stay in the stream,
+    /// unconsumed, so the window is not extended and the peer blocks.
+    pub(crate) reading: bool,
 
     pub(crate) stats: ConnectionStats,
 }
@@ -231,6 +235,7 @@ impl Connection {
             ack_buf: Vec::new(),
             ack_ranges: Vec::new(),
             last_received: now,
+            reading: true,
             stats: ConnectionStats::default(),
         }
     }

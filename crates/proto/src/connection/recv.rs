@@ -218,6 +218,28 @@ impl Connection {
         }
     }
 
+    /// Hands the application every complete message, unless it paused
+    /// reading, and extends the peer's window by what it consumed.
+    pub(crate) fn deliver_messages(&mut self, now: Instant, events: &mut Events) {
+        while self.reading {
+            let mut msg = events.buffer();
+            match self.recv_stream.next_message_into(&mut msg) {
+                Ok(true) => self.emit(Event::Message(msg), events),
+                Ok(false) => {
+                    events.recycle(msg);
+                    break;
+                }
+                Err(e) => {
+                    self.recv_error(now, e, events);
+                    return;
+                }
+            }
+        }
+        if self.recv_stream.max_data_update().is_some() {
+            self.max_data_pending = true;
+        }
+    }
+
     fn handle_frame(&mut self, now: Instant, from: SocketAddr, frame: Frame<'_>, events: &mut Events) {
         match frame {
             Frame::Padding | Frame::Ping => {}
@@ -227,23 +249,7 @@ impl Connection {
                     self.recv_error(now, e, events);
                     return;
                 }
-                loop {
-                    let mut msg = events.buffer();
-                    match self.recv_stream.next_message_into(&mut msg) {
-                        Ok(true) => self.emit(Event::Message(msg), events),
-                        Ok(false) => {
-                            events.recycle(msg);
-                            break;
-                        }
-                        Err(e) => {
-                            self.recv_error(now, e, events);
-                            return;
-                        }
-                    }
-                }
-                if self.recv_stream.max_data_update().is_some() {
-                    self.max_data_pending = true;
-                }
+                self.deliver_messages(now, events);
             }
             Frame::MaxData(max) => self.peer_max_data = self.peer_max_data.max(max),
             Frame::Close { code, reason } => {

@@ -6,13 +6,12 @@
 //! Timestamps are the server's local time, as irssi shows them (jiff does
 //! the calendar and the zone rules).
 
-use std::net::IpAddr;
-
 use udpchat_chat::{ErrorCode, LineKind, NoticeKind, ServerMsg, close};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use super::bans::parse_duration;
 use super::rooms::Traffic;
 use super::{ChatServer, Clock, Outlet};
 use crate::store::Line;
@@ -23,8 +22,8 @@ pub const OPERATOR: &str = "operator";
 
 pub const CONSOLE_HELP: &str = "\
 console commands: TEXT (say it in the current room as operator), /join ROOM (switch room),
-/kick NICK [reason], /ban NICK|ADDRESS [reason], /unban NICK|ADDRESS, /topic TEXT,
-/who, /list, /help";
+/kick NICK [reason], /ban NICK|ADDRESS [DURATION like 10m, 2h, 7d] [reason], /unban NICK|ADDRESS, /topic TEXT,
+/msg NICK TEXT (a private message from the operator), /who, /list, /help";
 
 /// `YYYY-MM-DD HH:MM:SS` in `zone` for a Unix time in milliseconds.
 pub fn format_time(unix_ms: u64, zone: &TimeZone) -> String {
@@ -67,14 +66,21 @@ impl ChatServer {
                 Err(why) => self.answer(format!("-- {why}")),
             },
             "kick" => self.kick(clock, arg, reason, out),
-            "ban" => self.ban(clock, OPERATOR, arg, reason, out),
-            "unban" => {
-                let removed = match arg.parse::<IpAddr>() {
-                    Ok(ip) => self.banned_ips.remove(&ip),
-                    Err(_) => self.banned_nicks.remove(&fold(arg)),
+            "msg" => self.console_private(clock, arg, reason, out),
+            "ban" => {
+                // /ban TARGET [DURATION] [reason]
+                let (first, more) = reason.split_once(' ').unwrap_or((reason, ""));
+                let (secs, reason) = match parse_duration(first) {
+                    Some(secs) => (secs, more.trim()),
+                    None => (0, reason),
                 };
-                self.answer(if removed { format!("-- {arg} unbanned") } else { format!("-- {arg} was not banned") });
+                if arg.is_empty() {
+                    self.answer("-- /ban NICK|ADDRESS [DURATION like 10m, 2h, 7d] [reason]");
+                } else {
+                    self.ban(clock, (OPERATOR, None), arg, reason, secs, out);
+                }
             }
+            "unban" => self.unban(clock, (OPERATOR, None), arg, out),
             "topic" => {
                 let room = self.console_room.clone();
                 self.set_topic(clock, &room, OPERATOR, rest.trim().into(), out);
@@ -103,6 +109,32 @@ impl ChatServer {
         }
     }
 
+    /// `/msg NICK TEXT`: the classic 1:1 operator chat, to someone
+    /// online (not stored: the operator has no account).
+    fn console_private(&mut self, clock: Clock, nick: &str, text: &str, out: &mut impl Outlet) {
+        if nick.is_empty() || text.is_empty() {
+            self.answer("-- /msg NICK TEXT");
+            return;
+        }
+        let Some(&h) = self.sessions.nicks.get(&fold(nick)) else {
+            self.answer(format!("-- nobody called {nick} is online"));
+            return;
+        };
+        let to = self.sessions.nick_of(h);
+        let msg = ServerMsg::Private {
+            id: 0,
+            seq: 0,
+            from: OPERATOR.into(),
+            to: to.clone(),
+            text: text.to_owned(),
+            time_ms: clock.unix_ms,
+            history: false,
+        };
+        self.reply(h, &msg, out);
+        let time = format_time(clock.unix_ms, &self.time_zone);
+        self.answer(format!("[{time}] -> {to}: {text}"));
+    }
+
     fn kick(&mut self, clock: Clock, nick: &str, reason: &str, out: &mut impl Outlet) {
         let Some(&h) = self.sessions.nicks.get(&fold(nick)) else {
             self.answer(format!("-- nobody called {nick} is online"));
@@ -112,28 +144,6 @@ impl ChatServer {
         self.leave_server(clock, h, NoticeKind::Kick, &why, out);
         out.close(h, close::KICKED, &why);
     }
-
-    /// Bans a nickname or address (from the console, or an operator
-    /// account `by`) and closes the sessions it matches.
-    pub(crate) fn ban(&mut self, clock: Clock, by: &str, target: &str, reason: &str, out: &mut impl Outlet) {
-        let reason = super::clean_reason(reason);
-        let why = if reason.is_empty() { format!("banned by {by}") } else { format!("banned by {by}: {reason}") };
-        let victims: Vec<_> = match target.parse::<IpAddr>() {
-            Ok(ip) => {
-                self.banned_ips.insert(ip);
-                self.sessions.iter().filter(|(_, s)| s.addr.ip() == ip).map(|(h, _)| *h).collect()
-            }
-            Err(_) => {
-                self.banned_nicks.insert(fold(target));
-                self.sessions.nicks.get(&fold(target)).copied().into_iter().collect()
-            }
-        };
-        self.announce(clock, format!("-- {target} banned by {by} ({} session(s) closed)", victims.len()));
-        for h in victims {
-            self.leave_server(clock, h, NoticeKind::Kick, &why, out);
-            out.close(h, close::BANNED, &why);
-        }
-    }
 }
 
 impl ChatServer {
@@ -142,17 +152,18 @@ impl ChatServer {
     pub(crate) fn kick_from_room(
         &mut self,
         clock: Clock,
-        by: &str,
+        by: super::bans::Actor<'_>,
         room: &str,
         nick: &str,
         reason: &str,
         out: &mut impl Outlet,
     ) {
+        let (by, op) = by;
         let Ok(room) = room_name(room) else { return };
         let target = self.sessions.nicks.get(&fold(nick)).copied();
         let removed = target.is_some_and(|t| self.sessions.get_mut(&t).is_some_and(|s| s.rooms.remove(&room)));
         let Some(target) = target.filter(|_| removed) else {
-            if let Some(&op) = self.sessions.nicks.get(&fold(by)) {
+            if let Some(op) = op {
                 let text = format!("{nick} is not in #{room}");
                 self.reply(op, &ServerMsg::Error { id: 0, code: ErrorCode::NoSuchNick, text }, out);
             }
@@ -173,7 +184,12 @@ impl ChatServer {
             r.remove_member(target);
         }
         self.reply(target, &ServerMsg::Parted { room: room.clone() }, out);
-        self.announce(clock, format!("-- {shown} was kicked from #{room} by {by}"));
+        let text = format!("{shown} was kicked from #{room} by {by}");
+        self.announce(clock, format!("-- {text}"));
+        // The operator hears the Kick notice only if it is in the room.
+        if let Some(op) = op.filter(|op| self.rooms.get(&room).is_none_or(|r| !r.members.contains(op))) {
+            self.confirm(clock, Some(op), text, out);
+        }
     }
 }
 

@@ -143,7 +143,12 @@ impl ChatServer {
         let before = if before == 0 || before > head { head + 1 } else { before };
         // Too many reads in flight: skipped, like a page the queue cannot
         // take (history is a courtesy, unlike catch-up).
-        let _ = self.store.read_lines(room, Span::Before(before), limit, LinesUse::Page(h));
+        let _ = self.store.read_lines(
+            room,
+            Span::Before(before),
+            limit,
+            LinesUse::Page { session: h, room: room.to_owned() },
+        );
     }
 
     /// The session can take more: continue its catch-ups.
@@ -210,7 +215,19 @@ impl ChatServer {
         out: &mut impl Outlet,
     ) {
         match then {
-            LinesUse::Page(h) => match result {
+            LinesUse::Page { session: h, room } => match result {
+                // Said, not left to a silence the user cannot read.
+                Ok(lines) if lines.is_empty() => {
+                    let text = format!("no earlier lines in #{room}");
+                    let msg = ServerMsg::Notice {
+                        room,
+                        kind: udpchat_chat::NoticeKind::Server,
+                        nick: String::new(),
+                        text,
+                        time_ms: clock.unix_ms,
+                    };
+                    self.reply(h, &msg, out);
+                }
                 Ok(lines) => {
                     self.send_history(h, lines, out);
                 }

@@ -53,7 +53,7 @@ enum LoginStep {
     /// The account lookup is in flight; the password waits for it.
     LookingUp { account_password: String },
     /// The password check is in flight.
-    Verifying { operator: bool },
+    Verifying { operator: bool, rate: u32 },
 }
 
 /// Password checks for the driver to start, and how many run.
@@ -132,8 +132,14 @@ impl ChatServer {
             let ok = expected.len() == server_password.len()
                 && expected.bytes().zip(server_password.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
             if !ok {
-                self.log(clock, format!("-- failed login from {addr}: wrong server password"));
-                self.login_failed(clock, h, refuse(RefuseCode::BadPassword, "wrong server password"), out);
+                // Told apart: a client that sent none was not told to.
+                let text = if server_password.is_empty() {
+                    "no server password given: this server needs one (--ask-password or UDPCHAT_PASSWORD)"
+                } else {
+                    "wrong server password"
+                };
+                self.log(clock, format!("-- failed login from {addr}: {text}"));
+                self.login_failed(clock, h, refuse(RefuseCode::BadPassword, text), out);
                 return;
             }
         }
@@ -158,7 +164,7 @@ impl ChatServer {
     /// Whether a login may take `nick` now: not banned, not in use.
     fn nick_available(&self, nick: &str) -> Result<(), ServerMsg> {
         let key = fold(nick);
-        if self.banned_nicks.contains(&key) {
+        if self.banned_nicks.contains_key(&key) {
             return Err(refuse(RefuseCode::Banned, "that nickname is banned"));
         }
         if self.sessions.nicks.contains_key(&key) {
@@ -199,7 +205,10 @@ impl ChatServer {
             return;
         };
         if account_password.is_empty() {
-            let text = format!("{} is registered; log in with its account password", account.name);
+            let text = format!(
+                "{} is registered and no account password was given: give it with --ask-account-password or UDPCHAT_ACCOUNT_PASSWORD",
+                account.name
+            );
             self.reply(h, &refuse(RefuseCode::NickRegistered, text), out);
             return;
         }
@@ -208,7 +217,7 @@ impl ChatServer {
             return;
         }
         self.checks.running += 1;
-        let step = LoginStep::Verifying { operator: account.operator };
+        let step = LoginStep::Verifying { operator: account.operator, rate: account.rate };
         if let Some(s) = self.sessions.get_mut(&h) {
             s.login = Some(PendingLogin { request, step });
         }
@@ -222,11 +231,15 @@ impl ChatServer {
         let Some(pending) = self.sessions.get_mut(&h).filter(|s| !s.gone).and_then(|s| s.login.take()) else {
             return;
         };
-        let PendingLogin { request, step: LoginStep::Verifying { operator } } = pending else { return };
+        let PendingLogin { request, step: LoginStep::Verifying { operator, rate } } = pending else { return };
         if !ok {
             let addr = self.sessions.get(&h).map(|s| s.addr.to_string()).unwrap_or_default();
             self.log(clock, format!("-- failed login from {addr}: wrong password for {}", request.nick));
-            self.login_failed(clock, h, refuse(RefuseCode::BadPassword, "wrong account password"), out);
+            let text = format!(
+                "wrong account password for {} (give it with --ask-account-password or UDPCHAT_ACCOUNT_PASSWORD)",
+                request.nick
+            );
+            self.login_failed(clock, h, refuse(RefuseCode::BadPassword, text), out);
             return;
         }
         // Someone may have taken the nickname while the check ran.
@@ -235,7 +248,7 @@ impl ChatServer {
             self.reply(h, &refuse(RefuseCode::NickTaken, format!("{} is already in use", request.nick)), out);
             return;
         }
-        self.finish_login(clock, h, request, Some((key, operator)), out);
+        self.finish_login(clock, h, request, Some((key, operator, rate)), out);
     }
 
     fn login_failed(&mut self, clock: Clock, h: ConnectionHandle, msg: ServerMsg, out: &mut impl Outlet) {
@@ -257,7 +270,7 @@ impl ChatServer {
         clock: Clock,
         h: ConnectionHandle,
         pending: LoginRequest,
-        account: Option<(String, bool)>,
+        account: Option<(String, bool, u32)>,
         out: &mut impl Outlet,
     ) {
         let key = fold(&pending.nick);
@@ -265,8 +278,13 @@ impl ChatServer {
         let addr = session.addr;
         self.failures.succeed(addr.ip());
         session.nick = Some(pending.nick.clone());
-        session.operator = account.as_ref().is_some_and(|(_, op)| *op);
-        session.account = account.as_ref().map(|(k, _)| k.clone());
+        session.operator = account.as_ref().is_some_and(|(_, op, _)| *op);
+        session.account = account.as_ref().map(|(k, _, _)| k.clone());
+        // An account's own rate (bots) replaces the server's.
+        if let Some(&(_, _, rate)) = account.as_ref().filter(|(_, _, rate)| *rate > 0) {
+            session.pacing.set_rate(f64::from(rate));
+        }
+        let limits = session.pacing.limits(self.settings.max_line_bytes);
         let operator = session.operator;
         self.sessions.nicks.insert(key, h);
         let role = if operator {
@@ -284,6 +302,8 @@ impl ChatServer {
             operator,
         };
         self.reply(h, &welcome, out);
+        // Right after Welcome, so a client paces itself before it sends.
+        self.reply(h, &limits, out);
         if pending.resume.is_empty() {
             self.enter_room(clock, h, LOBBY, None, out);
         } else {
@@ -293,7 +313,7 @@ impl ChatServer {
                 }
             }
         }
-        if let Some((account, _)) = account {
+        if let Some((account, _, _)) = account {
             self.read_stored_privates(h, &account, pending.private_since);
         }
     }

@@ -21,15 +21,18 @@
 //! delivery (`history.rs`). Requests are in `requests.rs`, login and
 //! accounts in `login.rs`, the operator console in `console.rs`.
 
+mod bans;
 mod console;
 mod history;
 mod login;
+mod origins;
+mod pacing;
 mod requests;
 mod rooms;
 mod sessions;
 mod storage;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,7 @@ use storage::{Batch, StoreWork};
 
 pub use console::format_time;
 pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};
+pub use pacing::{HOLD_BYTES, HOLD_MAX_BYTES, HOLD_REQUESTS};
 pub use storage::{MAX_PENDING, MAX_READS, StoreCompletion, StoreRequest};
 
 pub use udpchat_chat::LOBBY;
@@ -79,6 +83,12 @@ pub trait Outlet {
         self.send(to, bytes)
     }
     fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str);
+    /// Stops (false) or resumes (true) reading the session's messages, so
+    /// that transport flow control holds back a client that is too far
+    /// ahead of its rate (`pacing.rs`).
+    fn set_reading(&mut self, h: ConnectionHandle, reading: bool) {
+        let _ = (h, reading);
+    }
 }
 
 /// The time as the chat layer needs it: monotonic for limits, wall clock
@@ -106,8 +116,14 @@ pub struct ChatServer {
     pub(crate) store: StoreWork,
     pub(crate) checks: login::PasswordChecks,
     pub(crate) failures: LoginFailures,
-    pub(crate) banned_nicks: HashSet<String>,
-    pub(crate) banned_ips: HashSet<IpAddr>,
+    /// Banned folded nicknames and addresses, to when (Unix ms; 0:
+    /// permanent). Kept in the store too; expired ones go at `tick`.
+    pub(crate) banned_nicks: HashMap<String, u64>,
+    pub(crate) banned_ips: HashMap<IpAddr, u64>,
+    /// Per client origin, the highest request id accepted (`origins.rs`).
+    pub(crate) origins: origins::Origins,
+    /// Sessions with held requests (`pacing.rs`).
+    pub(crate) holding: HashSet<ConnectionHandle>,
     /// Lines for the server console, drained by the driver.
     console: Vec<String>,
     /// The room the operator's typed lines go to.
@@ -117,8 +133,8 @@ pub struct ChatServer {
 }
 
 impl ChatServer {
-    /// Builds the server, continuing every room's numbering where `store`
-    /// left off (read once, before the event loop starts; the core keeps
+    /// Builds the server, continuing every room's numbering (and every
+    /// client origin's resend mark) where `store` left off (read once, before the event loop starts; the core keeps
     /// no store). Console times are local ([`ChatServer::set_time_zone`]).
     pub fn new(settings: Settings, store: &dyn Store) -> Result<Self, StoreError> {
         let mut rooms = BTreeMap::new();
@@ -126,6 +142,17 @@ impl ChatServer {
             rooms.insert(room, Room::new(head));
         }
         rooms.entry(LOBBY.to_owned()).or_insert_with(|| Room::new(0));
+        let admin = store.admin_state()?;
+        for (room, topic) in admin.topics {
+            rooms.entry(room).or_insert_with(|| Room::new(0)).topic = topic;
+        }
+        let (mut banned_nicks, mut banned_ips) = (HashMap::new(), HashMap::new());
+        for (target, expires_ms) in admin.bans {
+            match target.parse::<IpAddr>() {
+                Ok(ip) => banned_ips.insert(ip, expires_ms),
+                Err(_) => banned_nicks.insert(target, expires_ms),
+            };
+        }
         Ok(Self {
             settings,
             sessions: Sessions::default(),
@@ -133,8 +160,10 @@ impl ChatServer {
             store: StoreWork::default(),
             checks: login::PasswordChecks::default(),
             failures: LoginFailures::default(),
-            banned_nicks: HashSet::new(),
-            banned_ips: HashSet::new(),
+            banned_nicks,
+            banned_ips,
+            holding: HashSet::new(),
+            origins: origins::Origins::load(store.origins()?),
             console: Vec::new(),
             console_room: LOBBY.to_owned(),
             time_zone: TimeZone::system(),
@@ -173,11 +202,11 @@ impl ChatServer {
 
     /// A session passed the handshake.
     pub fn connected(&mut self, clock: Clock, h: ConnectionHandle, addr: SocketAddr, out: &mut impl Outlet) {
-        if self.banned_ips.contains(&addr.ip()) {
+        if self.banned_ips.contains_key(&addr.ip()) {
             out.close(h, close::BANNED, "you are banned from this server");
             return;
         }
-        let session = Session::new(addr, self.settings.rate_burst, clock.now);
+        let session = Session::new(addr, self.settings.rate_burst, self.settings.rate_per_second, clock.now);
         if self.sessions.admit(h, session, self.settings.max_sessions_per_address).is_err() {
             out.close(h, close::TOO_MANY_SESSIONS, "too many sessions from your address");
         }
@@ -194,7 +223,7 @@ impl ChatServer {
         if let Some(nick) = self.sessions.get(&h).and_then(|s| s.nick.clone()) {
             self.log(clock, format!("-- {nick} moved from {old} to {addr}"));
         }
-        if self.banned_ips.contains(&addr.ip()) && !self.sessions.get(&h).is_some_and(|s| s.gone) {
+        if self.banned_ips.contains_key(&addr.ip()) && !self.sessions.get(&h).is_some_and(|s| s.gone) {
             let why = "you are banned from this server";
             self.leave_server(clock, h, NoticeKind::Kick, why, out);
             out.close(h, close::BANNED, why);
@@ -213,6 +242,7 @@ impl ChatServer {
             self.leave_server(clock, h, kind, &text, out);
         }
         self.sessions.remove(h);
+        self.holding.remove(&h);
     }
 
     /// Removes a logged-in session from its rooms and the nickname table,
@@ -240,7 +270,17 @@ impl ChatServer {
         self.log(clock, format!("-- {nick} {what}{detail}"));
         let notice =
             ServerMsg::Notice { room: String::new(), kind, nick, text: text.to_owned(), time_ms: clock.unix_ms };
-        self.broadcast_rooms(&rooms, &notice, None, out);
+        self.notify_after_lines(rooms, notice, out);
+    }
+
+    /// Sends a notice to `rooms` once every line accepted before it has
+    /// been delivered: a line then QUIT (or /part, or a kick) reaches the
+    /// room before the notice, though lines wait for their group commit
+    /// and notices do not need one.
+    pub(crate) fn notify_after_lines(&mut self, rooms: BTreeSet<String>, msg: ServerMsg, out: &mut impl Outlet) {
+        if let Some(now) = self.store.notice_after_lines(storage::LaterNotice { rooms, msg }) {
+            self.broadcast_rooms(&now.rooms, &now.msg, None, out);
+        }
     }
 
     /// Sends a notice once to every member of any of `rooms` (a member of
@@ -299,7 +339,15 @@ impl ChatServer {
     /// A commit completed: its lines go out in the order they were
     /// accepted (console, room, acknowledgement), then its private
     /// messages.
-    fn deliver_batch(&mut self, clock: Clock, batch: Batch, out: &mut impl Outlet) {
+    fn deliver_batch(&mut self, clock: Clock, mut batch: Batch, out: &mut impl Outlet) {
+        let notices = std::mem::take(&mut batch.notices);
+        self.deliver_stored(clock, batch, out);
+        for notice in notices {
+            self.broadcast_rooms(&notice.rooms, &notice.msg, None, out);
+        }
+    }
+
+    fn deliver_stored(&mut self, clock: Clock, batch: Batch, out: &mut impl Outlet) {
         for pending in batch.lines {
             self.deliver(clock, pending.line, pending.waiter, out);
         }
@@ -329,7 +377,11 @@ impl ChatServer {
     /// took are given out again, to the lines accepted since (still
     /// pending, told to nobody) and then to new ones. The server carries
     /// on.
-    fn refuse_batch(&mut self, clock: Clock, batch: Batch, e: &StoreError, out: &mut impl Outlet) {
+    fn refuse_batch(&mut self, clock: Clock, mut batch: Batch, e: &StoreError, out: &mut impl Outlet) {
+        // The notices still go: what they announce did happen.
+        for notice in std::mem::take(&mut batch.notices) {
+            self.broadcast_rooms(&notice.rooms, &notice.msg, None, out);
+        }
         self.announce(clock, format!("!! could not store {} line(s): {e}", batch.lines.len() + batch.privates.len()));
         // Per room, the next number to give: the first one the batch took.
         let mut renumber: BTreeMap<String, u64> = BTreeMap::new();
@@ -347,6 +399,9 @@ impl ChatServer {
             if let Some(r) = self.rooms.get_mut(&room) {
                 r.next_seq = next;
             }
+        }
+        for w in batch.lines.iter().filter_map(|p| p.waiter).chain(batch.privates.iter().map(|p| p.waiter)) {
+            self.origins.failed(w.origin, w.id);
         }
         let text = format!("not delivered: {e}");
         let waiters = batch.lines.iter().filter_map(|p| p.waiter).chain(batch.privates.iter().map(|p| p.waiter));
@@ -389,6 +444,7 @@ impl ChatServer {
             }
             out.close(h, close::LOGIN_TIMEOUT, "no login in time");
         }
+        self.expire_bans(clock);
         self.prune_step(clock);
     }
 

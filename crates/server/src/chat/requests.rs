@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use udpchat_chat::{ClientMsg, ErrorCode, LineKind, MsgErrorKind, NoticeKind, RoomInfo, ServerMsg, close};
 use udpchat_proto::ConnectionHandle;
 
-use super::rooms::Traffic;
+use super::pacing::Admit;
 use super::storage::{AccountUse, PendingLine, PendingPrivate, Waiter};
 use super::{ChatServer, Clock, LOBBY, Outlet};
 use crate::store::{Account, Line, StoreError, StoredPrivate};
@@ -55,7 +55,10 @@ impl ChatServer {
             }
         };
         match msg {
-            ClientMsg::Login { nick, server_password, account_password, resume, private_since, .. } => {
+            ClientMsg::Login { nick, server_password, account_password, resume, private_since, origin } => {
+                if !logged_in {
+                    session.origin = origin;
+                }
                 self.login(clock, h, (nick, server_password, account_password, resume, private_since), out);
             }
             other if !logged_in => {
@@ -65,27 +68,35 @@ impl ChatServer {
                 };
                 self.reply(h, &error(id, ErrorCode::InvalidRequest, "log in first"), out);
             }
+            other => {
+                // Everything a logged-in session asks for waits its turn
+                // (`pacing.rs`): requests over the rate are held, not
+                // refused. QUIT costs no token but queues behind the rest.
+                let costs = !matches!(other, ClientMsg::Quit { .. });
+                let session = self.sessions.get_mut(&h).expect("checked above");
+                match session.pacing.admit(other, bytes.len(), costs, clock.now) {
+                    Admit::Now(msg) => self.handle(clock, h, msg, out),
+                    Admit::Held => {}
+                    Admit::Overflow => {
+                        let why = "flooding: the client ignored flow control";
+                        self.leave_server(clock, h, NoticeKind::Quit, why, out);
+                        out.close(h, close::TOO_SLOW, why);
+                    }
+                }
+                self.update_reading(h, out);
+            }
+        }
+    }
+
+    /// A request whose turn has come.
+    pub(crate) fn handle(&mut self, clock: Clock, h: ConnectionHandle, msg: ClientMsg, out: &mut impl Outlet) {
+        match msg {
             ClientMsg::Quit { reason } => {
                 let reason = super::clean_reason(&reason);
                 self.leave_server(clock, h, NoticeKind::Quit, &reason, out);
                 out.close(h, close::QUIT, "goodbye");
             }
-            other => {
-                // Everything else costs a token (ergo's flood control).
-                let session = self.sessions.get_mut(&h).expect("checked above");
-                let (burst, per_second) = (self.settings.rate_burst, self.settings.rate_per_second);
-                // A zero rate means unlimited (for benchmarks: "flood
-                // limits lifted").
-                if per_second > 0.0 && !session.bucket.take(burst, per_second, clock.now) {
-                    let id = match &other {
-                        ClientMsg::Say { id, .. } | ClientMsg::Private { id, .. } => *id,
-                        _ => 0,
-                    };
-                    self.reply(h, &error(id, ErrorCode::RateLimited, "slow down: too many lines"), out);
-                    return;
-                }
-                self.request(clock, h, other, out);
-            }
+            other => self.request(clock, h, other, out),
         }
     }
 
@@ -130,15 +141,15 @@ impl ChatServer {
             ClientMsg::Kick { room, nick, reason } => {
                 if self.is_operator(h) {
                     let by = self.sessions.nick_of(h);
-                    self.kick_from_room(clock, &by, &room, &nick, &reason, out);
+                    self.kick_from_room(clock, (&by, Some(h)), &room, &nick, &reason, out);
                 } else {
                     self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can kick"), out);
                 }
             }
-            ClientMsg::Ban { target, reason, .. } => {
+            ClientMsg::Ban { target, reason, expires_secs } => {
                 if self.is_operator(h) {
                     let by = self.sessions.nick_of(h);
-                    self.ban(clock, &by, &target, &reason, out);
+                    self.ban(clock, (&by, Some(h)), &target, &reason, expires_secs, out);
                 } else {
                     self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can ban"), out);
                 }
@@ -152,9 +163,13 @@ impl ChatServer {
                 let limit = (limit as usize).min(self.settings.history_page_max);
                 self.read_history_page(h, &name, before, limit);
             }
-            // Placeholder until operator unban lands with issue 10 (same session).
-            ClientMsg::Unban { .. } => {
-                self.reply(h, &error(0, ErrorCode::NotPermitted, "use /unban at the server console"), out);
+            ClientMsg::Unban { target } => {
+                if self.is_operator(h) {
+                    let by = self.sessions.nick_of(h);
+                    self.unban(clock, (&by, Some(h)), &target, out);
+                } else {
+                    self.reply(h, &error(0, ErrorCode::NotPermitted, "only operators can unban"), out);
+                }
             }
             ClientMsg::Login { .. } | ClientMsg::Quit { .. } => {}
         }
@@ -171,11 +186,15 @@ impl ChatServer {
         action: bool,
         out: &mut impl Outlet,
     ) {
+        let name = room_name(room).unwrap_or_default();
+        let origin = self.sessions.get(&h).map_or(0, |s| s.origin);
+        if self.resent(h, origin, id, &name, out) {
+            return;
+        }
         if let Err((code, why)) = check_line(&text, self.settings.max_line_bytes) {
             self.reply(h, &error(id, code, why), out);
             return;
         }
-        let name = room_name(room).unwrap_or_default();
         let member = self.sessions.get(&h).is_some_and(|s| s.rooms.contains(&name));
         if !member {
             self.reply(h, &error(id, ErrorCode::NotInRoom, format!("you are not in {room}; /join it first")), out);
@@ -183,9 +202,22 @@ impl ChatServer {
         }
         let kind = if action { LineKind::Action } else { LineKind::Normal };
         let line = NewLine { from: self.sessions.nick_of(h), text, kind };
-        if self.post(clock, &name, line, Some(Waiter { session: h, id })).is_err() {
+        if self.post(clock, &name, line, Some(Waiter { session: h, id, origin })).is_err() {
             self.reply(h, &error(id, ErrorCode::StorageFailed, BACKLOG), out);
+        } else {
+            self.origins.accept(origin, id);
         }
+    }
+
+    /// Whether request `id` of `origin` was accepted before (a resend
+    /// after a reconnect or a restart): it is acknowledged with seq 0,
+    /// "stored earlier", and not stored again (`origins.rs`).
+    fn resent(&mut self, h: ConnectionHandle, origin: u64, id: u64, room: &str, out: &mut impl Outlet) -> bool {
+        if origin == 0 || id > self.origins.mark(origin) {
+            return false;
+        }
+        self.reply(h, &ServerMsg::Ack { id, room: room.to_owned(), seq: 0 }, out);
+        true
     }
 
     /// Numbers a line and queues it for the next commit, after which it is
@@ -232,7 +264,7 @@ impl ChatServer {
             text: super::clean_reason(reason),
             time_ms: clock.unix_ms,
         };
-        self.broadcast(&name, &notice, Traffic::Notice, None, out);
+        self.notify_after_lines(BTreeSet::from([name]), notice, out);
     }
 
     fn change_nick(&mut self, h: ConnectionHandle, nick: String, out: &mut impl Outlet) {
@@ -252,7 +284,7 @@ impl ChatServer {
     /// Whether `h` may take `nick`: not another session's, not banned.
     fn nick_free_for(&self, h: ConnectionHandle, nick: &str) -> Result<(), ServerMsg> {
         let key = fold(nick);
-        if self.sessions.nicks.get(&key).is_some_and(|&owner| owner != h) || self.banned_nicks.contains(&key) {
+        if self.sessions.nicks.get(&key).is_some_and(|&owner| owner != h) || self.banned_nicks.contains_key(&key) {
             return Err(error(0, ErrorCode::NickTaken, format!("{nick} is not available")));
         }
         Ok(())
@@ -269,8 +301,8 @@ impl ChatServer {
         match then {
             AccountUse::Login(h) => self.login_account(clock, h, result, out),
             AccountUse::Nick { session, nick } => self.nick_checked(clock, session, nick, result, out),
-            AccountUse::Private { session, id, to, text, time_ms } => {
-                self.private_checked(session, id, &to, text, time_ms, result, out);
+            AccountUse::Private { session, id, origin, to, text, time_ms } => {
+                self.private_checked(clock, Waiter { session, id, origin }, &to, text, time_ms, result, out);
             }
         }
     }
@@ -327,13 +359,17 @@ impl ChatServer {
     }
 
     fn private(&mut self, clock: Clock, h: ConnectionHandle, id: u64, to: &str, text: String, out: &mut impl Outlet) {
+        let origin = self.sessions.get(&h).map_or(0, |s| s.origin);
+        if self.resent(h, origin, id, "", out) {
+            return;
+        }
         if let Err((code, why)) = check_line(&text, self.settings.max_line_bytes) {
             self.reply(h, &error(id, code, why), out);
             return;
         }
         // Messages to account holders are stored, so they reach them later
         // (and on every device) even if they are offline now.
-        let then = AccountUse::Private { session: h, id, to: to.to_owned(), text, time_ms: clock.unix_ms };
+        let then = AccountUse::Private { session: h, id, origin, to: to.to_owned(), text, time_ms: clock.unix_ms };
         if !self.store.read_account(fold(to), then) {
             self.reply(h, &error(id, ErrorCode::StorageFailed, format!("cannot look up {to}: {BUSY}")), out);
         }
@@ -342,15 +378,19 @@ impl ChatServer {
     #[allow(clippy::too_many_arguments)]
     fn private_checked(
         &mut self,
-        h: ConnectionHandle,
-        id: u64,
+        clock: Clock,
+        waiter: Waiter,
         to: &str,
         text: String,
         time_ms: u64,
         account: Result<Option<Account>, StoreError>,
         out: &mut impl Outlet,
     ) {
+        let Waiter { session: h, id, origin } = waiter;
         if !self.sessions.get(&h).is_some_and(|s| s.nick.is_some() && !s.gone) {
+            // Dropped unanswered: the client's resend must be stored, even
+            // if later requests of its origin were accepted meanwhile.
+            self.origins.failed(origin, id);
             return;
         }
         let key = fold(to);
@@ -367,8 +407,15 @@ impl ChatServer {
             (Some(account), _) => {
                 let to = online.map(|t| self.sessions.nick_of(t)).unwrap_or(account.name);
                 let private = StoredPrivate { id: 0, recipient: key, from, to, text, time_ms };
-                if self.store.accept_private(PendingPrivate { private, waiter: Waiter { session: h, id } }).is_err() {
+                let offline = online.is_none().then(|| private.to.clone());
+                if self.store.accept_private(PendingPrivate { private, waiter }).is_err() {
                     self.reply(h, &error(id, ErrorCode::StorageFailed, BACKLOG), out);
+                } else {
+                    self.origins.accept(origin, id);
+                    if let Some(to) = offline {
+                        let text = format!("{to} is offline; the message is stored and delivered when they log in");
+                        self.confirm(clock, Some(h), text, out);
+                    }
                 }
             }
             (None, Some(target)) => {
@@ -376,6 +423,7 @@ impl ChatServer {
                 let msg = ServerMsg::Private { id, seq: 0, from, to, text, time_ms, history: false };
                 self.reply(target, &msg, out);
                 self.reply(h, &ServerMsg::Ack { id, room: String::new(), seq: 0 }, out);
+                self.origins.accept(origin, id);
             }
             (None, None) => {
                 self.reply(h, &error(id, ErrorCode::NoSuchNick, format!("nobody called {to} is online")), out);
@@ -403,13 +451,20 @@ impl ChatServer {
             return;
         }
         let nick = self.sessions.nick_of(h);
+        let member = r.members.contains(&h);
         self.set_topic(clock, &name, &nick, topic, out);
+        // An operator outside the room hears no Topic notice: confirm.
+        if !member {
+            let text = format!("topic of #{name} set");
+            self.confirm(clock, Some(h), text, out);
+        }
     }
 
     pub(crate) fn set_topic(&mut self, clock: Clock, room: &str, by: &str, topic: String, out: &mut impl Outlet) {
         let Some(r) = self.rooms.get_mut(room) else { return };
         r.topic = topic.clone();
-        self.log(clock, format!("-- {by} set the topic of #{room}: {topic}"));
+        self.store.admin(crate::store::AdminChange::Topic { room: room.to_owned(), topic: topic.clone() });
+        self.announce(clock, format!("-- {by} set the topic of #{room}: {topic}"));
         let notice = ServerMsg::Notice {
             room: room.to_owned(),
             kind: NoticeKind::Topic,

@@ -9,9 +9,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use udpchat_proto::{ConnectionHandle, TokenBucket};
+use udpchat_proto::ConnectionHandle;
 
 use super::login::PendingLogin;
+use super::pacing::Pacing;
 
 pub(crate) struct Session {
     pub(crate) addr: SocketAddr,
@@ -20,9 +21,12 @@ pub(crate) struct Session {
     /// The folded account name, if logged in to an account.
     pub(crate) account: Option<String>,
     pub(crate) operator: bool,
+    /// The client instance's origin from its Login (0: none), for
+    /// exactly-once resends (`origins.rs`).
+    pub(crate) origin: u64,
     pub(crate) rooms: BTreeSet<String>,
-    /// Flood control (`rate_burst`, `rate_per_second`).
-    pub(crate) bucket: TokenBucket,
+    /// Flood control: its rate and the requests waiting for tokens.
+    pub(crate) pacing: Pacing,
     pub(crate) login_failures: u32,
     /// A login waiting for its account lookup or password check.
     pub(crate) login: Option<PendingLogin>,
@@ -33,14 +37,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(addr: SocketAddr, burst: u32, now: Instant) -> Self {
+    pub(crate) fn new(addr: SocketAddr, burst: u32, per_second: f64, now: Instant) -> Self {
         Self {
             addr,
             nick: None,
             account: None,
             operator: false,
+            origin: 0,
             rooms: BTreeSet::new(),
-            bucket: TokenBucket::full(burst, now),
+            pacing: Pacing::new(burst, per_second, now),
             login_failures: 0,
             login: None,
             connected_at: now,

@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use udpchat_proto::ConnectionHandle;
 
 use super::{ChatServer, Clock, Outlet};
-use crate::store::{Account, Line, Retention, Store, StoreError, StoredPrivate};
+use crate::store::{Account, AdminChange, Line, Retention, Store, StoreError, StoredPrivate};
 
 /// Lines and private messages waiting for the next commit.
 pub const MAX_PENDING: usize = 65_536;
@@ -41,6 +41,9 @@ pub const MAX_READS: usize = 1024;
 pub(crate) struct Waiter {
     pub(crate) session: ConnectionHandle,
     pub(crate) id: u64,
+    /// The sending client's origin (0: none), whose mark the commit
+    /// stores (`origins.rs`).
+    pub(crate) origin: u64,
 }
 
 #[derive(Debug)]
@@ -56,16 +59,39 @@ pub(crate) struct PendingPrivate {
     pub(crate) waiter: Waiter,
 }
 
-/// What one commit stores, in the order it was accepted.
+/// A notice that must not overtake the lines accepted before it (a line
+/// then QUIT: the room hears the line, then the quit).
+#[derive(Debug)]
+pub(crate) struct LaterNotice {
+    pub(crate) rooms: std::collections::BTreeSet<String>,
+    pub(crate) msg: udpchat_chat::ServerMsg,
+}
+
+/// What one commit stores, in the order it was accepted, and the notices
+/// that go out after its lines.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub(crate) lines: Vec<PendingLine>,
     pub(crate) privates: Vec<PendingPrivate>,
+    /// Not stored; bounded by the sessions (at most one leave per
+    /// session) and the parts of its requests.
+    pub(crate) notices: Vec<LaterNotice>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
         self.lines.len() + self.privates.len()
+    }
+
+    /// Per origin, the highest request id in the batch.
+    fn origin_marks(&self) -> Vec<(u64, u64)> {
+        let mut marks = std::collections::BTreeMap::new();
+        let waiters = self.lines.iter().filter_map(|p| p.waiter).chain(self.privates.iter().map(|p| p.waiter));
+        for w in waiters.filter(|w| w.origin != 0) {
+            let mark = marks.entry(w.origin).or_insert(w.id);
+            *mark = (*mark).max(w.id);
+        }
+        marks.into_iter().collect()
     }
 }
 
@@ -88,7 +114,7 @@ pub(crate) enum Span {
 pub(crate) enum AccountUse {
     Login(ConnectionHandle),
     Nick { session: ConnectionHandle, nick: String },
-    Private { session: ConnectionHandle, id: u64, to: String, text: String, time_ms: u64 },
+    Private { session: ConnectionHandle, id: u64, origin: u64, to: String, text: String, time_ms: u64 },
 }
 
 /// What a read of room lines is for.
@@ -107,16 +133,39 @@ pub(crate) enum LinesUse {
         read: ReadId,
     },
     /// A History page.
-    Page(ConnectionHandle),
+    Page {
+        session: ConnectionHandle,
+        room: String,
+    },
 }
 
 #[derive(Debug)]
 enum Request {
     Commit(Batch),
-    Prune { room: String, retention: Retention, now_ms: u64, limit: usize },
-    Account { folded: String, then: AccountUse },
-    Lines { room: String, span: Span, limit: usize, then: LinesUse },
-    Privates { recipient: String, after: u64, limit: usize, then: ConnectionHandle },
+    /// A ban, unban or topic to keep across restarts.
+    Admin(AdminChange),
+    Prune {
+        room: String,
+        retention: Retention,
+        now_ms: u64,
+        limit: usize,
+    },
+    Account {
+        folded: String,
+        then: AccountUse,
+    },
+    Lines {
+        room: String,
+        span: Span,
+        limit: usize,
+        then: LinesUse,
+    },
+    Privates {
+        recipient: String,
+        after: u64,
+        limit: usize,
+        then: ConnectionHandle,
+    },
 }
 
 /// Store work for the driver to run off the event loop.
@@ -130,6 +179,7 @@ pub struct StoreCompletion(Completion);
 #[derive(Debug)]
 pub(crate) enum Completion {
     Committed { batch: Batch, result: Result<(), StoreError> },
+    Admin { change: AdminChange, result: Result<(), StoreError> },
     Pruned { room: String, limit: usize, result: Result<usize, StoreError> },
     Account { result: Result<Option<Account>, StoreError>, then: AccountUse },
     Lines { result: Result<Vec<Line>, StoreError>, then: LinesUse },
@@ -141,17 +191,25 @@ impl StoreRequest {
     /// writer, in order; the others only read and may run on a reader
     /// connection beside it.
     pub fn writes(&self) -> bool {
-        matches!(self.0, Request::Commit(_) | Request::Prune { .. })
+        matches!(self.0, Request::Commit(_) | Request::Admin(_) | Request::Prune { .. })
     }
 
     /// Runs it (on a store thread: this may wait for the disk).
     pub fn run(self, store: &mut dyn Store) -> StoreCompletion {
         StoreCompletion(match self.0 {
             Request::Commit(mut batch) => {
-                let Batch { lines, privates } = &mut batch;
-                let result =
-                    store.append(&mut lines.iter().map(|p| &p.line), &mut privates.iter_mut().map(|p| &mut p.private));
+                let marks = batch.origin_marks();
+                let Batch { lines, privates, .. } = &mut batch;
+                let result = store.append_marked(
+                    &mut lines.iter().map(|p| &p.line),
+                    &mut privates.iter_mut().map(|p| &mut p.private),
+                    &marks,
+                );
                 Completion::Committed { batch, result }
+            }
+            Request::Admin(change) => {
+                let result = store.apply(&change);
+                Completion::Admin { change, result }
             }
             Request::Prune { room, retention, now_ms, limit } => {
                 let result = store.prune(&room, retention, now_ms, limit);
@@ -217,6 +275,24 @@ impl StoreWork {
         self.pending.lines.iter_mut().map(|p| &mut p.line)
     }
 
+    /// Queues a notice behind every line accepted so far; gives it back
+    /// if no line is waiting for the store (send it now).
+    pub(crate) fn notice_after_lines(&mut self, notice: LaterNotice) -> Option<LaterNotice> {
+        if !self.busy_writing() {
+            return Some(notice);
+        }
+        self.pending.notices.push(notice);
+        None
+    }
+
+    /// Notices that waited for lines when no line is waiting any more.
+    fn notices_due(&mut self) -> Vec<LaterNotice> {
+        if self.committing || self.pending.len() > 0 {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.pending.notices)
+    }
+
     /// Sends the pending batch to the writer, unless one is in flight.
     fn start_commit(&mut self) {
         if self.committing || self.pending.len() == 0 {
@@ -246,6 +322,13 @@ impl StoreWork {
         self.reads += 1;
         self.requests.push(StoreRequest(request));
         true
+    }
+
+    /// Records an operator's change on the writer (after the writes asked
+    /// for before it). Not bounded here: operator actions are paced
+    /// requests of operator sessions or console lines.
+    pub(crate) fn admin(&mut self, change: AdminChange) {
+        self.requests.push(StoreRequest(Request::Admin(change)));
     }
 
     /// Looks up an account; false if too many reads are in flight.
@@ -319,6 +402,14 @@ impl ChatServer {
                 // What was accepted meanwhile goes now, not at the end of
                 // the next batch of events.
                 self.store.start_commit();
+                for notice in self.store.notices_due() {
+                    self.broadcast_rooms(&notice.rooms, &notice.msg, None, out);
+                }
+            }
+            Completion::Admin { change, result } => {
+                if let Err(e) = result {
+                    self.announce(clock, format!("!! could not record {change:?}; it lasts until a restart: {e}"));
+                }
             }
             Completion::Pruned { room, limit, result } => {
                 self.store.pruning = false;

@@ -42,6 +42,37 @@ pub struct Account {
     /// argon2id, PHC string.
     pub hash: String,
     pub operator: bool,
+    /// Requests per second this account's sessions may send (bots); 0:
+    /// the server's `rate_per_second`. The burst is the server's.
+    pub rate: u32,
+}
+
+/// A change to what operators set, kept across restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminChange {
+    /// `target` is a folded nickname or an IP address; `expires_ms` is a
+    /// Unix time in milliseconds, 0 for a permanent ban.
+    Ban {
+        target: String,
+        expires_ms: u64,
+        reason: String,
+    },
+    Unban {
+        target: String,
+    },
+    Topic {
+        room: String,
+        topic: String,
+    },
+}
+
+/// What operators have set: read once at startup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminState {
+    /// (target, expires_ms), as in [`AdminChange::Ban`].
+    pub bans: Vec<(String, u64)>,
+    /// (room, topic) for rooms with a topic.
+    pub topics: Vec<(String, String)>,
 }
 
 /// How much history a room keeps; `None` means no limit.
@@ -73,6 +104,11 @@ pub enum StoreError {
     Io(String),
 }
 
+/// Client origins whose highest stored request id a store keeps
+/// (docs/PROTOCOL.md §15.7: exactly-once resends); the least recently
+/// used go first.
+pub const MAX_ORIGINS: usize = 65_536;
+
 /// The storage the chat server needs.
 pub trait Store: Send {
     /// Stores lines and private messages in one transaction: all or none.
@@ -84,6 +120,35 @@ pub trait Store: Send {
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
     ) -> Result<(), StoreError>;
+    /// Like `append`, and in the same transaction records, for each
+    /// `(origin, id)`, that the client instance `origin` has had every
+    /// request up to `id` stored (the mark only grows; at most
+    /// [`MAX_ORIGINS`] are kept). A store that keeps no marks (tests) may
+    /// leave this to `append`: resends after a restart are then stored
+    /// again.
+    fn append_marked<'a>(
+        &mut self,
+        lines: &mut dyn Iterator<Item = &'a Line>,
+        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+        origins: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
+        let _ = origins;
+        self.append(lines, privates)
+    }
+    /// Records an operator's change (a ban, an unban, a topic). A store
+    /// that keeps none (tests) may leave it: they last until a restart.
+    fn apply(&mut self, change: &AdminChange) -> Result<(), StoreError> {
+        let _ = change;
+        Ok(())
+    }
+    /// Every ban and topic recorded.
+    fn admin_state(&self) -> Result<AdminState, StoreError> {
+        Ok(AdminState::default())
+    }
+    /// The origins' marks, least recently used first.
+    fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        Ok(Vec::new())
+    }
     /// The last sequence number of every room that has lines.
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Lines of `room` with sequence numbers above `after`, oldest first.

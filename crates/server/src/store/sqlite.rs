@@ -24,7 +24,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use udpchat_chat::LineKind;
 
 use super::checkpoint::Checkpointer;
-use super::{Account, Line, Retention, Store, StoreError, StoredPrivate};
+use super::{Account, AdminChange, AdminState, Line, MAX_ORIGINS, Retention, Store, StoreError, StoredPrivate};
+use crate::private_files::{fix_files, private_dir, private_file};
 
 pub const DB_FILE: &str = "history.sqlite3";
 const LOCK_FILE: &str = "udpchat.lock";
@@ -56,6 +57,28 @@ const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL,
         operator INTEGER NOT NULL
     );",
+    // 2: a rate per account (bots), issue 10; 0 is the server's rate.
+    "ALTER TABLE accounts ADD COLUMN rate INTEGER NOT NULL DEFAULT 0;",
+    // 3: per client origin, the highest request id stored (exactly-once
+    // resends, docs/PROTOCOL.md §15.7); `stamp` orders them by last use,
+    // so only the newest MAX_ORIGINS are kept.
+    "CREATE TABLE origins (
+        origin INTEGER PRIMARY KEY,
+        last_id INTEGER NOT NULL,
+        stamp INTEGER NOT NULL
+    );
+    CREATE INDEX origins_by_stamp ON origins (stamp);",
+    // 4: what operators set survives restarts: bans (a folded nickname or
+    // an IP address; expires_ms 0 = permanent) and room topics.
+    "CREATE TABLE bans (
+        target TEXT PRIMARY KEY,
+        expires_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE topics (
+        room TEXT PRIMARY KEY,
+        topic TEXT NOT NULL
+    );",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -83,6 +106,32 @@ fn sqlite_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// The data directory, created if needed, owner-only (0700).
+fn private_data_dir(data_dir: &Path) -> Result<(), StoreError> {
+    private_dir(data_dir)
+        .map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", data_dir.display())))
+}
+
+/// Every file in the data directory owner-only (0600), fixing what an
+/// older version or a copy left readable by others.
+fn fix_data_files(data_dir: &Path) -> Result<(), StoreError> {
+    let fixed = fix_files(data_dir)
+        .map_err(|e| StoreError::Io(format!("cannot restrict the files in {}: {e}", data_dir.display())))?;
+    for path in fixed {
+        tracing::warn!("{} was readable by others; made it owner-only (0600)", path.display());
+    }
+    Ok(())
+}
+
+fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        name: r.get(0)?,
+        hash: r.get(1)?,
+        operator: r.get::<_, i64>(2)? != 0,
+        rate: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+    })
+}
+
 fn kind_from(v: i64) -> LineKind {
     LineKind::from_byte(v as u64).unwrap_or(LineKind::Normal)
 }
@@ -92,10 +141,11 @@ impl SqliteStore {
     /// the database size; past it, appends fail with [`StoreError::Full`]
     /// as they would on a full disk.
     pub fn open(data_dir: &Path, sync: SyncPolicy, max_mb: Option<u64>) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        private_data_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let lock_path = data_dir.join(LOCK_FILE);
+        private_file(&lock_path)
+            .map_err(|e| StoreError::ReadOnly { path: lock_path.clone(), detail: e.to_string() })?;
         let lock = File::options()
             .create(true)
             .truncate(false)
@@ -106,6 +156,7 @@ impl SqliteStore {
             return Err(StoreError::Locked { path, lock: lock_path });
         }
         let mut store = Self::open_file(path, sync, max_mb, Some(lock))?;
+        fix_data_files(data_dir)?;
         // Only where commits do not fsync: with `Full` every commit waits
         // for the disk anyway, and a log that keeps growing (see
         // checkpoint.rs) makes each of those fsyncs dearer (file size
@@ -123,9 +174,10 @@ impl SqliteStore {
     /// may run beside the server: SQLite's own locking keeps the two apart,
     /// and the server reads accounts at each login.
     pub fn open_admin(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", data_dir.display())))?;
-        Self::open_file(data_dir.join(DB_FILE), SyncPolicy::Full, None, None)
+        private_data_dir(data_dir)?;
+        let store = Self::open_file(data_dir.join(DB_FILE), SyncPolicy::Full, None, None)?;
+        fix_data_files(data_dir)?;
+        Ok(store)
     }
 
     /// A second connection to the database of an open server store (at
@@ -141,6 +193,9 @@ impl SqliteStore {
     }
 
     fn open_file(path: PathBuf, sync: SyncPolicy, max_mb: Option<u64>, lock: Option<File>) -> Result<Self, StoreError> {
+        // Created owner-only before SQLite opens it: its -wal and -shm
+        // files take this file's mode.
+        private_file(&path).map_err(|e| StoreError::ReadOnly { path: path.clone(), detail: e.to_string() })?;
         // Only "not a database" and "corrupt" mean the file is bad; other
         // failures (cannot open, permissions, I/O) must not advise moving a
         // good file away.
@@ -237,6 +292,15 @@ impl Store for SqliteStore {
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
     ) -> Result<(), StoreError> {
+        self.append_marked(lines, privates, &[])
+    }
+
+    fn append_marked<'a>(
+        &mut self,
+        lines: &mut dyn Iterator<Item = &'a Line>,
+        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+        origins: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sqlite_error)?;
         {
             let mut insert = tx
@@ -258,10 +322,73 @@ impl Store for SqliteStore {
                 insert.execute(params![p.recipient, p.from, p.to, p.text, p.time_ms as i64]).map_err(sqlite_error)?;
                 p.id = tx.last_insert_rowid() as u64;
             }
+            if !origins.is_empty() {
+                let mut mark = tx
+                    .prepare_cached(
+                        "INSERT INTO origins (origin, last_id, stamp) \
+                         VALUES (?1, ?2, (SELECT IFNULL(MAX(stamp), 0) + 1 FROM origins)) \
+                         ON CONFLICT (origin) DO UPDATE SET last_id = MAX(last_id, ?2), stamp = excluded.stamp",
+                    )
+                    .map_err(sqlite_error)?;
+                for &(origin, id) in origins {
+                    mark.execute(params![origin as i64, id as i64]).map_err(sqlite_error)?;
+                }
+                // Every mark takes a new stamp, so the newest MAX_ORIGINS
+                // are the ones within that many of the last.
+                tx.execute(
+                    "DELETE FROM origins WHERE stamp <= (SELECT MAX(stamp) FROM origins) - ?1",
+                    [MAX_ORIGINS as i64],
+                )
+                .map_err(sqlite_error)?;
+            }
         }
         tx.commit().map_err(sqlite_error)?;
         self.wrote();
         Ok(())
+    }
+
+    fn apply(&mut self, change: &AdminChange) -> Result<(), StoreError> {
+        match change {
+            AdminChange::Ban { target, expires_ms, reason } => self.conn.execute(
+                "INSERT INTO bans (target, expires_ms, reason) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (target) DO UPDATE SET expires_ms = ?2, reason = ?3",
+                params![target, *expires_ms as i64, reason],
+            ),
+            AdminChange::Unban { target } => self.conn.execute("DELETE FROM bans WHERE target = ?1", [target]),
+            AdminChange::Topic { room, topic } if topic.is_empty() => {
+                self.conn.execute("DELETE FROM topics WHERE room = ?1", [room])
+            }
+            AdminChange::Topic { room, topic } => self.conn.execute(
+                "INSERT INTO topics (room, topic) VALUES (?1, ?2) ON CONFLICT (room) DO UPDATE SET topic = ?2",
+                params![room, topic],
+            ),
+        }
+        .map_err(sqlite_error)?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn admin_state(&self) -> Result<AdminState, StoreError> {
+        let mut q = self.conn.prepare("SELECT target, expires_ms FROM bans ORDER BY target").map_err(sqlite_error)?;
+        let bans = q
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(sqlite_error)?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite_error)?;
+        let mut q = self.conn.prepare("SELECT room, topic FROM topics ORDER BY room").map_err(sqlite_error)?;
+        let topics = q
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sqlite_error)?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite_error)?;
+        Ok(AdminState { bans, topics })
+    }
+
+    fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        let mut q = self.conn.prepare("SELECT origin, last_id FROM origins ORDER BY stamp").map_err(sqlite_error)?;
+        let rows =
+            q.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))).map_err(sqlite_error)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_error)
     }
 
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -322,9 +449,7 @@ impl Store for SqliteStore {
 
     fn account(&self, folded: &str) -> Result<Option<Account>, StoreError> {
         self.conn
-            .query_row("SELECT name, hash, operator FROM accounts WHERE folded = ?1", [folded], |r| {
-                Ok(Account { name: r.get(0)?, hash: r.get(1)?, operator: r.get::<_, i64>(2)? != 0 })
-            })
+            .query_row("SELECT name, hash, operator, rate FROM accounts WHERE folded = ?1", [folded], account_from_row)
             .optional()
             .map_err(sqlite_error)
     }
@@ -332,9 +457,9 @@ impl Store for SqliteStore {
     fn put_account(&mut self, folded: &str, a: &Account) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO accounts (folded, name, hash, operator) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (folded) DO UPDATE SET name = ?2, hash = ?3, operator = ?4",
-                params![folded, a.name, a.hash, i64::from(a.operator)],
+                "INSERT INTO accounts (folded, name, hash, operator, rate) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (folded) DO UPDATE SET name = ?2, hash = ?3, operator = ?4, rate = ?5",
+                params![folded, a.name, a.hash, i64::from(a.operator), i64::from(a.rate)],
             )
             .map_err(sqlite_error)?;
         self.wrote();
@@ -348,11 +473,11 @@ impl Store for SqliteStore {
     }
 
     fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let mut q =
-            self.conn.prepare("SELECT name, hash, operator FROM accounts ORDER BY folded").map_err(sqlite_error)?;
-        let rows = q
-            .query_map([], |r| Ok(Account { name: r.get(0)?, hash: r.get(1)?, operator: r.get::<_, i64>(2)? != 0 }))
+        let mut q = self
+            .conn
+            .prepare("SELECT name, hash, operator, rate FROM accounts ORDER BY folded")
             .map_err(sqlite_error)?;
+        let rows = q.query_map([], account_from_row).map_err(sqlite_error)?;
         rows.collect::<Result<_, _>>().map_err(sqlite_error)
     }
 
@@ -425,7 +550,7 @@ mod tests {
         s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
         assert_eq!(reader.lines_after("lobby", 0, 10).unwrap(), lines);
         assert!(reader.append(&mut [line("lobby", 4, 4)].iter(), &mut std::iter::empty()).is_err());
-        let a = Account { name: "Ana".into(), hash: "h".into(), operator: false };
+        let a = Account { name: "Ana".into(), hash: "h".into(), operator: false, rate: 0 };
         s.put_account("ana", &a).unwrap();
         assert_eq!(reader.account("ana").unwrap(), Some(a));
     }
@@ -470,11 +595,51 @@ mod tests {
         assert!(p[0].id > 0);
         assert_eq!(s.privates_after("bob", 0, 10).unwrap(), p.to_vec());
         assert!(s.privates_after("bob", p[0].id, 10).unwrap().is_empty());
-        let a = Account { name: "Ana".into(), hash: "h".into(), operator: true };
+        let a = Account { name: "Ana".into(), hash: "h".into(), operator: true, rate: 50 };
         s.put_account("ana", &a).unwrap();
         assert_eq!(s.account("ana").unwrap(), Some(a));
         assert!(s.delete_account("ana").unwrap());
         assert_eq!(s.account("ana").unwrap(), None);
+    }
+
+    #[test]
+    fn origin_marks_are_stored_with_their_lines_kept_bounded_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        let big = u64::MAX - 7; // stored as a negative INTEGER, read back whole
+        s.append_marked(&mut [line("lobby", 1, 1)].iter(), &mut std::iter::empty(), &[(big, 3), (9, 1)]).unwrap();
+        s.append_marked(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 4)]).unwrap();
+        // A failed commit marks nothing.
+        assert!(s.append_marked(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 8)]).is_err());
+        assert_eq!(s.origins().unwrap(), vec![(big, 3), (9, 4)]);
+        drop(s);
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        assert_eq!(s.origins().unwrap(), vec![(big, 3), (9, 4)]);
+        // Only the newest MAX_ORIGINS are kept.
+        let marks: Vec<(u64, u64)> = (100..100 + MAX_ORIGINS as u64).map(|o| (o, 1)).collect();
+        s.append_marked(&mut std::iter::empty(), &mut std::iter::empty(), &marks).unwrap();
+        let kept = s.origins().unwrap();
+        assert_eq!(kept.len(), MAX_ORIGINS);
+        assert!(!kept.iter().any(|&(o, _)| o == 9 || o == big));
+    }
+
+    #[test]
+    fn bans_and_topics_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        let ban = |target: &str, expires_ms| AdminChange::Ban { target: target.into(), expires_ms, reason: "r".into() };
+        s.apply(&ban("eve", 0)).unwrap();
+        s.apply(&ban("10.0.0.9", 5000)).unwrap();
+        s.apply(&ban("mallory", 0)).unwrap();
+        s.apply(&AdminChange::Unban { target: "mallory".into() }).unwrap();
+        s.apply(&AdminChange::Topic { room: "lobby".into(), topic: "hello".into() }).unwrap();
+        s.apply(&AdminChange::Topic { room: "rust".into(), topic: "x".into() }).unwrap();
+        s.apply(&AdminChange::Topic { room: "rust".into(), topic: String::new() }).unwrap();
+        drop(s);
+        let s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
+        let state = s.admin_state().unwrap();
+        assert_eq!(state.bans, vec![("10.0.0.9".to_owned(), 5000), ("eve".to_owned(), 0)]);
+        assert_eq!(state.topics, vec![("lobby".to_owned(), "hello".to_owned())]);
     }
 
     #[test]

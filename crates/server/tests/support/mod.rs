@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use udpchat_chat::{ClientMsg, ServerMsg};
 use udpchat_proto::{ClientConfig, CloseReason, ConnectionHandle, Endpoint, SendError};
 use udpchat_server::settings::Settings;
-use udpchat_server::store::{Account, Line, Retention, Store, StoreError, StoredPrivate};
+use udpchat_server::store::{Account, AdminChange, AdminState, Line, Retention, Store, StoreError, StoredPrivate};
 use udpchat_server::{ChatServer, Clock, Outlet, StoreRequest};
 
 #[derive(Default)]
@@ -23,6 +23,11 @@ struct Data {
     lines: BTreeMap<(String, u64), Line>,
     privates: Vec<StoredPrivate>,
     accounts: BTreeMap<String, Account>,
+    /// Client origins' marks (exactly-once resends), as committed.
+    origins: BTreeMap<u64, u64>,
+    /// Bans (target to expiry) and topics, as operators set them.
+    bans: BTreeMap<String, u64>,
+    topics: BTreeMap<String, String>,
     /// Appends fail as on a full disk.
     full: bool,
 }
@@ -39,8 +44,15 @@ impl MemoryStore {
 
     pub fn add_account(&self, name: &str, password: &str, operator: bool) {
         let hash = udpchat_server::chat::hash_password(password).unwrap();
-        let account = Account { name: name.into(), hash, operator };
+        let account = Account { name: name.into(), hash, operator, rate: 0 };
         self.0.lock().unwrap().accounts.insert(udpchat_chat::names::fold(name), account);
+    }
+
+    /// Gives an account its own rate (requests per second).
+    pub fn set_rate(&self, name: &str, rate: u32) {
+        if let Some(a) = self.0.lock().unwrap().accounts.get_mut(&udpchat_chat::names::fold(name)) {
+            a.rate = rate;
+        }
     }
 
     /// Every stored line of `room`, oldest first.
@@ -75,6 +87,52 @@ impl Store for MemoryStore {
             data.privates.push(p.clone());
         }
         Ok(())
+    }
+
+    fn append_marked<'a>(
+        &mut self,
+        lines: &mut dyn Iterator<Item = &'a Line>,
+        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+        origins: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
+        self.append(lines, privates)?;
+        let mut data = self.0.lock().unwrap();
+        for &(origin, id) in origins {
+            let mark = data.origins.entry(origin).or_default();
+            *mark = (*mark).max(id);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, change: &AdminChange) -> Result<(), StoreError> {
+        let mut data = self.0.lock().unwrap();
+        match change {
+            AdminChange::Ban { target, expires_ms, .. } => {
+                data.bans.insert(target.clone(), *expires_ms);
+            }
+            AdminChange::Unban { target } => {
+                data.bans.remove(target);
+            }
+            AdminChange::Topic { room, topic } if topic.is_empty() => {
+                data.topics.remove(room);
+            }
+            AdminChange::Topic { room, topic } => {
+                data.topics.insert(room.clone(), topic.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn admin_state(&self) -> Result<AdminState, StoreError> {
+        let data = self.0.lock().unwrap();
+        Ok(AdminState {
+            bans: data.bans.iter().map(|(t, e)| (t.clone(), *e)).collect(),
+            topics: data.topics.iter().map(|(r, t)| (r.clone(), t.clone())).collect(),
+        })
+    }
+
+    fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        Ok(self.0.lock().unwrap().origins.iter().map(|(o, id)| (*o, *id)).collect())
     }
 
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -150,6 +208,10 @@ pub struct Recorder {
     /// Sessions whose queue is full: `send` is refused, replies (which
     /// may use the reserve) still go.
     pub full: HashSet<ConnectionHandle>,
+    /// Sessions whose reading is paused (flood control's back-pressure).
+    pub paused: HashSet<ConnectionHandle>,
+    /// How often reading was paused, per session.
+    pub pauses: HashMap<ConnectionHandle, usize>,
 }
 
 impl Outlet for Recorder {
@@ -168,6 +230,15 @@ impl Outlet for Recorder {
 
     fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str) {
         self.closed.insert(h, (code, reason.to_owned()));
+    }
+
+    fn set_reading(&mut self, h: ConnectionHandle, reading: bool) {
+        if reading {
+            self.paused.remove(&h);
+        } else {
+            self.paused.insert(h);
+            *self.pauses.entry(h).or_default() += 1;
+        }
     }
 }
 
@@ -268,6 +339,23 @@ impl Harness {
         self.settle();
     }
 
+    /// Lets time pass until every held request (flood control) has been
+    /// handled, with the store running. Returns how many waits it took.
+    pub fn release_all(&mut self) -> usize {
+        let mut waits = 0;
+        while let Some(at) = self.chat.next_release() {
+            if at > self.now {
+                self.advance(at - self.now);
+            }
+            let clock = self.clock();
+            self.chat.release_held(clock, &mut self.out);
+            self.settle();
+            waits += 1;
+            assert!(waits < 1_000_000, "held requests never drain");
+        }
+        waits
+    }
+
     /// Connects and logs in `nick` (no passwords, nothing to resume).
     pub fn login(&mut self, nick: &str) -> ConnectionHandle {
         let h = self.connect("192.0.2.1:1000");
@@ -278,13 +366,25 @@ impl Harness {
     }
 
     pub fn login_as(&mut self, h: ConnectionHandle, nick: &str, account_password: &str, resume: Vec<(String, u64)>) {
+        self.login_from(h, nick, account_password, resume, 0);
+    }
+
+    /// Logs in as the client instance `origin` (exactly-once resends).
+    pub fn login_from(
+        &mut self,
+        h: ConnectionHandle,
+        nick: &str,
+        account_password: &str,
+        resume: Vec<(String, u64)>,
+        origin: u64,
+    ) {
         let login = ClientMsg::Login {
             nick: nick.into(),
             server_password: String::new(),
             account_password: account_password.into(),
             resume,
             private_since: 0,
-            origin: 0,
+            origin,
         };
         self.send(h, login);
         self.settle();

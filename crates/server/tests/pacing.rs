@@ -1,0 +1,128 @@
+//! Flood control as back-pressure (docs/PROTOCOL.md §15.10) through the
+//! chat core, without sockets: requests over the rate are held and
+//! handled at the rate, in order, never refused for speed; a full held
+//! queue pauses reading the session (transport back-pressure) and
+//! resumes it once drained; Limits follows Welcome, with an account's
+//! own rate.
+
+mod support;
+
+use support::{Harness, join, live_seqs, say, settings};
+use udpchat_chat::{ClientMsg, NoticeKind, ServerMsg};
+use udpchat_server::chat::HOLD_REQUESTS;
+use udpchat_server::settings::Settings;
+
+/// The server's defaults: a burst of 5, then 2 per second.
+fn paced() -> Settings {
+    Settings { rate_burst: 5, rate_per_second: 2.0, ..settings() }
+}
+
+fn acks(msgs: &[ServerMsg]) -> Vec<(u64, u64)> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Ack { id, seq, .. } => Some((*id, *seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn errors(msgs: &[ServerMsg]) -> Vec<&ServerMsg> {
+    msgs.iter().filter(|m| matches!(m, ServerMsg::Error { .. })).collect()
+}
+
+#[test]
+fn sixty_lines_at_once_are_all_stored_and_acknowledged_in_order() {
+    let mut t = Harness::new(paced());
+    let (ana, bob) = (t.login("ana"), t.login("bob"));
+    t.take(ana);
+    for i in 1..=60 {
+        t.send(bob, say(i, "lobby", &format!("line {i}")));
+    }
+    t.settle();
+    // The burst goes at once; the rest is held, not refused.
+    let first = t.take(bob);
+    assert!(errors(&first).is_empty(), "{first:?}");
+    assert_eq!(acks(&first).len(), 5);
+    let waits = t.release_all();
+    assert!(waits >= 55, "released at the rate, one token at a time ({waits} waits)");
+    let rest = t.take(bob);
+    assert!(errors(&rest).is_empty(), "{rest:?}");
+    let all: Vec<(u64, u64)> = acks(&first).into_iter().chain(acks(&rest)).collect();
+    assert_eq!(all, (1..=60).map(|i| (i, i)).collect::<Vec<_>>());
+    let stored: Vec<String> = t.store.lines("lobby").into_iter().map(|l| l.text).collect();
+    assert_eq!(stored, (1..=60).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    assert_eq!(live_seqs(&t.take(ana), "lobby"), (1..=60).collect::<Vec<_>>());
+}
+
+#[test]
+fn held_requests_keep_their_order_across_a_join() {
+    let mut t = Harness::new(paced());
+    let bob = t.login("bob");
+    for i in 1..=8 {
+        t.send(bob, say(i, "lobby", "x"));
+    }
+    t.send(bob, join("rust"));
+    t.send(bob, say(9, "rust", "in rust"));
+    t.settle();
+    t.release_all();
+    let got = t.take(bob);
+    assert!(errors(&got).is_empty(), "the line for #rust waited for its /join: {got:?}");
+    assert_eq!(t.store.lines("rust").len(), 1);
+    assert_eq!(t.store.lines("lobby").len(), 8);
+}
+
+#[test]
+fn a_full_held_queue_pauses_reading_until_it_drains() {
+    let mut t = Harness::new(paced());
+    let bob = t.login("bob");
+    let n = (HOLD_REQUESTS + 10) as u64;
+    for i in 1..=n {
+        t.send(bob, say(i, "lobby", "x"));
+    }
+    t.settle();
+    assert!(t.out.paused.contains(&bob), "reading stops once the held queue is full");
+    assert!(t.out.closed.is_empty());
+    t.release_all();
+    assert!(!t.out.paused.contains(&bob), "and resumes once it has drained");
+    assert_eq!(t.out.pauses.get(&bob), Some(&1));
+    assert_eq!(acks(&t.take(bob)).len(), n as usize);
+}
+
+#[test]
+fn quit_waits_behind_held_lines() {
+    let mut t = Harness::new(paced());
+    let (ana, bob) = (t.login("ana"), t.login("bob"));
+    t.take(ana);
+    for i in 1..=8 {
+        t.send(bob, say(i, "lobby", "x"));
+    }
+    t.send(bob, ClientMsg::Quit { reason: "done".into() });
+    t.settle();
+    t.release_all();
+    let got = t.take(ana);
+    let quit_at = got.iter().position(|m| matches!(m, ServerMsg::Notice { kind: NoticeKind::Quit, .. }));
+    let last_line = got.iter().rposition(|m| matches!(m, ServerMsg::Line(_)));
+    assert_eq!(live_seqs(&got, "lobby"), (1..=8).collect::<Vec<_>>());
+    assert!(quit_at > last_line, "the quit notice comes after the lines: {got:?}");
+}
+
+#[test]
+fn limits_follow_welcome_with_the_accounts_rate() {
+    let mut t = Harness::new(paced());
+    let h = t.connect("192.0.2.1:1000");
+    t.login_as(h, "ana", "", Vec::new());
+    let got = t.take(h);
+    let welcome = got.iter().position(|m| matches!(m, ServerMsg::Welcome { .. })).unwrap();
+    assert_eq!(
+        got.get(welcome + 1),
+        Some(&ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 2000 }),
+        "{got:?}"
+    );
+
+    t.store.add_account("bot", "password1", false);
+    t.store.set_rate("bot", 50);
+    let h = t.connect("192.0.2.1:1001");
+    t.login_as(h, "bot", "password1", Vec::new());
+    let got = t.take(h);
+    assert!(got.contains(&ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 50_000 }), "{got:?}");
+}
