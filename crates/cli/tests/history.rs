@@ -134,6 +134,10 @@ struct Member {
     /// Its own lines whose fate it never learned (unconfirmed when the
     /// session was lost, or never answered): stored or not, but not twice.
     unknown: HashSet<String>,
+    /// Its own lines resent after the restart that the server had already
+    /// stored before it died (acknowledged with seq 0, §15.8): stored
+    /// exactly once, under a number the sender learns from the catch-up.
+    resent: HashSet<String>,
     /// Room lines shown (live or caught up, never history), in order...
     shown: Vec<(u64, String)>,
     /// ...and its own lines as acknowledged, in order.
@@ -146,6 +150,11 @@ impl Member {
     /// Takes an event in; returns whether it acknowledged one of our lines.
     fn record(&mut self, e: ClientEvent, inflight: &mut HashMap<u64, String>) -> bool {
         match e {
+            ClientEvent::Delivered { id, msg: ServerMsg::Line(l) } if l.seq == 0 => {
+                inflight.remove(&id);
+                self.resent.insert(l.text);
+                return true;
+            }
             ClientEvent::Delivered { id, msg: ServerMsg::Line(l) } => {
                 inflight.remove(&id);
                 self.acked.insert(l.seq, l.text.clone());
@@ -173,9 +182,11 @@ impl Member {
 }
 
 /// Sends `c{n} n{i}` for every i, keeping [`WINDOW`] lines in flight,
-/// until all are answered one way or another or `deadline` passes. Lines
-/// unconfirmed at the crash are not sent again: if the server stored them
-/// before it died, a second copy would be a duplicate.
+/// until all are answered one way or another or `deadline` passes. This
+/// loop sends each line once; the client library itself resends the lines
+/// left unanswered by the crash, with their ids and Login origin, and the
+/// server acknowledges those it had already stored with seq 0 instead of
+/// storing them twice.
 async fn send_lines(
     n: usize,
     client: Client,
@@ -291,12 +302,16 @@ async fn acknowledged_lines_survive_kill_9_and_reach_everyone_once() {
         for (seq, text) in &m.acked {
             assert_eq!(by_seq.get(seq), Some(&(m.nick.clone(), text.clone())), "acknowledged line {seq} of {}", m.nick);
         }
+        for text in &m.resent {
+            let copies = stored.iter().filter(|l| l.from == m.nick && &l.text == text).count();
+            assert_eq!(copies, 1, "{text:?}, resent by {} as already stored, is stored {copies} times", m.nick);
+        }
     }
     let senders: HashMap<&str, &Member> = members.iter().map(|(_, _, m)| (m.nick.as_str(), m)).collect();
     for l in &stored {
         let m = senders[l.from.as_str()];
         assert!(
-            m.acked.get(&l.seq) == Some(&l.text) || m.unknown.contains(&l.text),
+            m.acked.get(&l.seq) == Some(&l.text) || m.unknown.contains(&l.text) || m.resent.contains(&l.text),
             "stored line {} {:?} was neither acknowledged nor in doubt",
             l.seq,
             l.text
