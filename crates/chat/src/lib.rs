@@ -21,6 +21,7 @@
 use thiserror::Error;
 
 mod codec;
+pub mod duration;
 pub mod names;
 
 pub use codec::LineRef;

@@ -646,7 +646,7 @@ async fn operators_kick_ban_and_set_topics_anywhere() {
     ana.input(Input::Kick { room: "rust".into(), nick: "eve".into(), reason: "no".into() }).await;
     let seen = expect(&mut ana_ev, "an error", |e| error_code(e).is_some()).await;
     assert_eq!(error_code(seen.last().unwrap()), Some(ErrorCode::NotPermitted));
-    ana.input(Input::Ban { target: "eve".into(), reason: "no".into() }).await;
+    ana.input(Input::Ban { target: "eve".into(), reason: "no".into(), expires_secs: 0 }).await;
     let seen = expect(&mut ana_ev, "an error", |e| error_code(e).is_some()).await;
     assert_eq!(error_code(seen.last().unwrap()), Some(ErrorCode::NotPermitted));
     say_all(&eve, &mut eve_ev, "rust", ["still in #rust".to_owned()]).await;
@@ -684,7 +684,7 @@ async fn operators_kick_ban_and_set_topics_anywhere() {
     assert_eq!(error_code(seen.last().unwrap()), Some(ErrorCode::NotInRoom));
 
     // A ban ends eve's session for good, and her nickname stays barred.
-    boss.input(Input::Ban { target: "eve".into(), reason: "enough".into() }).await;
+    boss.input(Input::Ban { target: "eve".into(), reason: "enough".into(), expires_secs: 0 }).await;
     let seen = expect(&mut ana_ev, "eve leaving", |e| notice(e, NoticeKind::Kick, "eve")).await;
     assert!(
         matches!(seen.last(), Some(ClientEvent::Server(ServerMsg::Notice { text, .. })) if text.contains("enough"))

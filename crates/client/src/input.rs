@@ -42,6 +42,11 @@ pub enum Input {
     Ban {
         target: String,
         reason: String,
+        /// Seconds until the ban lapses; 0: never.
+        expires_secs: u64,
+    },
+    Unban {
+        target: String,
     },
     Help,
     /// Nothing to do (an empty line).
@@ -60,7 +65,9 @@ pub const HELP: &str = "\
 /topic [TEXT]        show or set the room's topic
 /history [N]         N earlier lines of the room (default 50)
 /kick NICK [why]     remove someone from the room (operators)
-/ban NICK|ADDR [why] ban a nickname or address (operators)
+/ban NICK|ADDR [10m|2h|7d] [why]
+                     ban a nickname or address, for good or a while (operators)
+/unban NICK|ADDR     lift a ban (operators)
 /quit [why] or QUIT  leave the server
 /help                this list";
 
@@ -147,7 +154,18 @@ pub fn parse(line: &str, room: &str) -> Result<Input, String> {
             if target.is_empty() {
                 return Err(need("a nickname or address"));
             }
-            Input::Ban { target: target.into(), reason: reason.into() }
+            let (first, rest) = split_word(reason);
+            match udpchat_chat::duration::parse(first) {
+                Some(secs) => Input::Ban { target: target.into(), reason: rest.into(), expires_secs: secs },
+                None => Input::Ban { target: target.into(), reason: reason.into(), expires_secs: 0 },
+            }
+        }
+        "unban" => {
+            let (target, _) = split_word(args);
+            if target.is_empty() {
+                return Err(need("a nickname or address"));
+            }
+            Input::Unban { target: target.into() }
         }
         "quit" | "exit" => Input::Quit(args.trim().into()),
         "help" | "?" => Input::Help,
@@ -176,5 +194,15 @@ mod tests {
         assert_eq!(parse("   ", "l"), Ok(Input::Nothing));
         assert!(parse("/frobnicate", "l").unwrap_err().contains("/help"));
         assert!(parse("/msg ana", "l").is_err());
+        assert_eq!(
+            parse("/ban eve 2h spam", "l"),
+            Ok(Input::Ban { target: "eve".into(), reason: "spam".into(), expires_secs: 7200 })
+        );
+        assert_eq!(
+            parse("/ban eve spam again", "l"),
+            Ok(Input::Ban { target: "eve".into(), reason: "spam again".into(), expires_secs: 0 })
+        );
+        assert_eq!(parse("/unban 10.0.0.9", "l"), Ok(Input::Unban { target: "10.0.0.9".into() }));
+        assert!(parse("/unban", "l").is_err());
     }
 }

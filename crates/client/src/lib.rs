@@ -240,7 +240,8 @@ impl Client {
                 return None;
             }
             Input::Kick { room, nick, reason } => ClientMsg::Kick { room, nick, reason },
-            Input::Ban { target, reason } => ClientMsg::Ban { target, reason, expires_secs: 0 },
+            Input::Ban { target, reason, expires_secs } => ClientMsg::Ban { target, reason, expires_secs },
+            Input::Unban { target } => ClientMsg::Unban { target },
             Input::Help | Input::Nothing => return None,
         };
         self.request(msg).await;

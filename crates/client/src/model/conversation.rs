@@ -104,6 +104,25 @@ impl Conversation {
         self.lines.iter_mut().rev().find(|l| l.id == Some(id))
     }
 
+    /// Drops our pending line `id` if the same text from `nick` has been
+    /// shown after it: a line the server had stored before a restart comes
+    /// back in the catch-up, and its resend is then acknowledged as already
+    /// stored (seq 0, docs/PROTOCOL.md §15.8), so showing both would show
+    /// it twice. Returns whether it dropped it.
+    pub fn drop_if_caught_up(&mut self, id: u64, nick: &str) -> bool {
+        let Some(at) = self.lines.iter().rposition(|l| l.id == Some(id)) else { return false };
+        let text = &self.lines[at].text;
+        let caught_up = self
+            .lines
+            .iter()
+            .skip(at + 1)
+            .any(|l| l.id.is_none() && !l.history && l.nick.as_deref() == Some(nick) && &l.text == text);
+        if caught_up {
+            self.lines.remove(at);
+        }
+        caught_up
+    }
+
     pub fn has_member(&self, nick: &str) -> bool {
         let key = nick_key(nick);
         self.members.iter().any(|m| nick_key(m) == key)

@@ -344,6 +344,13 @@ impl Model {
     /// becomes it, in place; if it was never shown, it is added.
     fn delivered(&mut self, id: u64, msg: &ServerMsg, items: Vec<Item>) {
         let target = self.pending.remove(&id);
+        if let (ServerMsg::Line(l), Some(t)) = (msg, &target)
+            && l.seq == 0
+            && let Some(i) = self.find(t)
+            && self.conversations[i].drop_if_caught_up(id, &self.nick)
+        {
+            return;
+        }
         for it in items {
             let shown = target.as_ref().and_then(|t| self.find(t)).and_then(|i| self.conversations[i].own_line(id));
             match shown {

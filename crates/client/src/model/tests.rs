@@ -220,6 +220,31 @@ fn own_lines_are_pending_until_acknowledged() {
 }
 
 #[test]
+fn a_resend_the_server_had_stored_is_shown_once() {
+    let mut m = lobby();
+    let say = |text: &str| Input::Say { room: "lobby".into(), text: text.into(), action: false };
+    m.sending(1, &say("before the crash"));
+    m.sending(2, &say("never stored"));
+    // After the restart the catch-up brings back the line the server had
+    // stored; the resends are then answered: the first as already stored.
+    m.on_event(&line("lobby", "ana", "before the crash"));
+    let seq0 = |text: &str| {
+        let ServerMsg::Line(l) = line_msg("lobby", "ana", text) else { unreachable!() };
+        ServerMsg::Line(Line { seq: 0, ..l })
+    };
+    m.on_event(&ClientEvent::Delivered { id: 1, msg: seq0("before the crash") });
+    m.on_event(&ClientEvent::Delivered { id: 2, msg: line_msg("lobby", "ana", "never stored") });
+    let shown: Vec<&str> = m.current().lines.iter().map(|l| l.text.as_str()).filter(|t| t.contains("crash")).collect();
+    assert_eq!(shown, ["before the crash"], "shown once");
+    // A line acknowledged as already stored that the catch-up did not
+    // bring back (the client had seen later lines) stays, confirmed.
+    m.sending(3, &say("seen past"));
+    m.on_event(&ClientEvent::Delivered { id: 3, msg: seq0("seen past") });
+    let status = m.current().lines.iter().find(|l| l.text == "seen past").map(|l| l.status);
+    assert_eq!(status, Some(Status::Confirmed));
+}
+
+#[test]
 fn scrollback_is_bounded() {
     let mut m = lobby();
     for i in 0..SCROLLBACK + 10 {

@@ -17,30 +17,7 @@ use udpchat_chat::names::fold;
 /// for the console).
 pub(crate) type Actor<'a> = (&'a str, Option<ConnectionHandle>);
 
-/// `10m`, `2h`, `7d`, `30s` (or plain seconds) as seconds; None if it is
-/// not a duration (then it is the start of the reason).
-pub fn parse_duration(text: &str) -> Option<u64> {
-    let unit = match text.chars().last()? {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        c if c.is_ascii_digit() => return text.parse().ok().filter(|&n| n > 0),
-        _ => return None,
-    };
-    let n: u64 = text[..text.len() - 1].parse().ok().filter(|&n| n > 0)?;
-    n.checked_mul(unit)
-}
-
-/// "2h" back from seconds, for confirmations.
-fn show_duration(secs: u64) -> String {
-    match secs {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
+use udpchat_chat::duration::show as show_duration;
 
 impl ChatServer {
     /// Tells the operator account what its action did (the console sees
@@ -127,23 +104,5 @@ impl ChatServer {
             self.store.admin(AdminChange::Unban { target: target.clone() });
             self.announce(clock, format!("-- the ban on {target} has expired"));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10m"), Some(600));
-        assert_eq!(parse_duration("2h"), Some(7200));
-        assert_eq!(parse_duration("7d"), Some(604_800));
-        assert_eq!(parse_duration("90"), Some(90));
-        assert_eq!(parse_duration("spam"), None);
-        assert_eq!(parse_duration("0m"), None);
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(show_duration(7200), "2h");
-        assert_eq!(show_duration(90), "90s");
     }
 }

@@ -11,10 +11,10 @@ use udpchat_chat::{ErrorCode, LineKind, NoticeKind, ServerMsg, close};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use super::bans::parse_duration;
 use super::rooms::Traffic;
 use super::{ChatServer, Clock, Outlet};
 use crate::store::Line;
+use udpchat_chat::duration::parse as parse_duration;
 use udpchat_chat::names::{fold, room_name};
 
 /// The name operator lines are shown under.
