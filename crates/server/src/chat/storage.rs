@@ -113,8 +113,23 @@ pub(crate) enum Span {
 #[derive(Debug)]
 pub(crate) enum AccountUse {
     Login(ConnectionHandle),
-    Nick { session: ConnectionHandle, nick: String },
-    Private { session: ConnectionHandle, id: u64, origin: u64, to: String, text: String, time_ms: u64 },
+    Nick {
+        session: ConnectionHandle,
+        nick: String,
+    },
+    Private {
+        session: ConnectionHandle,
+        id: u64,
+        origin: u64,
+        to: String,
+        text: String,
+        time_ms: u64,
+    },
+    /// The console operator's `/rate NICK N`.
+    SetRate {
+        nick: String,
+        rate: u32,
+    },
 }
 
 /// What a read of room lines is for.

@@ -64,6 +64,18 @@ pub enum AdminChange {
         room: String,
         topic: String,
     },
+    /// An account's own rate (requests per second; 0: the server's).
+    AccountRate {
+        /// The folded account name.
+        account: String,
+        rate: u32,
+    },
+    /// What a room keeps, set by the operator over the config; `None`
+    /// goes back to the config's rule.
+    Retention {
+        room: String,
+        retention: Option<Retention>,
+    },
 }
 
 /// What operators have set: read once at startup.
@@ -73,6 +85,8 @@ pub struct AdminState {
     pub bans: Vec<(String, u64)>,
     /// (room, topic) for rooms with a topic.
     pub topics: Vec<(String, String)>,
+    /// (room, what it keeps) for rooms whose retention the operator set.
+    pub retention: Vec<(String, Retention)>,
 }
 
 /// How much history a room keeps; `None` means no limit.
@@ -135,13 +149,14 @@ pub trait Store: Send {
         let _ = origins;
         self.append(lines, privates)
     }
-    /// Records an operator's change (a ban, an unban, a topic). A store
+    /// Records an operator's change (a ban, an unban, a topic, a rate, a
+    /// room's retention). A store
     /// that keeps none (tests) may leave it: they last until a restart.
     fn apply(&mut self, change: &AdminChange) -> Result<(), StoreError> {
         let _ = change;
         Ok(())
     }
-    /// Every ban and topic recorded.
+    /// Every ban, topic and room retention recorded.
     fn admin_state(&self) -> Result<AdminState, StoreError> {
         Ok(AdminState::default())
     }

@@ -79,6 +79,13 @@ const MIGRATIONS: &[&str] = &[
         room TEXT PRIMARY KEY,
         topic TEXT NOT NULL
     );",
+    // 5: room settings the operator changed at run time (retention over
+    // the config's; NULL = no limit), kept across restarts.
+    "CREATE TABLE room_settings (
+        room TEXT PRIMARY KEY,
+        max_lines INTEGER,
+        max_age_ms INTEGER
+    );",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -362,6 +369,17 @@ impl Store for SqliteStore {
                 "INSERT INTO topics (room, topic) VALUES (?1, ?2) ON CONFLICT (room) DO UPDATE SET topic = ?2",
                 params![room, topic],
             ),
+            AdminChange::AccountRate { account, rate } => {
+                self.conn.execute("UPDATE accounts SET rate = ?2 WHERE folded = ?1", params![account, rate])
+            }
+            AdminChange::Retention { room, retention: None } => {
+                self.conn.execute("DELETE FROM room_settings WHERE room = ?1", [room])
+            }
+            AdminChange::Retention { room, retention: Some(r) } => self.conn.execute(
+                "INSERT INTO room_settings (room, max_lines, max_age_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (room) DO UPDATE SET max_lines = ?2, max_age_ms = ?3",
+                params![room, r.max_lines.map(|n| n as i64), r.max_age_ms.map(|n| n as i64)],
+            ),
         }
         .map_err(sqlite_error)?;
         self.wrote();
@@ -381,7 +399,20 @@ impl Store for SqliteStore {
             .map_err(sqlite_error)?
             .collect::<Result<_, _>>()
             .map_err(sqlite_error)?;
-        Ok(AdminState { bans, topics })
+        let mut q = self
+            .conn
+            .prepare("SELECT room, max_lines, max_age_ms FROM room_settings ORDER BY room")
+            .map_err(sqlite_error)?;
+        let retention = q
+            .query_map([], |r| {
+                let max_lines = r.get::<_, Option<i64>>(1)?.map(|n| n as u64);
+                let max_age_ms = r.get::<_, Option<i64>>(2)?.map(|n| n as u64);
+                Ok((r.get::<_, String>(0)?, Retention { max_lines, max_age_ms }))
+            })
+            .map_err(sqlite_error)?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite_error)?;
+        Ok(AdminState { bans, topics, retention })
     }
 
     fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
@@ -624,7 +655,7 @@ mod tests {
     }
 
     #[test]
-    fn bans_and_topics_survive_a_reopen() {
+    fn bans_topics_rates_and_room_retention_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
         let ban = |target: &str, expires_ms| AdminChange::Ban { target: target.into(), expires_ms, reason: "r".into() };
@@ -635,11 +666,30 @@ mod tests {
         s.apply(&AdminChange::Topic { room: "lobby".into(), topic: "hello".into() }).unwrap();
         s.apply(&AdminChange::Topic { room: "rust".into(), topic: "x".into() }).unwrap();
         s.apply(&AdminChange::Topic { room: "rust".into(), topic: String::new() }).unwrap();
+        let keep = |max_lines, max_age_ms| Some(Retention { max_lines, max_age_ms });
+        let retention = |room: &str, retention| AdminChange::Retention { room: room.into(), retention };
+        s.apply(&retention("dev", keep(Some(100), None))).unwrap();
+        s.apply(&retention("ops", keep(None, Some(86_400_000)))).unwrap();
+        s.apply(&retention("tmp", keep(Some(5), Some(60_000)))).unwrap();
+        s.apply(&retention("tmp", None)).unwrap();
+        s.put_account("bot", &Account { name: "Bot".into(), hash: "h".into(), operator: false, rate: 0 }).unwrap();
+        s.apply(&AdminChange::AccountRate { account: "bot".into(), rate: 40 }).unwrap();
+        // No such account: nothing to change.
+        s.apply(&AdminChange::AccountRate { account: "nobody".into(), rate: 40 }).unwrap();
         drop(s);
         let s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
         let state = s.admin_state().unwrap();
         assert_eq!(state.bans, vec![("10.0.0.9".to_owned(), 5000), ("eve".to_owned(), 0)]);
         assert_eq!(state.topics, vec![("lobby".to_owned(), "hello".to_owned())]);
+        assert_eq!(
+            state.retention,
+            vec![
+                ("dev".to_owned(), Retention { max_lines: Some(100), max_age_ms: None }),
+                ("ops".to_owned(), Retention { max_lines: None, max_age_ms: Some(86_400_000) }),
+            ]
+        );
+        assert_eq!(s.account("bot").unwrap().map(|a| a.rate), Some(40));
+        assert_eq!(s.account("nobody").unwrap(), None);
     }
 
     #[test]

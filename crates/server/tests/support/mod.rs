@@ -25,9 +25,12 @@ struct Data {
     accounts: BTreeMap<String, Account>,
     /// Client origins' marks (exactly-once resends), as committed.
     origins: BTreeMap<u64, u64>,
-    /// Bans (target to expiry) and topics, as operators set them.
+    /// Bans (target to expiry), topics and room retention, as operators
+    /// set them.
     bans: BTreeMap<String, u64>,
     topics: BTreeMap<String, String>,
+    /// Rooms' retention as the operator set it.
+    retention: BTreeMap<String, Retention>,
     /// Appends fail as on a full disk.
     full: bool,
 }
@@ -119,6 +122,17 @@ impl Store for MemoryStore {
             AdminChange::Topic { room, topic } => {
                 data.topics.insert(room.clone(), topic.clone());
             }
+            AdminChange::AccountRate { account, rate } => {
+                if let Some(a) = data.accounts.get_mut(account) {
+                    a.rate = *rate;
+                }
+            }
+            AdminChange::Retention { room, retention: None } => {
+                data.retention.remove(room);
+            }
+            AdminChange::Retention { room, retention: Some(r) } => {
+                data.retention.insert(room.clone(), *r);
+            }
         }
         Ok(())
     }
@@ -128,6 +142,7 @@ impl Store for MemoryStore {
         Ok(AdminState {
             bans: data.bans.iter().map(|(t, e)| (t.clone(), *e)).collect(),
             topics: data.topics.iter().map(|(r, t)| (r.clone(), t.clone())).collect(),
+            retention: data.retention.iter().map(|(r, k)| (r.clone(), *k)).collect(),
         })
     }
 
