@@ -14,7 +14,7 @@ use udpchat_server::store::Store;
 fn store_with(room: &str, count: u64) -> MemoryStore {
     let mut store = MemoryStore::default();
     let old: Vec<_> = (1..=count).map(|i| stored(room, i, &format!("old {i}"))).collect();
-    store.append(&mut old.iter(), &mut std::iter::empty()).unwrap();
+    store.append(&mut old.iter(), &mut std::iter::empty(), &[]).unwrap();
     store
 }
 

@@ -215,7 +215,7 @@ impl StoreRequest {
             Request::Commit(mut batch) => {
                 let marks = batch.origin_marks();
                 let Batch { lines, privates, .. } = &mut batch;
-                let result = store.append_marked(
+                let result = store.append(
                     &mut lines.iter().map(|p| &p.line),
                     &mut privates.iter_mut().map(|p| &mut p.private),
                     &marks,

@@ -298,14 +298,6 @@ impl Store for SqliteStore {
         &mut self,
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
-    ) -> Result<(), StoreError> {
-        self.append_marked(lines, privates, &[])
-    }
-
-    fn append_marked<'a>(
-        &mut self,
-        lines: &mut dyn Iterator<Item = &'a Line>,
-        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
         origins: &[(u64, u64)],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sqlite_error)?;
@@ -561,13 +553,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
         let lines: Vec<_> = (1..=10).map(|i| line("lobby", i, i * 1000)).collect();
-        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty(), &[]).unwrap();
         assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
         assert_eq!(s.lines_after("lobby", 7, 100).unwrap(), lines[7..].to_vec());
         assert_eq!(s.lines_before("lobby", 0, 3).unwrap(), lines[7..].to_vec());
         assert_eq!(s.lines_before("lobby", 8, 3).unwrap(), lines[4..7].to_vec());
         // A duplicate sequence number fails the whole batch.
-        assert!(s.append(&mut [line("lobby", 11, 1), line("lobby", 5, 1)].iter(), &mut std::iter::empty()).is_err());
+        assert!(
+            s.append(&mut [line("lobby", 11, 1), line("lobby", 5, 1)].iter(), &mut std::iter::empty(), &[]).is_err()
+        );
         assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
     }
 
@@ -578,9 +572,9 @@ mod tests {
         let mut reader = SqliteStore::open_reader(s.path()).unwrap();
         assert!(reader.lines_after("lobby", 0, 10).unwrap().is_empty());
         let lines: Vec<_> = (1..=3).map(|i| line("lobby", i, i)).collect();
-        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty(), &[]).unwrap();
         assert_eq!(reader.lines_after("lobby", 0, 10).unwrap(), lines);
-        assert!(reader.append(&mut [line("lobby", 4, 4)].iter(), &mut std::iter::empty()).is_err());
+        assert!(reader.append(&mut [line("lobby", 4, 4)].iter(), &mut std::iter::empty(), &[]).is_err());
         let a = Account { name: "Ana".into(), hash: "h".into(), operator: false, rate: 0 };
         s.put_account("ana", &a).unwrap();
         assert_eq!(reader.account("ana").unwrap(), Some(a));
@@ -594,7 +588,7 @@ mod tests {
         let before = db_len();
         let text = "x".repeat(200);
         let lines: Vec<_> = (1..=2000).map(|i| Line { text: text.clone(), ..line("lobby", i, i) }).collect();
-        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty(), &[]).unwrap();
         // Commits go to the log only (automatic checkpoints are off); the
         // database file grows once the checkpoint thread has copied them.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -622,7 +616,7 @@ mod tests {
             text: "hi".into(),
             time_ms: 1,
         }];
-        s.append(&mut std::iter::empty(), &mut p.iter_mut()).unwrap();
+        s.append(&mut std::iter::empty(), &mut p.iter_mut(), &[]).unwrap();
         assert!(p[0].id > 0);
         assert_eq!(s.privates_after("bob", 0, 10).unwrap(), p.to_vec());
         assert!(s.privates_after("bob", p[0].id, 10).unwrap().is_empty());
@@ -638,17 +632,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
         let big = u64::MAX - 7; // stored as a negative INTEGER, read back whole
-        s.append_marked(&mut [line("lobby", 1, 1)].iter(), &mut std::iter::empty(), &[(big, 3), (9, 1)]).unwrap();
-        s.append_marked(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 4)]).unwrap();
+        s.append(&mut [line("lobby", 1, 1)].iter(), &mut std::iter::empty(), &[(big, 3), (9, 1)]).unwrap();
+        s.append(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 4)]).unwrap();
         // A failed commit marks nothing.
-        assert!(s.append_marked(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 8)]).is_err());
+        assert!(s.append(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 8)]).is_err());
         assert_eq!(s.origins().unwrap(), vec![(big, 3), (9, 4)]);
         drop(s);
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
         assert_eq!(s.origins().unwrap(), vec![(big, 3), (9, 4)]);
         // Only the newest MAX_ORIGINS are kept.
         let marks: Vec<(u64, u64)> = (100..100 + MAX_ORIGINS as u64).map(|o| (o, 1)).collect();
-        s.append_marked(&mut std::iter::empty(), &mut std::iter::empty(), &marks).unwrap();
+        s.append(&mut std::iter::empty(), &mut std::iter::empty(), &marks).unwrap();
         let kept = s.origins().unwrap();
         assert_eq!(kept.len(), MAX_ORIGINS);
         assert!(!kept.iter().any(|&(o, _)| o == 9 || o == big));
@@ -697,7 +691,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
         let lines: Vec<_> = (1..=100).map(|i| line("r", i, i * 1000)).collect();
-        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty(), &[]).unwrap();
         let by_count = Retention { max_lines: Some(30), max_age_ms: None };
         let mut total = 0;
         loop {
@@ -746,7 +740,7 @@ mod tests {
         let err = loop {
             seq += 1;
             let l = Line { text: big.clone(), ..line("r", seq, 0) };
-            if let Err(e) = s.append(&mut [l].iter(), &mut std::iter::empty()) {
+            if let Err(e) = s.append(&mut [l].iter(), &mut std::iter::empty(), &[]) {
                 break e;
             }
             assert!(seq < 10_000);

@@ -73,6 +73,7 @@ impl Store for MemoryStore {
         &mut self,
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+        origins: &[(u64, u64)],
     ) -> Result<(), StoreError> {
         let mut data = self.0.lock().unwrap();
         if data.full {
@@ -89,17 +90,6 @@ impl Store for MemoryStore {
             p.id = data.privates.last().map_or(1, |q| q.id + 1);
             data.privates.push(p.clone());
         }
-        Ok(())
-    }
-
-    fn append_marked<'a>(
-        &mut self,
-        lines: &mut dyn Iterator<Item = &'a Line>,
-        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
-        origins: &[(u64, u64)],
-    ) -> Result<(), StoreError> {
-        self.append(lines, privates)?;
-        let mut data = self.0.lock().unwrap();
         for &(origin, id) in origins {
             let mark = data.origins.entry(origin).or_default();
             *mark = (*mark).max(id);
