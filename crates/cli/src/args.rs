@@ -108,6 +108,11 @@ pub struct ServerArgs {
     /// Do not print every room line on the console.
     #[arg(long)]
     pub quiet: bool,
+    /// Also take the classic clients' plain-text protocol here
+    /// (UNENCRYPTED, addresses unverified; off by default). May equal
+    /// --listen: the first byte tells the kinds apart.
+    #[arg(long, env = "UDPCHAT_PLAIN_LISTEN")]
+    pub plain_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args, Clone)]

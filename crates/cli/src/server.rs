@@ -34,6 +34,9 @@ fn settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     if let Some(v) = &args.server_name {
         s.server_name = v.clone();
     }
+    if let Some(v) = args.plain_listen {
+        s.plain_listen = Some(v);
+    }
     if args.quiet {
         s.console_log = false;
     }
@@ -114,6 +117,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let _ = writeln!(stdout, "udpchat server listening on {addr}");
     let _ = writeln!(stdout, "server key{key_note}: {}", key.public);
     let _ = writeln!(stdout, "history: {history}; password: {password}");
+    if settings.plain_listen.is_some() {
+        let at = server.plain_addr().map_or_else(|| format!("{addr} (the same port)"), |a| a.to_string());
+        let _ = writeln!(
+            stdout,
+            "plain text on {at}: UNENCRYPTED and addresses unverified; anyone on the path reads and can forge it"
+        );
+    }
     if read_console {
         let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
     }

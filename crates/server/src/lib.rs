@@ -13,6 +13,8 @@ pub mod chat;
 pub mod driver;
 pub mod key_file;
 pub mod limits;
+pub mod plain;
+mod plain_socket;
 pub mod private_files;
 pub mod settings;
 pub mod store;

@@ -79,6 +79,17 @@ pub struct Settings {
     pub history_max_age_days: Option<u64>,
     /// Per-room retention overrides: `[rooms.NAME]` tables.
     pub rooms: BTreeMap<String, RoomSettings>,
+    /// Where the plain-text gateway listens (docs/PROTOCOL.md §17): the
+    /// classic clients' protocol, unencrypted and unverified, so off
+    /// (None) unless asked for. May equal `listen`: the first byte tells
+    /// the kinds apart (§13.1).
+    pub plain_listen: Option<SocketAddr>,
+    /// Plain-text members at once (addresses); new ones past it get no
+    /// answer.
+    pub plain_max_members: usize,
+    /// A plain member silent this long is dropped (classic clients send no
+    /// keepalives, so this is longer than `idle_timeout_secs`).
+    pub plain_idle_timeout_secs: u64,
 }
 
 /// Retention for one room, overriding the server-wide values.
@@ -119,6 +130,9 @@ impl Default for Settings {
             history_max_lines: Some(100_000),
             history_max_age_days: None,
             rooms: BTreeMap::new(),
+            plain_listen: None,
+            plain_max_members: 256,
+            plain_idle_timeout_secs: 600,
         }
     }
 }
@@ -195,6 +209,9 @@ impl Settings {
         }
         if self.history_on_join > 1000 || self.history_page_max == 0 || self.history_page_max > 1000 {
             return invalid("history_on_join / history_page_max", "must be at most 1000 (history_page_max at least 1)");
+        }
+        if self.plain_max_members == 0 || self.plain_idle_timeout_secs < 5 {
+            return invalid("plain_max_members / plain_idle_timeout_secs", "must be at least 1 / 5");
         }
         if self.server_name.trim().is_empty() {
             return invalid("server_name", "must not be empty");

@@ -48,6 +48,7 @@ use sessions::{Session, Sessions};
 use storage::{Batch, StoreWork};
 
 pub use console::format_time;
+pub use history::PLAIN_JOIN;
 pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};
 pub use pacing::{HOLD_BYTES, HOLD_MAX_BYTES, HOLD_REQUESTS};
 pub use storage::{MAX_PENDING, MAX_READS, StoreCompletion, StoreRequest};
@@ -209,6 +210,18 @@ impl ChatServer {
         let session = Session::new(addr, self.settings.rate_burst, self.settings.rate_per_second, clock.now);
         if self.sessions.admit(h, session, self.settings.max_sessions_per_address).is_err() {
             out.close(h, close::TOO_MANY_SESSIONS, "too many sessions from your address");
+        }
+    }
+
+    /// A member of the plain-text gateway arrived from `addr` (its handle
+    /// is a [`ConnectionHandle::foreign`] one): a session like any other,
+    /// under the same bans, per-address limit, login rules, flood limits
+    /// and history, except that the rooms it joins are told it is
+    /// unencrypted and its address unverified (docs/PROTOCOL.md §17).
+    pub fn connected_plain(&mut self, clock: Clock, h: ConnectionHandle, addr: SocketAddr, out: &mut impl Outlet) {
+        self.connected(clock, h, addr, out);
+        if let Some(session) = self.sessions.get_mut(&h) {
+            session.plain = true;
         }
     }
 
