@@ -34,6 +34,9 @@ fn settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     if let Some(v) = &args.server_name {
         s.server_name = v.clone();
     }
+    if let Some(v) = args.lan_discovery {
+        s.lan_discovery = v;
+    }
     if let Some(v) = args.plain_listen {
         s.plain_listen = Some(v);
     }

@@ -5,62 +5,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Instant;
+use std::process::Command;
 
-use common::{ServerProc, WAIT, line_channel};
-
-/// A child process whose standard output is read line by line; killed
-/// when dropped.
-struct Proc {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stdin = child.stdin.take();
-        let lines = line_channel(child.stdout.take().expect("piped"));
-        Self { name: name.into(), child, stdin, lines }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}").expect("write");
-        stdin.flush().expect("flush");
-    }
-
-    /// Waits for an output line containing `text`; panics naming what was
-    /// seen instead.
-    fn expect(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("{} never printed {text:?}; it printed {seen:#?}", self.name),
-            }
-        }
-    }
-}
+use common::ServerProc;
+use common::proc::Proc;
 
 fn member(server: &ServerProc, nick: &str) -> Proc {
     let mut bob = Proc::spawn(

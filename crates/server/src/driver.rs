@@ -27,6 +27,8 @@ use udpchat_proto::{
 };
 
 use crate::chat::{ChatServer, Clock, Outlet, StoreCompletion};
+use crate::discovery::mdns::{Announced, Announcement};
+use crate::discovery::responder::Responder;
 use crate::plain::{Feed, PlainGateway};
 use crate::plain_socket::PlainSocket;
 use crate::settings::Settings;
@@ -89,6 +91,55 @@ pub fn server_config(settings: &Settings, key: ServerKey) -> ServerConfig {
     config
 }
 
+/// The discovery responder and mDNS announcement `lan_discovery` asks for
+/// (docs/PROTOCOL.md §16). mDNS that cannot start is a warning, not an
+/// error: probes are still answered.
+fn lan_discovery(
+    settings: &Settings,
+    key: &ServerKey,
+    io: &UdpIo,
+    plain: &PlainSocket,
+) -> io::Result<(Option<Responder>, Option<Announcement>)> {
+    let local = io.local_addr()?;
+    if !settings.lan_discovery.resolve(settings.listen) {
+        return Ok((None, None));
+    }
+    // The gateway's port: its own, the udpchat port when shared, 0 off.
+    let plain_port = match plain.local_addr() {
+        Some(a) => a.port(),
+        None if plain.is_shared() => local.port(),
+        None => 0,
+    };
+    let mut flags = 0;
+    if settings.password.is_some() {
+        flags |= udpchat_chat::discovery::FLAG_PASSWORD;
+    }
+    if settings.plain_listen.is_some() {
+        flags |= udpchat_chat::discovery::FLAG_PLAIN;
+    }
+    let address = if local.ip().is_unspecified() { String::new() } else { local.ip().to_string() };
+    let template = udpchat_chat::discovery::Beacon {
+        nonce: [0; 8],
+        version: udpchat_chat::discovery::VERSION,
+        flags,
+        port: local.port(),
+        plain_port,
+        members: 0,
+        key: key.public.0,
+        name: settings.server_name.clone(),
+        address,
+    };
+    let announced = Announced {
+        name: &settings.server_name,
+        listen: local,
+        key: &key.public,
+        password: settings.password.is_some(),
+        plain_port,
+    };
+    let mdns = Announcement::start(&announced).inspect_err(|e| tracing::warn!("{e}: {}", e.0)).ok();
+    Ok((Some(Responder::new(template, Instant::now())), mdns))
+}
+
 /// Replies go straight into the endpoint, or to the plain-text gateway
 /// for its members (foreign handles, `plain/mod.rs`).
 struct EndpointOutlet<'a> {
@@ -144,6 +195,12 @@ pub struct Server {
     plain: PlainGateway,
     /// Where plain text is read and answered (`plain_socket.rs`).
     plain_socket: PlainSocket,
+    /// Answers LAN discovery probes when `lan_discovery` is on.
+    discovery: Option<Responder>,
+    /// Beacons to send.
+    beacons: Vec<(SocketAddr, Vec<u8>)>,
+    /// The mDNS announcement, withdrawn at shutdown.
+    mdns: Option<Announcement>,
 }
 
 impl Server {
@@ -161,10 +218,11 @@ impl Server {
         let listen = settings.listen;
         let settings_plain =
             (settings.plain_max_members, Duration::from_secs(settings.plain_idle_timeout_secs), settings.plain_listen);
+        let discovery_settings = settings.clone();
         let io = UdpIo::new(socket, RECV_BATCH, MAX_GSO_SEGMENTS, FANOUT)?;
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;
-        let endpoint = Endpoint::new(seed, Some(server_config(&settings, key)))
+        let endpoint = Endpoint::new(seed, Some(server_config(&settings, key.clone())))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         // Unbounded, but never longer than the chat server's limit on
         // checks in flight (MAX_VERIFYING).
@@ -175,6 +233,7 @@ impl Server {
         let store = StoreThreads::start(store, reader, completions_tx)?;
         let plain = PlainGateway::new(settings_plain.0, settings_plain.1);
         let plain_socket = PlainSocket::open(settings_plain.2, listen)?;
+        let (discovery, mdns) = lan_discovery(&discovery_settings, &key, &io, &plain_socket)?;
         Ok(Self {
             io,
             endpoint,
@@ -186,6 +245,9 @@ impl Server {
             completions,
             plain,
             plain_socket,
+            discovery,
+            beacons: Vec::new(),
+            mdns,
         })
     }
 
@@ -285,6 +347,9 @@ impl Server {
             self.chat.completed(Clock::system(), completion, &mut outlet);
             self.submit_store_requests();
         }
+        if let Some(mdns) = self.mdns.take() {
+            mdns.stop();
+        }
         let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
         self.chat.shutdown(Clock::system(), &mut outlet);
         let until = Instant::now() + SHUTDOWN_GRACE;
@@ -303,10 +368,17 @@ impl Server {
     /// Reads every datagram the socket has, in batches.
     fn receive(&mut self) -> io::Result<()> {
         let (endpoint, plain) = (&mut self.endpoint, &mut self.plain);
+        let (discovery, beacons) = (&mut self.discovery, &mut self.beacons);
         let plain_here = self.plain_socket.is_shared();
+        let members = u32::try_from(self.chat.session_count()).unwrap_or(u32::MAX);
         self.io.receive(|now, from, datagram| match datagram.first() {
             // The first byte tells the kinds apart (docs/PROTOCOL.md §13.1).
             Some(0x20..=0x7f) if plain_here => plain.datagram(now, from, datagram),
+            Some(0x80..=0xff) => {
+                if let Some(beacon) = discovery.as_mut().and_then(|r| r.answer(now, from, datagram, members)) {
+                    beacons.push((from, beacon));
+                }
+            }
             _ => endpoint.handle(now, from, datagram),
         })?;
         Ok(())
@@ -392,6 +464,11 @@ impl Server {
     /// system call.
     async fn flush(&mut self) -> io::Result<()> {
         self.io.flush(&mut self.endpoint, None).await;
+        for (to, bytes) in self.beacons.drain(..) {
+            if let Err(e) = self.io.try_send_to(&bytes, to) {
+                tracing::debug!("beacon to {to} not sent: {e}");
+            }
+        }
         for (to, bytes) in self.plain.take_outbox() {
             let sent = match self.plain_socket.socket() {
                 Some(socket) => socket.try_send_to(&bytes, to).map(drop),

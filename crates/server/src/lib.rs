@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chat;
+pub mod discovery;
 pub mod driver;
 pub mod key_file;
 pub mod limits;

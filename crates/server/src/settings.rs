@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::discovery::LanDiscovery;
 use crate::store::SyncPolicy;
 
 /// The port udpchat listens on unless told otherwise.
@@ -90,6 +91,10 @@ pub struct Settings {
     /// A plain member silent this long is dropped (classic clients send no
     /// keepalives, so this is longer than `idle_timeout_secs`).
     pub plain_idle_timeout_secs: u64,
+    /// Answer LAN discovery probes and announce over mDNS
+    /// (docs/PROTOCOL.md §16): `auto` (on for a private or link-local
+    /// listen address), `on` or `off`.
+    pub lan_discovery: LanDiscovery,
 }
 
 /// Retention for one room, overriding the server-wide values.
@@ -133,6 +138,7 @@ impl Default for Settings {
             plain_listen: None,
             plain_max_members: 256,
             plain_idle_timeout_secs: 600,
+            lan_discovery: LanDiscovery::Auto,
         }
     }
 }
