@@ -250,3 +250,39 @@ fn a_spoofed_probe_gets_no_more_than_it_sent() {
     // too small for it and get nothing; the others get 72 bytes.
     assert_eq!(got, [72, 72], "{lines:?}");
 }
+
+/// The classic LAN chat client ("WhatsUDP", tests/fixtures/classic): it
+/// binds the chat port with SO_REUSEPORT and SO_BROADCAST, sends
+/// `username: text` to the server and prints whatever is broadcast on the
+/// port. With `plain_broadcast` the server broadcasts the lobby's lines
+/// there, so it and a udpchat member hear each other.
+#[test]
+fn the_classic_lan_broadcast_client_talks_with_a_udpchat_member() {
+    let Some(lan) = Lan::new(3) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broadcast.toml");
+    let broadcast = format!("10.213.{}.255:2410", lan.net);
+    std::fs::write(&config, format!("plain_listen = \"0.0.0.0:2410\"\nplain_broadcast = \"{broadcast}\"\n")).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let (_server, _) = lan.server(1, "lan party", &dir, &["--config", &config]);
+    let mut bob = Proc::spawn(
+        "bob",
+        lan.exec(3, BIN)
+            .args(["chat", "--plain", "--nick", "bob", "--server", &format!("{}:7667", lan.addr(1)), "--known-servers"])
+            .arg(dir.path().join("known_servers")),
+    );
+    bob.expect("you joined #lobby");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/classic/whatsudp_client.py");
+    let mut classic = Proc::spawn(
+        "whatsudp",
+        lan.exec(2, "/usr/bin/python3").args(["-u", script]).env("CHAT_HOST", lan.addr(1)).env("CHAT_PORT", "2410"),
+    );
+    classic.expect("Welcome to WhatsUDP Messenger!");
+    classic.type_line("wati");
+    classic.type_line("halo dari jaringan lokal");
+    bob.expect("<wati> halo dari jaringan lokal");
+    // Its own line comes back by broadcast, as with its own server.
+    classic.expect("wati: halo dari jaringan lokal");
+    bob.type_line("hai wati");
+    classic.expect("bob: hai wati");
+}

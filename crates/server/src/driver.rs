@@ -27,10 +27,11 @@ use udpchat_proto::{
 };
 
 use crate::chat::{ChatServer, Clock, Outlet, StoreCompletion};
-use crate::discovery::mdns::{Announced, Announcement};
+use crate::discovery::lan_discovery;
+use crate::discovery::mdns::Announcement;
 use crate::discovery::responder::Responder;
 use crate::plain::{Feed, PlainGateway};
-use crate::plain_socket::PlainSocket;
+use crate::plain_socket::{PlainSocket, broadcast_socket};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::store_threads::StoreThreads;
@@ -89,55 +90,6 @@ pub fn server_config(settings: &Settings, key: ServerKey) -> ServerConfig {
     config.validated_handshake_rate = RateLimit { burst: burst.saturating_mul(4), per_second: rate.saturating_mul(4) };
     config.stateless_reset = settings.stateless_reset;
     config
-}
-
-/// The discovery responder and mDNS announcement `lan_discovery` asks for
-/// (docs/PROTOCOL.md §16). mDNS that cannot start is a warning, not an
-/// error: probes are still answered.
-fn lan_discovery(
-    settings: &Settings,
-    key: &ServerKey,
-    io: &UdpIo,
-    plain: &PlainSocket,
-) -> io::Result<(Option<Responder>, Option<Announcement>)> {
-    let local = io.local_addr()?;
-    if !settings.lan_discovery.resolve(settings.listen) {
-        return Ok((None, None));
-    }
-    // The gateway's port: its own, the udpchat port when shared, 0 off.
-    let plain_port = match plain.local_addr() {
-        Some(a) => a.port(),
-        None if plain.is_shared() => local.port(),
-        None => 0,
-    };
-    let mut flags = 0;
-    if settings.password.is_some() {
-        flags |= udpchat_chat::discovery::FLAG_PASSWORD;
-    }
-    if settings.plain_listen.is_some() {
-        flags |= udpchat_chat::discovery::FLAG_PLAIN;
-    }
-    let address = if local.ip().is_unspecified() { String::new() } else { local.ip().to_string() };
-    let template = udpchat_chat::discovery::Beacon {
-        nonce: [0; 8],
-        version: udpchat_chat::discovery::VERSION,
-        flags,
-        port: local.port(),
-        plain_port,
-        members: 0,
-        key: key.public.0,
-        name: settings.server_name.clone(),
-        address,
-    };
-    let announced = Announced {
-        name: &settings.server_name,
-        listen: local,
-        key: &key.public,
-        password: settings.password.is_some(),
-        plain_port,
-    };
-    let mdns = Announcement::start(&announced).inspect_err(|e| tracing::warn!("{e}: {}", e.0)).ok();
-    Ok((Some(Responder::new(template, Instant::now())), mdns))
 }
 
 /// Replies go straight into the endpoint, or to the plain-text gateway
@@ -201,6 +153,10 @@ pub struct Server {
     beacons: Vec<(SocketAddr, Vec<u8>)>,
     /// The mDNS announcement, withdrawn at shutdown.
     mdns: Option<Announcement>,
+    /// Sends `plain_broadcast` lines: a socket of its own, the only one
+    /// allowed to send to a broadcast address (SO_BROADCAST), so that no
+    /// forged source address can make the server's own sockets broadcast.
+    broadcast: Option<tokio::net::UdpSocket>,
 }
 
 impl Server {
@@ -228,12 +184,21 @@ impl Server {
         // checks in flight (MAX_VERIFYING).
         let (verified_tx, verified_rx) = mpsc::unbounded_channel();
         // Startup reads stay synchronous: the loop has not started.
-        let chat = ChatServer::new(settings, &*store)?;
+        let mut chat = ChatServer::new(settings, &*store)?;
         let (completions_tx, completions) = mpsc::unbounded_channel();
         let store = StoreThreads::start(store, reader, completions_tx)?;
-        let plain = PlainGateway::new(settings_plain.0, settings_plain.1);
+        let mut plain = PlainGateway::new(settings_plain.0, settings_plain.1);
         let plain_socket = PlainSocket::open(settings_plain.2, listen)?;
-        let (discovery, mdns) = lan_discovery(&discovery_settings, &key, &io, &plain_socket)?;
+        let plain_port = match plain_socket.local_addr() {
+            Some(a) => Some(a.port()),
+            None if plain_socket.is_shared() => Some(io.local_addr()?.port()),
+            None => None,
+        };
+        let (discovery, mdns) = lan_discovery(&discovery_settings, &key, io.local_addr()?, plain_port);
+        let broadcast = match discovery_settings.plain_broadcast {
+            Some(to) => Some(broadcast_socket(to, &discovery_settings.plain_broadcast_room, &mut plain, &mut chat)?),
+            None => None,
+        };
         Ok(Self {
             io,
             endpoint,
@@ -248,6 +213,7 @@ impl Server {
             discovery,
             beacons: Vec::new(),
             mdns,
+            broadcast,
         })
     }
 
@@ -467,6 +433,13 @@ impl Server {
         for (to, bytes) in self.beacons.drain(..) {
             if let Err(e) = self.io.try_send_to(&bytes, to) {
                 tracing::debug!("beacon to {to} not sent: {e}");
+            }
+        }
+        if let (Some(socket), Some((to, lines))) = (&self.broadcast, self.plain.take_broadcasts()) {
+            for bytes in lines {
+                if let Err(e) = socket.try_send_to(&bytes, to) {
+                    tracing::debug!("plain broadcast to {to} not sent: {e}");
+                }
             }
         }
         for (to, bytes) in self.plain.take_outbox() {

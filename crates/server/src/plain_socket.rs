@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
+use crate::chat::ChatServer;
 use crate::plain::PlainGateway;
 
 /// Datagrams read per wake-up, so that a flood on the text port cannot
@@ -34,7 +35,6 @@ impl PlainSocket {
                 let socket = crate::driver::bind(addr).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot listen for plain text on {addr} (plain_listen): {e}"))
                 })?;
-                socket.set_broadcast(true)?;
                 Ok(Self::Own(UdpSocket::from_std(socket)?))
             }
         }
@@ -78,4 +78,26 @@ impl PlainSocket {
             }
         }
     }
+}
+
+/// The socket for `plain_broadcast` (docs/PROTOCOL.md §17.6), with the
+/// room's lines routed to it: the only socket of the server allowed to
+/// send to a broadcast address (SO_BROADCAST), so that no forged source
+/// address can make the others broadcast.
+pub(crate) fn broadcast_socket(
+    to: SocketAddr,
+    room: &str,
+    plain: &mut PlainGateway,
+    chat: &mut ChatServer,
+) -> io::Result<UdpSocket> {
+    let h = plain.broadcast_to(to);
+    chat.attach_listener(h, room)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("plain_broadcast_room: {e}")))?;
+    let any: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+    let socket = std::net::UdpSocket::bind(any)?;
+    socket.set_broadcast(true)?;
+    socket.set_nonblocking(true)?;
+    let ips = if_addrs::get_if_addrs().unwrap_or_default().iter().map(if_addrs::Interface::ip).collect();
+    plain.ignore_own(ips, socket.local_addr()?.port());
+    UdpSocket::from_std(socket)
 }

@@ -91,6 +91,11 @@ pub struct Settings {
     /// A plain member silent this long is dropped (classic clients send no
     /// keepalives, so this is longer than `idle_timeout_secs`).
     pub plain_idle_timeout_secs: u64,
+    /// Also send every live line of `plain_broadcast_room` to this
+    /// broadcast address in plain text (§17.6), for the classic LAN
+    /// clients that only listen there. Everyone on the segment reads it.
+    pub plain_broadcast: Option<SocketAddr>,
+    pub plain_broadcast_room: String,
     /// Answer LAN discovery probes and announce over mDNS
     /// (docs/PROTOCOL.md §16): `auto` (on for a private or link-local
     /// listen address), `on` or `off`.
@@ -138,6 +143,8 @@ impl Default for Settings {
             plain_listen: None,
             plain_max_members: 256,
             plain_idle_timeout_secs: 600,
+            plain_broadcast: None,
+            plain_broadcast_room: udpchat_chat::LOBBY.to_owned(),
             lan_discovery: LanDiscovery::Auto,
         }
     }
@@ -218,6 +225,9 @@ impl Settings {
         }
         if self.plain_max_members == 0 || self.plain_idle_timeout_secs < 5 {
             return invalid("plain_max_members / plain_idle_timeout_secs", "must be at least 1 / 5");
+        }
+        if let Err(e) = udpchat_chat::names::room_name(&self.plain_broadcast_room) {
+            return invalid("plain_broadcast_room", &e);
         }
         if self.server_name.trim().is_empty() {
             return invalid("server_name", "must not be empty");

@@ -225,6 +225,16 @@ impl ChatServer {
         }
     }
 
+    /// Lets `h` (a [`ConnectionHandle::foreign`] one) hear the live lines
+    /// of `room` without being a member or a session: the plain-text
+    /// gateway's LAN broadcast (docs/PROTOCOL.md §17.6). Not listed, not
+    /// counted, never removed. An invalid room name is refused.
+    pub fn attach_listener(&mut self, h: ConnectionHandle, room: &str) -> Result<(), String> {
+        let room = udpchat_chat::names::room_name(room)?;
+        self.rooms.entry(room).or_insert_with(|| Room::new(0)).listeners.insert(h);
+        Ok(())
+    }
+
     /// The session's peer moved to `addr` (the transport's Migrated
     /// event): bans and the per-address limit follow it. A session that
     /// moves to a banned address is closed as one connecting from there

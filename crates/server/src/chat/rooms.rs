@@ -13,6 +13,9 @@ use super::storage::ReadId;
 pub(crate) struct Room {
     pub(crate) topic: String,
     pub(crate) members: BTreeSet<ConnectionHandle>,
+    /// Hear the room's live lines without being members (not listed, not
+    /// counted, no session): the plain-text gateway's LAN broadcast.
+    pub(crate) listeners: BTreeSet<ConnectionHandle>,
     /// Members fed from the store instead of live.
     pub(crate) lagging: BTreeMap<ConnectionHandle, Lag>,
     /// The next sequence number to hand out.
@@ -54,7 +57,14 @@ pub(crate) enum Traffic {
 
 impl Room {
     pub(crate) fn new(head: u64) -> Self {
-        Self { topic: String::new(), members: BTreeSet::new(), lagging: BTreeMap::new(), next_seq: head + 1, head }
+        Self {
+            topic: String::new(),
+            members: BTreeSet::new(),
+            listeners: BTreeSet::new(),
+            lagging: BTreeMap::new(),
+            next_seq: head + 1,
+            head,
+        }
     }
 
     /// Whether `m` gets this room's `traffic` live now.
@@ -98,6 +108,13 @@ impl Room {
         }
         for m in behind {
             self.fall_behind(m);
+        }
+        if traffic == Traffic::Line {
+            for &l in &self.listeners {
+                // A listener is never fed from the store: what it cannot
+                // take now it misses.
+                let _ = out.send(l, bytes);
+            }
         }
     }
 }

@@ -7,8 +7,14 @@ pub mod mdns;
 pub mod responder;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
 
 use serde::Deserialize;
+use udpchat_proto::ServerKey;
+
+use crate::settings::Settings;
+use mdns::{Announced, Announcement};
+use responder::Responder;
 
 /// The `lan_discovery` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -53,6 +59,51 @@ impl LanDiscovery {
             Self::Auto => is_lan(listen.ip()),
         }
     }
+}
+
+/// The discovery responder and mDNS announcement `lan_discovery` asks for
+/// (docs/PROTOCOL.md §16). mDNS that cannot start is a warning, not an
+/// error: probes are still answered.
+/// `local` is where the server listens, `plain_port` the plain-text
+/// gateway's port (the udpchat port when they share it).
+pub fn lan_discovery(
+    settings: &Settings,
+    key: &ServerKey,
+    local: SocketAddr,
+    plain_port: Option<u16>,
+) -> (Option<Responder>, Option<Announcement>) {
+    if !settings.lan_discovery.resolve(settings.listen) {
+        return (None, None);
+    }
+    let plain_port = plain_port.unwrap_or(0);
+    let mut flags = 0;
+    if settings.password.is_some() {
+        flags |= udpchat_chat::discovery::FLAG_PASSWORD;
+    }
+    if settings.plain_listen.is_some() {
+        flags |= udpchat_chat::discovery::FLAG_PLAIN;
+    }
+    let address = if local.ip().is_unspecified() { String::new() } else { local.ip().to_string() };
+    let template = udpchat_chat::discovery::Beacon {
+        nonce: [0; 8],
+        version: udpchat_chat::discovery::VERSION,
+        flags,
+        port: local.port(),
+        plain_port,
+        members: 0,
+        key: key.public.0,
+        name: settings.server_name.clone(),
+        address,
+    };
+    let announced = Announced {
+        name: &settings.server_name,
+        listen: local,
+        key: &key.public,
+        password: settings.password.is_some(),
+        plain_port,
+    };
+    let mdns = Announcement::start(&announced).inspect_err(|e| tracing::warn!("{e}: {}", e.0)).ok();
+    (Some(Responder::new(template, Instant::now())), mdns)
 }
 
 /// Private (RFC 1918, RFC 4193) or link-local.

@@ -84,6 +84,15 @@ pub struct PlainGateway {
     idle: Duration,
     feeds: VecDeque<Feed>,
     outbox: Vec<(SocketAddr, Vec<u8>)>,
+    /// The LAN broadcast (§17.6): its listener handle and address.
+    broadcast: Option<(ConnectionHandle, SocketAddr)>,
+    /// Lines for the broadcast address (bounded like the outbox).
+    broadcasts: Vec<Vec<u8>>,
+    /// Where our own broadcasts come from (this host's addresses and the
+    /// sending socket's port): the kernel loops a broadcast back to the
+    /// sender's host, and a gateway listening on that port must not take
+    /// its own lines for a member's.
+    own: Option<(Vec<std::net::IpAddr>, u16)>,
 }
 
 impl PlainGateway {
@@ -99,7 +108,32 @@ impl PlainGateway {
             idle,
             feeds: VecDeque::new(),
             outbox: Vec::new(),
+            broadcast: None,
+            broadcasts: Vec::new(),
+            own: None,
         }
+    }
+
+    /// Datagrams from `port` at one of `ips` are our own broadcasts.
+    pub fn ignore_own(&mut self, ips: Vec<std::net::IpAddr>, port: u16) {
+        self.own = Some((ips, port));
+    }
+
+    /// Sends every live line of one room to `to`, a broadcast address
+    /// (§17.6). Returns the handle to attach to that room in the chat core
+    /// (`ChatServer::attach_listener`). Members whose source port is
+    /// `to`'s port hear the room by broadcast, so they are not also sent
+    /// its lines directly.
+    pub fn broadcast_to(&mut self, to: SocketAddr) -> ConnectionHandle {
+        let h = self.new_handle();
+        self.broadcast = Some((h, to));
+        h
+    }
+
+    /// Lines to send to the broadcast address, and that address.
+    pub fn take_broadcasts(&mut self) -> Option<(SocketAddr, Vec<Vec<u8>>)> {
+        let (_, to) = self.broadcast?;
+        (!self.broadcasts.is_empty()).then(|| (to, std::mem::take(&mut self.broadcasts)))
     }
 
     pub fn member_count(&self) -> usize {
@@ -118,6 +152,12 @@ impl PlainGateway {
 
     /// A text datagram (first byte 0x20–0x7F, §13.1) from `from`.
     pub fn datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if let Some((ips, port)) = &self.own
+            && from.port() == *port
+            && ips.contains(&from.ip().to_canonical())
+        {
+            return;
+        }
         let text = String::from_utf8_lossy(bytes);
         if !self.members.contains_key(&from) {
             if self.members.len() >= self.max_members {
@@ -213,8 +253,23 @@ impl PlainGateway {
 
     /// A message of the chat core to member `h` (the outlet's `send`).
     pub fn deliver(&mut self, h: ConnectionHandle, bytes: &[u8]) {
+        if let Some((listener, _)) = self.broadcast
+            && listener == h
+        {
+            let text = ServerMsg::decode(bytes).ok().as_ref().and_then(render::render);
+            if let Some(text) = text
+                && self.broadcasts.len() < MAX_OUTBOX
+            {
+                self.broadcasts.push(format!("{text}\n").into_bytes());
+            }
+            return;
+        }
         let Some(&addr) = self.by_handle.get(&h) else { return };
         let Ok(msg) = ServerMsg::decode(bytes) else { return };
+        // A classic LAN client on the broadcast port hears lines there.
+        if matches!(msg, ServerMsg::Line(_)) && self.broadcast.is_some_and(|(_, to)| to.port() == addr.port()) {
+            return;
+        }
         let member = self.members.get_mut(&addr).expect("indexes agree");
         match &msg {
             ServerMsg::Welcome { nick, .. } => {
