@@ -72,7 +72,9 @@ pub fn lan_discovery(
     local: SocketAddr,
     plain_port: Option<u16>,
 ) -> (Option<Responder>, Option<Announcement>) {
-    if !settings.lan_discovery.resolve(settings.listen) {
+    // The socket's address, not the configured one: a caller (a test)
+    // may hand the driver a socket bound elsewhere, such as loopback.
+    if !settings.lan_discovery.resolve(local) {
         return (None, None);
     }
     let plain_port = plain_port.unwrap_or(0);
