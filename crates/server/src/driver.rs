@@ -104,7 +104,7 @@ impl Outlet for EndpointOutlet<'_> {
     fn send(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError> {
         if to.is_foreign() {
             // Never Blocked: what a plain member cannot take is dropped.
-            self.plain.deliver(to, bytes);
+            self.plain.deliver(self.now, to, bytes);
             return Ok(());
         }
         self.endpoint.send(to, bytes)
@@ -123,9 +123,9 @@ impl Outlet for EndpointOutlet<'_> {
         self.endpoint.close(self.now, h, code, reason);
     }
     fn set_reading(&mut self, h: ConnectionHandle, reading: bool) {
-        // A plain member has no flow control to hold it back with: its
-        // held lines wait (bounded, `pacing.rs`) or it is dropped.
-        if !h.is_foreign() {
+        if h.is_foreign() {
+            self.plain.set_reading(h, reading);
+        } else {
             self.endpoint.set_reading(self.now, h, reading);
         }
     }

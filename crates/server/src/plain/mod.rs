@@ -73,6 +73,11 @@ struct Member {
     last_heard: Instant,
     next_id: u64,
     waiting: Vec<String>,
+    /// Flood control holds as many of its lines as it will (the core
+    /// stopped "reading" it): further lines are dropped, as a paused
+    /// stream's would wait in the client. Told once per pause.
+    paused: bool,
+    told_paused: bool,
 }
 
 pub struct PlainGateway {
@@ -179,6 +184,8 @@ impl PlainGateway {
                 last_heard: now,
                 next_id: 1,
                 waiting: Vec::new(),
+                paused: false,
+                told_paused: false,
             };
             self.members.insert(from, member);
             self.by_handle.insert(h, from);
@@ -189,6 +196,7 @@ impl PlainGateway {
         member.budget = member.budget.saturating_add(AMPLIFICATION * bytes.len() as u64);
         // Line by line: a piped `nc -u` may send `PASS x`, the nickname
         // and a first line in one datagram.
+        let mut tell_paused = false;
         for line in dialect::lines(&text) {
             match &member.state {
                 State::Hello => {
@@ -219,6 +227,10 @@ impl PlainGateway {
                         member.waiting.push(line.to_owned());
                     }
                 }
+                State::In(_) if member.paused && !dialect::is_quit(line) => {
+                    member.dropped += 1;
+                    tell_paused |= !std::mem::replace(&mut member.told_paused, true);
+                }
                 State::In(nick) => {
                     let line = if member.prefixed { dialect::strip_prefix(line, nick) } else { line };
                     let msg = say_or_quit(&mut member.next_id, line);
@@ -229,6 +241,9 @@ impl PlainGateway {
                     }
                 }
             }
+        }
+        if tell_paused {
+            self.reply(from, "ERROR: too fast: lines dropped until the server has said those it holds", true);
         }
     }
 
@@ -251,8 +266,9 @@ impl PlainGateway {
         }
     }
 
-    /// A message of the chat core to member `h` (the outlet's `send`).
-    pub fn deliver(&mut self, h: ConnectionHandle, bytes: &[u8]) {
+    /// A message of the chat core to member `h` (the outlet's `send`) at
+    /// `now`.
+    pub fn deliver(&mut self, now: Instant, h: ConnectionHandle, bytes: &[u8]) {
         if let Some((listener, _)) = self.broadcast
             && listener == h
         {
@@ -286,6 +302,9 @@ impl PlainGateway {
                 member.state = State::Hello;
                 member.waiting.clear();
             }
+            // One of its lines was just said: a member whose lines flood
+            // control still holds is not idle, however long ago it sent.
+            ServerMsg::Ack { .. } => member.last_heard = now,
             _ => {}
         }
         // An answer to a hello is cut to the budget rather than dropped:
@@ -293,6 +312,20 @@ impl PlainGateway {
         let answer = matches!(msg, ServerMsg::Welcome { .. } | ServerMsg::LoginRefused { .. });
         if let Some(text) = render::render(&msg) {
             self.reply(addr, &text, answer);
+        }
+    }
+
+    /// Flood control stops (false) or resumes (true) taking `h`'s lines
+    /// (the outlet's `set_reading`, `chat/pacing.rs`): a plain member has
+    /// no stream to pause, so its lines are dropped meanwhile, which keeps
+    /// what the core holds for it at the bound a paused udpchat session
+    /// has.
+    pub fn set_reading(&mut self, h: ConnectionHandle, reading: bool) {
+        let Some(addr) = self.by_handle.get(&h) else { return };
+        let member = self.members.get_mut(addr).expect("indexes agree");
+        member.paused = !reading;
+        if reading {
+            member.told_paused = false;
         }
     }
 
