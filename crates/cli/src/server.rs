@@ -120,6 +120,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let _ = writeln!(stdout, "udpchat server listening on {addr}");
     let _ = writeln!(stdout, "server key{key_note}: {}", key.public);
     let _ = writeln!(stdout, "history: {history}; password: {password}");
+    let lan = match server.lan_discovery() {
+        None => "off".to_owned(),
+        Some(true) => "on (answering `udpchat discover`, announced over mDNS as _udpchat._udp)".to_owned(),
+        Some(false) => "on (answering `udpchat discover`; mDNS could not start, see the warning)".to_owned(),
+    };
+    let _ = writeln!(stdout, "LAN discovery: {lan}");
     if settings.plain_listen.is_some() {
         let at = server.plain_addr().map_or_else(|| format!("{addr} (the same port)"), |a| a.to_string());
         let _ = writeln!(

@@ -120,6 +120,7 @@ impl Lan {
         let mut server = Proc::spawn(name, &mut cmd);
         server.expect("listening on");
         let key = server.expect("server key").rsplit(' ').next().expect("key").to_owned();
+        server.expect("LAN discovery: on (answering `udpchat discover`, announced over mDNS");
         (server, key)
     }
 

@@ -39,6 +39,8 @@ fn netcat_and_bash_talk_with_a_udpchat_member() {
         return;
     }
     let mut server = ServerProc::start(CONFIG, &["--console", "off"], &[]);
+    // On loopback (and turned off for every host-namespace test).
+    server.wait_line(|l| l == "LAN discovery: off");
     server.wait_line(|l| l.contains("plain text on") && l.contains("UNENCRYPTED"));
     let mut bob = member(&server, "bob");
     let mut nc = Proc::spawn("nc", Command::new("nc").args(["-u", "127.0.0.1", &server.port.to_string()]));

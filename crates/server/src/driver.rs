@@ -217,6 +217,12 @@ impl Server {
         })
     }
 
+    /// What LAN discovery does: None when off, else whether the mDNS
+    /// announcement runs too (docs/PROTOCOL.md §16).
+    pub fn lan_discovery(&self) -> Option<bool> {
+        self.discovery.as_ref().map(|_| self.mdns.is_some())
+    }
+
     /// Where the plain-text gateway listens, if it has a socket of its own.
     pub fn plain_addr(&self) -> Option<SocketAddr> {
         self.plain_socket.local_addr()
