@@ -21,6 +21,7 @@
 use thiserror::Error;
 
 mod codec;
+pub mod discovery;
 pub mod duration;
 pub mod names;
 

@@ -26,6 +26,24 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Manage accounts: registered nicknames and operators.
     User(UserArgs),
+    /// List the udpchat servers on the local network (broadcast and mDNS).
+    Discover(DiscoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Seconds to listen for answers.
+    #[arg(long, default_value_t = 2.0)]
+    pub timeout: f64,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The udpchat port probes go to.
+    #[arg(long, default_value_t = udpchat_client::discovery::DEFAULT_PORT)]
+    pub port: u16,
+    /// Only probe by broadcast; do not browse mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +126,15 @@ pub struct ServerArgs {
     /// Do not print every room line on the console.
     #[arg(long)]
     pub quiet: bool,
+    /// Answer LAN discovery and announce over mDNS: auto (on for a
+    /// private or link-local --listen address), on, off.
+    #[arg(long, env = "UDPCHAT_LAN_DISCOVERY")]
+    pub lan_discovery: Option<udpchat_server::discovery::LanDiscovery>,
+    /// Also take the classic clients' plain-text protocol here
+    /// (UNENCRYPTED, addresses unverified; off by default). May equal
+    /// --listen: the first byte tells the kinds apart.
+    #[arg(long, env = "UDPCHAT_PLAIN_LISTEN")]
+    pub plain_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -149,6 +176,10 @@ pub struct ChatArgs {
     /// With --plain: seconds to keep listening after standard input closes.
     #[arg(long, default_value_t = 1.0)]
     pub linger: f64,
+    /// Find the server on the local network instead of --server (asks
+    /// which when several answer).
+    #[arg(long, conflicts_with = "server")]
+    pub lan: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 mod args;
 mod connect;
 mod console;
+mod discover;
 mod display;
 mod plain;
 mod send;
@@ -40,8 +41,13 @@ fn main() -> ExitCode {
             Command::Keygen(args) => server::keygen(args),
             Command::User(args) => user::run(args),
             Command::Send(args) => send::run(args).await,
-            Command::Chat(args) if args.plain => plain::run(args).await,
-            Command::Chat(args) => tui::run(args).await,
+            Command::Discover(args) => discover::run(args).await,
+            Command::Chat(mut args) => {
+                if args.lan {
+                    discover::pick(&mut args.connect).await?;
+                }
+                if args.plain { plain::run(args).await } else { tui::run(args).await }
+            }
         }
     });
     match result {

@@ -34,6 +34,12 @@ fn settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     if let Some(v) = &args.server_name {
         s.server_name = v.clone();
     }
+    if let Some(v) = args.lan_discovery {
+        s.lan_discovery = v;
+    }
+    if let Some(v) = args.plain_listen {
+        s.plain_listen = Some(v);
+    }
     if args.quiet {
         s.console_log = false;
     }
@@ -99,6 +105,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let _ = writeln!(stdout, "udpchat server listening on {addr}");
     let _ = writeln!(stdout, "server key{key_note}: {}", key.public);
     let _ = writeln!(stdout, "history: {history}; password: {password}");
+    let lan = match server.lan_discovery() {
+        None => "off".to_owned(),
+        Some(true) => "on (answering `udpchat discover`, announced over mDNS as _udpchat._udp)".to_owned(),
+        Some(false) => "on (answering `udpchat discover`; mDNS could not start, see the warning)".to_owned(),
+    };
+    let _ = writeln!(stdout, "LAN discovery: {lan}");
+    if settings.plain_listen.is_some() {
+        let at = server.plain_addr().map_or_else(|| format!("{addr} (the same port)"), |a| a.to_string());
+        let _ = writeln!(
+            stdout,
+            "plain text on {at}: UNENCRYPTED and addresses unverified; anyone on the path reads and can forge it"
+        );
+    }
     if read_console {
         let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
     }

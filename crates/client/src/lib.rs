@@ -29,6 +29,7 @@
 mod driver;
 pub mod link;
 pub use driver::wait_for;
+pub mod discovery;
 pub mod input;
 pub mod known_hosts;
 pub mod model;

@@ -143,6 +143,13 @@ impl UdpIo {
         if self.gso { self.state.max_gso_segments().clamp(1, self.max_segments) } else { 1 }
     }
 
+    /// Sends one datagram that is not the endpoint's (a plain-text reply,
+    /// a discovery beacon) if the socket can take it now; a full socket
+    /// buffer drops it, as the network could.
+    pub fn try_send_to(&self, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.socket.try_send_to(bytes, to).map(drop)
+    }
+
     /// Sends everything `endpoint` has queued. A failed send is a lost
     /// datagram: the protocol recovers, so it is not an error here, and
     /// one unreachable peer never stops the others. `discard`, a test and

@@ -12,3 +12,38 @@ pub struct ConnectionHandle {
     /// Bumped each time the slot is reused.
     pub(crate) generation: u32,
 }
+
+/// Slot indexes from here up are never issued by an endpoint (its slots
+/// are live sessions, bounded by `max_connections`, far below 2^31), so a
+/// handle built by [`ConnectionHandle::foreign`] never names one of its
+/// sessions.
+const FOREIGN_BASE: u32 = 1 << 31;
+
+impl ConnectionHandle {
+    /// A handle for a session some other carrier than the endpoint keeps
+    /// (the server's plain-text gateway), so that the chat layer can key
+    /// it like any session. `n` is the carrier's own number (its low 31
+    /// bits are used; the carrier keeps them unique among its live
+    /// sessions, and may bump `generation` when it reuses one).
+    pub fn foreign(n: u32, generation: u32) -> Self {
+        Self { index: FOREIGN_BASE | (n & !FOREIGN_BASE), generation }
+    }
+
+    /// Whether this handle came from [`ConnectionHandle::foreign`].
+    pub fn is_foreign(self) -> bool {
+        self.index & FOREIGN_BASE != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_handles_are_told_apart() {
+        let f = ConnectionHandle::foreign(7, 1);
+        assert!(f.is_foreign());
+        assert_ne!(f, ConnectionHandle::foreign(7, 2));
+        assert!(!ConnectionHandle { index: 7, generation: 1 }.is_foreign());
+    }
+}

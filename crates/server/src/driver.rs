@@ -27,6 +27,11 @@ use udpchat_proto::{
 };
 
 use crate::chat::{ChatServer, Clock, Outlet, StoreCompletion};
+use crate::discovery::lan_discovery;
+use crate::discovery::mdns::Announcement;
+use crate::discovery::responder::Responder;
+use crate::plain::{Feed, PlainGateway};
+use crate::plain_socket::{PlainSocket, broadcast_socket};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::store_threads::StoreThreads;
@@ -87,24 +92,42 @@ pub fn server_config(settings: &Settings, key: ServerKey) -> ServerConfig {
     config
 }
 
-/// Replies go straight into the endpoint.
+/// Replies go straight into the endpoint, or to the plain-text gateway
+/// for its members (foreign handles, `plain/mod.rs`).
 struct EndpointOutlet<'a> {
     endpoint: &'a mut Endpoint,
+    plain: &'a mut PlainGateway,
     now: Instant,
 }
 
 impl Outlet for EndpointOutlet<'_> {
     fn send(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError> {
+        if to.is_foreign() {
+            // Never Blocked: what a plain member cannot take is dropped.
+            self.plain.deliver(self.now, to, bytes);
+            return Ok(());
+        }
         self.endpoint.send(to, bytes)
     }
     fn send_reply(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError> {
+        if to.is_foreign() {
+            return self.send(to, bytes);
+        }
         self.endpoint.send_reply(to, bytes)
     }
     fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str) {
+        if h.is_foreign() {
+            self.plain.close(h, code, reason);
+            return;
+        }
         self.endpoint.close(self.now, h, code, reason);
     }
     fn set_reading(&mut self, h: ConnectionHandle, reading: bool) {
-        self.endpoint.set_reading(self.now, h, reading);
+        if h.is_foreign() {
+            self.plain.set_reading(h, reading);
+        } else {
+            self.endpoint.set_reading(self.now, h, reading);
+        }
     }
 }
 
@@ -120,6 +143,20 @@ pub struct Server {
     /// Store completions (bounded by what the chat server lets be in
     /// flight, see chat/storage.rs).
     completions: mpsc::UnboundedReceiver<StoreCompletion>,
+    /// Members over plain UDP (empty unless `plain_listen` is set).
+    plain: PlainGateway,
+    /// Where plain text is read and answered (`plain_socket.rs`).
+    plain_socket: PlainSocket,
+    /// Answers LAN discovery probes when `lan_discovery` is on.
+    discovery: Option<Responder>,
+    /// Beacons to send.
+    beacons: Vec<(SocketAddr, Vec<u8>)>,
+    /// The mDNS announcement, withdrawn at shutdown.
+    mdns: Option<Announcement>,
+    /// Sends `plain_broadcast` lines: a socket of its own, the only one
+    /// allowed to send to a broadcast address (SO_BROADCAST), so that no
+    /// forged source address can make the server's own sockets broadcast.
+    broadcast: Option<tokio::net::UdpSocket>,
 }
 
 impl Server {
@@ -134,19 +171,61 @@ impl Server {
         store: Box<dyn Store>,
         reader: Box<dyn Store>,
     ) -> Result<Self, ServerError> {
+        let listen = settings.listen;
+        let settings_plain =
+            (settings.plain_max_members, Duration::from_secs(settings.plain_idle_timeout_secs), settings.plain_listen);
+        let discovery_settings = settings.clone();
         let io = UdpIo::new(socket, RECV_BATCH, MAX_GSO_SEGMENTS, FANOUT)?;
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;
-        let endpoint = Endpoint::new(seed, Some(server_config(&settings, key)))
+        let endpoint = Endpoint::new(seed, Some(server_config(&settings, key.clone())))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         // Unbounded, but never longer than the chat server's limit on
         // checks in flight (MAX_VERIFYING).
         let (verified_tx, verified_rx) = mpsc::unbounded_channel();
         // Startup reads stay synchronous: the loop has not started.
-        let chat = ChatServer::new(settings, &*store)?;
+        let mut chat = ChatServer::new(settings, &*store)?;
         let (completions_tx, completions) = mpsc::unbounded_channel();
         let store = StoreThreads::start(store, reader, completions_tx)?;
-        Ok(Self { io, endpoint, chat, console_open: true, verified_tx, verified_rx, store, completions })
+        let mut plain = PlainGateway::new(settings_plain.0, settings_plain.1);
+        let plain_socket = PlainSocket::open(settings_plain.2, listen)?;
+        let plain_port = match plain_socket.local_addr() {
+            Some(a) => Some(a.port()),
+            None if plain_socket.is_shared() => Some(io.local_addr()?.port()),
+            None => None,
+        };
+        let (discovery, mdns) = lan_discovery(&discovery_settings, &key, io.local_addr()?, plain_port);
+        let broadcast = match discovery_settings.plain_broadcast {
+            Some(to) => Some(broadcast_socket(to, &discovery_settings.plain_broadcast_room, &mut plain, &mut chat)?),
+            None => None,
+        };
+        Ok(Self {
+            io,
+            endpoint,
+            chat,
+            console_open: true,
+            verified_tx,
+            verified_rx,
+            store,
+            completions,
+            plain,
+            plain_socket,
+            discovery,
+            beacons: Vec::new(),
+            mdns,
+            broadcast,
+        })
+    }
+
+    /// What LAN discovery does: None when off, else whether the mDNS
+    /// announcement runs too (docs/PROTOCOL.md §16).
+    pub fn lan_discovery(&self) -> Option<bool> {
+        self.discovery.as_ref().map(|_| self.mdns.is_some())
+    }
+
+    /// Where the plain-text gateway listens, if it has a socket of its own.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain_socket.local_addr()
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -177,19 +256,24 @@ impl Server {
                     r?;
                     self.receive()?;
                 }
+                r = self.plain_socket.readable() => {
+                    r?;
+                    self.plain_socket.receive(&mut self.plain);
+                }
                 _ = tokio::time::sleep_until(deadline.max(now).into()) => {
                     let now = Instant::now();
                     self.endpoint.handle_timeout(now);
-                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now };
+                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now };
                     self.chat.release_held(Clock::system(), &mut outlet);
                     if now >= next_tick {
                         next_tick = now + Duration::from_secs(1);
-                        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now };
+                        self.plain.tick(now);
+                        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now };
                         self.chat.tick(Clock::system(), &mut outlet);
                     }
                 }
                 Some(completion) = self.completions.recv() => {
-                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
                     let clock = Clock::system();
                     self.chat.completed(clock, completion, &mut outlet);
                     // Whatever else has come back goes in the same batch.
@@ -198,12 +282,12 @@ impl Server {
                     }
                 }
                 Some((h, ok)) = self.verified_rx.recv() => {
-                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
                     self.chat.verified(Clock::system(), h, ok, &mut outlet);
                 }
                 line = async { console.as_mut()?.recv().await }, if console.is_some() => match line {
                     Some(line) => {
-                        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+                        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
                         self.chat.operator(Clock::system(), &line, &mut outlet);
                     }
                     None => console = None,
@@ -230,11 +314,15 @@ impl Server {
                 );
                 break;
             };
-            let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+            let mut outlet =
+                EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
             self.chat.completed(Clock::system(), completion, &mut outlet);
             self.submit_store_requests();
         }
-        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: Instant::now() };
+        if let Some(mdns) = self.mdns.take() {
+            mdns.stop();
+        }
+        let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
         self.chat.shutdown(Clock::system(), &mut outlet);
         let until = Instant::now() + SHUTDOWN_GRACE;
         while self.endpoint.connection_count() > 0 && Instant::now() < until {
@@ -251,9 +339,38 @@ impl Server {
 
     /// Reads every datagram the socket has, in batches.
     fn receive(&mut self) -> io::Result<()> {
-        let endpoint = &mut self.endpoint;
-        self.io.receive(|now, from, datagram| endpoint.handle(now, from, datagram))?;
+        let (endpoint, plain) = (&mut self.endpoint, &mut self.plain);
+        let (discovery, beacons) = (&mut self.discovery, &mut self.beacons);
+        let plain_here = self.plain_socket.is_shared();
+        let members = u32::try_from(self.chat.session_count()).unwrap_or(u32::MAX);
+        self.io.receive(|now, from, datagram| match datagram.first() {
+            // The first byte tells the kinds apart (docs/PROTOCOL.md §13.1).
+            Some(0x20..=0x7f) if plain_here => plain.datagram(now, from, datagram),
+            Some(0x80..=0xff) => {
+                if let Some(beacon) = discovery.as_mut().and_then(|r| r.answer(now, from, datagram, members)) {
+                    beacons.push((from, beacon));
+                }
+            }
+            _ => endpoint.handle(now, from, datagram),
+        })?;
         Ok(())
+    }
+
+    /// Hands what the plain-text gateway has for the chat core to it,
+    /// until nothing is left (a welcome releases the lines a member sent
+    /// while logging in).
+    fn pump_plain(&mut self, clock: Clock) {
+        while let Some(feed) = self.plain.next_feed() {
+            let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: clock.now };
+            match feed {
+                Feed::Connect { h, addr } => {
+                    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+                    self.chat.connected_plain(clock, h, addr, &mut outlet);
+                }
+                Feed::Message { h, bytes } => self.chat.message(clock, h, &bytes, &mut outlet),
+                Feed::Closed { h, reason } => self.chat.closed(clock, h, &reason, &mut outlet),
+            }
+        }
     }
 
     /// Feeds endpoint events to the chat server and prints the console.
@@ -269,7 +386,7 @@ impl Server {
                 .then(|| self.endpoint.remote_address(h))
                 .flatten()
                 .map(canonical);
-            let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, now: clock.now };
+            let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: clock.now };
             match event {
                 Event::Connected { .. } => {
                     if let Some(addr) = addr {
@@ -285,6 +402,7 @@ impl Server {
                 Event::Migrated { remote } => self.chat.migrated(clock, h, canonical(remote), &mut outlet),
             }
         }
+        self.pump_plain(clock);
         self.chat.commit();
         self.submit_store_requests();
         for check in self.chat.take_verifications() {
@@ -318,6 +436,27 @@ impl Server {
     /// system call.
     async fn flush(&mut self) -> io::Result<()> {
         self.io.flush(&mut self.endpoint, None).await;
+        for (to, bytes) in self.beacons.drain(..) {
+            if let Err(e) = self.io.try_send_to(&bytes, to) {
+                tracing::debug!("beacon to {to} not sent: {e}");
+            }
+        }
+        if let (Some(socket), Some((to, lines))) = (&self.broadcast, self.plain.take_broadcasts()) {
+            for bytes in lines {
+                if let Err(e) = socket.try_send_to(&bytes, to) {
+                    tracing::debug!("plain broadcast to {to} not sent: {e}");
+                }
+            }
+        }
+        for (to, bytes) in self.plain.take_outbox() {
+            let sent = match self.plain_socket.socket() {
+                Some(socket) => socket.try_send_to(&bytes, to).map(drop),
+                None => self.io.try_send_to(&bytes, to),
+            };
+            if let Err(e) = sent {
+                tracing::debug!("plain text to {to} not sent: {e}");
+            }
+        }
         Ok(())
     }
 }

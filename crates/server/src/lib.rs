@@ -10,9 +10,12 @@
 #![forbid(unsafe_code)]
 
 pub mod chat;
+pub mod discovery;
 pub mod driver;
 pub mod key_file;
 pub mod limits;
+pub mod plain;
+mod plain_socket;
 pub mod private_files;
 pub mod settings;
 pub mod store;

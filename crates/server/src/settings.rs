@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::discovery::LanDiscovery;
 use crate::store::SyncPolicy;
 
 /// The port udpchat listens on unless told otherwise.
@@ -79,6 +80,26 @@ pub struct Settings {
     pub history_max_age_days: Option<u64>,
     /// Per-room retention overrides: `[rooms.NAME]` tables.
     pub rooms: BTreeMap<String, RoomSettings>,
+    /// Where the plain-text gateway listens (docs/PROTOCOL.md §17): the
+    /// classic clients' protocol, unencrypted and unverified, so off
+    /// (None) unless asked for. May equal `listen`: the first byte tells
+    /// the kinds apart (§13.1).
+    pub plain_listen: Option<SocketAddr>,
+    /// Plain-text members at once (addresses); new ones past it get no
+    /// answer.
+    pub plain_max_members: usize,
+    /// A plain member silent this long is dropped (classic clients send no
+    /// keepalives, so this is longer than `idle_timeout_secs`).
+    pub plain_idle_timeout_secs: u64,
+    /// Also send every live line of `plain_broadcast_room` to this
+    /// broadcast address in plain text (§17.6), for the classic LAN
+    /// clients that only listen there. Everyone on the segment reads it.
+    pub plain_broadcast: Option<SocketAddr>,
+    pub plain_broadcast_room: String,
+    /// Answer LAN discovery probes and announce over mDNS
+    /// (docs/PROTOCOL.md §16): `auto` (on for a private or link-local
+    /// listen address), `on` or `off`.
+    pub lan_discovery: LanDiscovery,
 }
 
 /// Retention for one room, overriding the server-wide values.
@@ -119,6 +140,12 @@ impl Default for Settings {
             history_max_lines: Some(100_000),
             history_max_age_days: None,
             rooms: BTreeMap::new(),
+            plain_listen: None,
+            plain_max_members: 256,
+            plain_idle_timeout_secs: 600,
+            plain_broadcast: None,
+            plain_broadcast_room: udpchat_chat::LOBBY.to_owned(),
+            lan_discovery: LanDiscovery::Auto,
         }
     }
 }
@@ -195,6 +222,12 @@ impl Settings {
         }
         if self.history_on_join > 1000 || self.history_page_max == 0 || self.history_page_max > 1000 {
             return invalid("history_on_join / history_page_max", "must be at most 1000 (history_page_max at least 1)");
+        }
+        if self.plain_max_members == 0 || self.plain_idle_timeout_secs < 5 {
+            return invalid("plain_max_members / plain_idle_timeout_secs", "must be at least 1 / 5");
+        }
+        if let Err(e) = udpchat_chat::names::room_name(&self.plain_broadcast_room) {
+            return invalid("plain_broadcast_room", &e);
         }
         if self.server_name.trim().is_empty() {
             return invalid("server_name", "must not be empty");

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test file uses part of this
 
+pub mod proc;
 pub mod raw;
 pub mod tmux;
 
@@ -74,6 +75,11 @@ impl ServerProc {
             .args(args)
             .env_remove("UDPCHAT_SERVER_PASSWORD")
             .env("UDPCHAT_LISTEN", "127.0.0.1:0")
+            // Never announce over mDNS from the host's own network
+            // namespace (a test listening on [::] would, on a machine
+            // with only private addresses); tests/lan.rs turns it on
+            // inside namespaces of its own.
+            .env("UDPCHAT_LAN_DISCOVERY", "off")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

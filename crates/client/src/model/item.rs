@@ -191,7 +191,9 @@ fn server_items(msg: &ServerMsg) -> Vec<Item> {
         ServerMsg::Notice { room, kind, nick, text, time_ms } => {
             let room_ref = (!room.is_empty()).then_some(room.as_str());
             let shown = match kind {
-                NoticeKind::Join => format!("{nick} joined #{room}"),
+                NoticeKind::Join if text.is_empty() => format!("{nick} joined #{room}"),
+                // The server says how (a plain-text member, §15.9).
+                NoticeKind::Join => format!("{nick} joined #{room} ({text})"),
                 NoticeKind::Part if text.is_empty() => format!("{nick} left #{room}"),
                 NoticeKind::Part => format!("{nick} left #{room} ({text})"),
                 NoticeKind::Quit if text.is_empty() => format!("{nick} quit"),

@@ -42,6 +42,10 @@ use crate::store::StoreError;
 
 /// Lines read from the store per step of a catch-up.
 const CATCH_UP_BATCH: usize = 256;
+/// The text of a Join notice for a plain-text member (docs/PROTOCOL.md
+/// §15.9, §17): the room learns that what it says to that member crosses
+/// the network in clear and that its address was never verified.
+pub const PLAIN_JOIN: &str = "over plain UDP: unencrypted, address not verified";
 /// Lines deleted per retention step.
 const PRUNE_BATCH: usize = 1000;
 
@@ -72,6 +76,7 @@ impl ChatServer {
         }
         let nick = self.sessions.nick_of(h);
         let Some(session) = self.sessions.get_mut(&h) else { return };
+        let plain = session.plain;
         let new = session.rooms.insert(room.to_owned());
         let r = self.rooms.get_mut(room).expect("inserted above");
         r.members.insert(h);
@@ -97,7 +102,7 @@ impl ChatServer {
                 room: room.to_owned(),
                 kind: NoticeKind::Join,
                 nick,
-                text: String::new(),
+                text: if plain { PLAIN_JOIN.to_owned() } else { String::new() },
                 time_ms: clock.unix_ms,
             };
             self.broadcast(room, &notice, Traffic::Notice, Some(h), out);

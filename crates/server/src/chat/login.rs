@@ -275,7 +275,7 @@ impl ChatServer {
     ) {
         let key = fold(&pending.nick);
         let Some(session) = self.sessions.get_mut(&h) else { return };
-        let addr = session.addr;
+        let (addr, session_plain) = (session.addr, session.plain);
         self.failures.succeed(addr.ip());
         session.nick = Some(pending.nick.clone());
         session.operator = account.as_ref().is_some_and(|(_, op, _)| *op);
@@ -291,6 +291,8 @@ impl ChatServer {
             " (operator)"
         } else if account.is_some() {
             " (account)"
+        } else if session_plain {
+            " over plain UDP"
         } else {
             ""
         };

@@ -49,6 +49,7 @@ use sessions::{Session, Sessions};
 use storage::{Batch, StoreWork};
 
 pub use console::format_time;
+pub use history::PLAIN_JOIN;
 pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};
 pub use pacing::{HOLD_BYTES, HOLD_MAX_BYTES, HOLD_REQUESTS};
 pub use storage::{MAX_PENDING, MAX_READS, StoreCompletion, StoreRequest};
@@ -214,6 +215,28 @@ impl ChatServer {
         if self.sessions.admit(h, session, self.settings.max_sessions_per_address).is_err() {
             out.close(h, close::TOO_MANY_SESSIONS, "too many sessions from your address");
         }
+    }
+
+    /// A member of the plain-text gateway arrived from `addr` (its handle
+    /// is a [`ConnectionHandle::foreign`] one): a session like any other,
+    /// under the same bans, per-address limit, login rules, flood limits
+    /// and history, except that the rooms it joins are told it is
+    /// unencrypted and its address unverified (docs/PROTOCOL.md §17).
+    pub fn connected_plain(&mut self, clock: Clock, h: ConnectionHandle, addr: SocketAddr, out: &mut impl Outlet) {
+        self.connected(clock, h, addr, out);
+        if let Some(session) = self.sessions.get_mut(&h) {
+            session.plain = true;
+        }
+    }
+
+    /// Lets `h` (a [`ConnectionHandle::foreign`] one) hear the live lines
+    /// of `room` without being a member or a session: the plain-text
+    /// gateway's LAN broadcast (docs/PROTOCOL.md §17.6). Not listed, not
+    /// counted, never removed. An invalid room name is refused.
+    pub fn attach_listener(&mut self, h: ConnectionHandle, room: &str) -> Result<(), String> {
+        let room = udpchat_chat::names::room_name(room)?;
+        self.rooms.entry(room).or_insert_with(|| Room::new(0)).listeners.insert(h);
+        Ok(())
     }
 
     /// The session's peer moved to `addr` (the transport's Migrated

@@ -17,6 +17,9 @@ pub(crate) struct Room {
     /// the config's rule.
     pub(crate) retention: Option<Retention>,
     pub(crate) members: BTreeSet<ConnectionHandle>,
+    /// Hear the room's live lines without being members (not listed, not
+    /// counted, no session): the plain-text gateway's LAN broadcast.
+    pub(crate) listeners: BTreeSet<ConnectionHandle>,
     /// Members fed from the store instead of live.
     pub(crate) lagging: BTreeMap<ConnectionHandle, Lag>,
     /// The next sequence number to hand out.
@@ -62,6 +65,7 @@ impl Room {
             topic: String::new(),
             retention: None,
             members: BTreeSet::new(),
+            listeners: BTreeSet::new(),
             lagging: BTreeMap::new(),
             next_seq: head + 1,
             head,
@@ -109,6 +113,13 @@ impl Room {
         }
         for m in behind {
             self.fall_behind(m);
+        }
+        if traffic == Traffic::Line {
+            for &l in &self.listeners {
+                // A listener is never fed from the store: what it cannot
+                // take now it misses.
+                let _ = out.send(l, bytes);
+            }
         }
     }
 }

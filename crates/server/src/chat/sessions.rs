@@ -34,6 +34,9 @@ pub(crate) struct Session {
     /// Set once the session has said goodbye (QUIT, kick), so its
     /// transport close does not announce it a second time.
     pub(crate) gone: bool,
+    /// Carried by the plain-text gateway (unencrypted, address not
+    /// verified): the others are told when it joins a room.
+    pub(crate) plain: bool,
 }
 
 impl Session {
@@ -50,6 +53,7 @@ impl Session {
             login: None,
             connected_at: now,
             gone: false,
+            plain: false,
         }
     }
 }
