@@ -26,6 +26,17 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Manage accounts: registered nicknames and operators.
     User(UserArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command to --dir.
+    Manpage {
+        /// Write udpchat.1, udpchat-server.1, … here (e.g. /usr/local/share/man/man1).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 mod args;
 mod connect;
 mod display;
+mod docs;
 mod plain;
 mod send;
 mod server;
@@ -41,6 +42,8 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(args).await,
             Command::Chat(args) if args.plain => plain::run(args).await,
             Command::Chat(args) => tui::run(args).await,
+            Command::Completions { shell } => Ok(docs::completions(shell)),
+            Command::Manpage { dir } => docs::manpage(dir.as_deref()),
         }
     });
     match result {
