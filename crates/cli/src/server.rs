@@ -64,6 +64,8 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+    // systemd shows the unit as deactivating while the goodbyes go out.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 }
 
 /// Operator lines from standard input, read on a plain thread (stdin
@@ -118,6 +120,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
     }
     let _ = stdout.flush();
+    // Type=notify: ready once the socket is bound and the store is open
+    // (both done above). Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not tell systemd the server is ready");
+    }
     let console = read_console.then(console_reader);
     server.run(console, &mut stdout, shutdown_signal()).await?;
     let _ = writeln!(stdout, "server stopped");
