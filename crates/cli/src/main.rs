@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod args;
 mod connect;
 mod display;
@@ -18,15 +19,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command};
+use args::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Diagnostics go to stderr so they never mix with chat output.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("UDPCHAT_LOG").unwrap_or_else(|_| "warn".into()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UDPCHAT_LOG").unwrap_or_else(|_| "warn".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        // One object per line: timestamp, level, target, and the event's
+        // fields flattened beside its message.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Keygen(args) => server::keygen(args),
             Command::User(args) => user::run(args),
+            Command::Admin(args) => admin::run(args),
             Command::Send(args) => send::run(args).await,
             Command::Chat(args) if args.plain => plain::run(args).await,
             Command::Chat(args) => tui::run(args).await,

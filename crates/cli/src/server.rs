@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
+use udpchat_server::admin::AdminSocket;
 use udpchat_server::driver::{Server, bind};
 use udpchat_server::settings::{Settings, default_data_dir};
 use udpchat_server::store::SqliteStore;
@@ -85,13 +86,25 @@ fn console_reader() -> mpsc::Receiver<String> {
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args)?;
+    if args.check_config {
+        let source = args.config.as_ref().map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+        println!(
+            "settings are valid ({source}): listen {}, data directory {}",
+            settings.listen,
+            settings.data_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     // Warned about, not refused: the file is the administrator's (it may
     // be shared with a group on purpose), and refusing would stop a
     // working server at an upgrade. Files in the data directory are the
     // server's own and are made owner-only instead (private_files.rs).
     if let Some(path) = settings.password_file.as_deref().filter(|p| private_files::loose(p)) {
-        eprintln!(
-            "warning: the password file {} is readable by others; make it owner-only: chmod 600 {}",
+        // A log event (not eprintln!), so that --log-format json stays
+        // one JSON object per line.
+        tracing::warn!(
+            target: "udpchat::server",
+            "the password file {} is readable by others; make it owner-only: chmod 600 {}",
             path.display(),
             path.display()
         );
@@ -107,7 +120,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open(&settings.data_dir, settings.history_sync, settings.max_database_mb)?;
     let history = store.path().display().to_string();
     let reader = SqliteStore::open_reader(store.path())?;
-    let server = Server::new(socket, settings.clone(), key.clone(), Box::new(store), Box::new(reader))?;
+    let mut server = Server::new(socket, settings.clone(), key.clone(), Box::new(store), Box::new(reader))?;
+    // After the store: its lock says no other server uses this directory.
+    let admin = AdminSocket::bind(&settings.data_dir)
+        .with_context(|| format!("cannot make the admin socket in {}", settings.data_dir.display()))?;
+    let admin_path = admin.path().display().to_string();
+    server.serve_admin(admin);
+    server.on_reload(Box::new(move || {
+        use sd_notify::NotifyState;
+        let mut reloading = vec![NotifyState::Reloading];
+        reloading.extend(NotifyState::monotonic_usec_now().ok());
+        let _ = sd_notify::notify(&reloading);
+        let reread = self::settings(&args);
+        let _ = sd_notify::notify(&[NotifyState::Ready]);
+        Ok(reread?)
+    }));
     let addr = server.local_addr()?;
     let key_note = if created { " (new)" } else { "" };
     let mut stdout = std::io::stdout();
@@ -116,6 +143,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let _ = writeln!(stdout, "udpchat server listening on {addr}");
     let _ = writeln!(stdout, "server key{key_note}: {}", key.public);
     let _ = writeln!(stdout, "history: {history}; password: {password}");
+    if let Some(metrics) = server.metrics_addr() {
+        let _ = writeln!(stdout, "metrics: http://{metrics}/metrics");
+    }
+    let _ = writeln!(stdout, "admin socket: {admin_path} (udpchat admin)");
     if read_console {
         let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
     }

@@ -9,10 +9,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod chat;
 pub mod driver;
 pub mod key_file;
 pub mod limits;
+pub mod metrics;
+pub mod metrics_http;
 pub mod private_files;
 pub mod settings;
 pub mod store;

@@ -79,6 +79,8 @@ pub struct Settings {
     pub history_max_age_days: Option<u64>,
     /// Per-room retention overrides: `[rooms.NAME]` tables.
     pub rooms: BTreeMap<String, RoomSettings>,
+    /// Where to serve Prometheus metrics (`GET /metrics`); None: off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Retention for one room, overriding the server-wide values.
@@ -119,6 +121,7 @@ impl Default for Settings {
             history_max_lines: Some(100_000),
             history_max_age_days: None,
             rooms: BTreeMap::new(),
+            metrics_listen: None,
         }
     }
 }
