@@ -2,9 +2,11 @@
 # Does serving metrics cost the hot path anything? The throughput scenario
 # of compare.sh (50 members in one room, 5 senders, 100,000 lines of 100
 # bytes as fast as flow control allows), run against the same release
-# binary with metrics off and with `metrics_listen` on and Prometheus
-# scraping it every second, interleaved (off, on, off, on, …) so that the
-# machine's noise falls on both alike. With BASE_BIN (a udpchat binary
+# binary with metrics off (`off`), with `metrics_listen` on and Prometheus
+# scraping it every second (`on`), and with `metrics_listen` on but nobody
+# scraping (`idle`: the server's share alone, without Prometheus's own CPU
+# on the same two cores), interleaved (off, on, idle, off, …) so that the
+# machine's noise falls on all alike. With BASE_BIN (a udpchat binary
 # built from another commit, e.g. main before metrics existed), that binary
 # runs a third variant in each round.
 #
@@ -31,7 +33,7 @@ wait_line() { # FILE PATTERN: the first line of FILE matching PATTERN (10 s at m
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-run() { # VARIANT BINARY METRICS(on|off) ROUND
+run() { # VARIANT BINARY METRICS(on|idle|off) ROUND
     local variant=$1 bin=$2 metrics=$3 round=$4 dir="$OUT/$1-$4" prom=""
     mkdir -p "$dir"
     cat >"$dir/udpchat.toml" <<CONF
@@ -40,7 +42,7 @@ handshake_per_second = 0
 console_log = false
 history_sync = "normal"
 CONF
-    [ "$metrics" = on ] && echo 'metrics_listen = "127.0.0.1:0"' >>"$dir/udpchat.toml"
+    [ "$metrics" != off ] && echo 'metrics_listen = "127.0.0.1:0"' >>"$dir/udpchat.toml"
     "$bin" server --data-dir "$dir/data" --config "$dir/udpchat.toml" --listen 127.0.0.1:0 --console off --quiet \
         >"$dir/log" 2>&1 &
     local pid=$!
@@ -64,22 +66,27 @@ CONF
     if [ -n "$prom" ]; then
         # Prometheus really scraped during the run.
         curl -fsS "http://$web/api/v1/query?query=udpchat_deliveries_total" >"$dir/scraped.json" || true
+        # Prometheus's own CPU time (utime + stime) over the run.
+        awk '{ printf "%.2f\n", ($14 + $15) / 100 }' "/proc/$prom/stat" >"$dir/prometheus_cpu_secs"
         kill "$prom"
     fi
     kill "$pid"
     wait "$pid" 2>/dev/null || true
-    python3 - "$dir/report.json" "$variant" "$round" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
+    python3 - "$dir" "$variant" "$round" <<'PY'
+import json, os, sys
+r = json.load(open(os.path.join(sys.argv[1], "report.json")))
 cpu = r["server"]["cpu_secs"] / max(r["deliveries_received"], 1) * 1e6
+prom = os.path.join(sys.argv[1], "prometheus_cpu_secs")
+extra = f'  prometheus {open(prom).read().strip()} s CPU' if os.path.exists(prom) else ''
 print(f'{sys.argv[2]:>5} round {sys.argv[3]}: {r["deliveries_per_sec"]:>12,.0f} deliveries/s  '
-      f'server {cpu:.3f} µs/delivery  lost {r["lost"]}')
+      f'server {cpu:.3f} µs/delivery  lost {r["lost"]}{extra}')
 PY
 }
 
 for round in $(seq "$RUNS"); do
     run off "$BIN" off "$round"
     run on "$BIN" on "$round"
+    run idle "$BIN" idle "$round"
     [ -n "${BASE_BIN:-}" ] && run base "$BASE_BIN" off "$round"
 done | tee "$OUT/summary.txt"
 python3 - "$OUT/summary.txt" <<'PY'

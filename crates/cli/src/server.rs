@@ -122,10 +122,23 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let reader = SqliteStore::open_reader(store.path())?;
     let mut server = Server::new(socket, settings.clone(), key.clone(), Box::new(store), Box::new(reader))?;
     // After the store: its lock says no other server uses this directory.
-    let admin = AdminSocket::bind(&settings.data_dir)
-        .with_context(|| format!("cannot make the admin socket in {}", settings.data_dir.display()))?;
-    let admin_path = admin.path().display().to_string();
-    server.serve_admin(admin);
+    // Not fatal: a server without `udpchat admin` still serves (a data
+    // directory path too long for a Unix socket, say).
+    let admin_path = match AdminSocket::bind(&settings.data_dir) {
+        Ok(admin) => {
+            let path = admin.path().display().to_string();
+            server.serve_admin(admin);
+            Some(path)
+        }
+        Err(e) => {
+            tracing::warn!(
+                target: "udpchat::server",
+                "no admin socket in {} ({e}); udpchat admin cannot reach this server",
+                settings.data_dir.display()
+            );
+            None
+        }
+    };
     server.on_reload(Box::new(move || {
         use sd_notify::NotifyState;
         let mut reloading = vec![NotifyState::Reloading];
@@ -146,7 +159,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(metrics) = server.metrics_addr() {
         let _ = writeln!(stdout, "metrics: http://{metrics}/metrics");
     }
-    let _ = writeln!(stdout, "admin socket: {admin_path} (udpchat admin)");
+    if let Some(path) = admin_path {
+        let _ = writeln!(stdout, "admin socket: {path} (udpchat admin)");
+    }
     if read_console {
         let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
     }

@@ -71,7 +71,11 @@ impl AdminSocket {
     pub async fn serve(self, requests: mpsc::Sender<AdminRequest>) {
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
-            let Ok((stream, _)) = self.listener.accept().await else { continue };
+            let Ok((stream, _)) = self.listener.accept().await else {
+                // Out of file descriptors, say: try again, not in a spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
             if requests.is_closed() {
                 return;
             }

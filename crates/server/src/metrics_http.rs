@@ -27,7 +27,11 @@ pub type Scrape = oneshot::Sender<String>;
 pub async fn serve(listener: TcpListener, scrapes: mpsc::Sender<Scrape>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, say: try again, not in a spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
         if scrapes.is_closed() {
             return;
         }
