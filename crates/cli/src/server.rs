@@ -166,6 +166,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
     }
     let _ = stdout.flush();
+    tracing::info!(
+        target: "udpchat::server",
+        %addr,
+        key = %key.public,
+        metrics = server.metrics_addr().map(|a| a.to_string()).unwrap_or_default(),
+        "listening"
+    );
     // Type=notify: ready once the socket is bound and the store is open
     // (both done above). Outside systemd (no NOTIFY_SOCKET) this does nothing.
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
