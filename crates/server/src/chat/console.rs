@@ -53,10 +53,12 @@ impl ChatServer {
             Some(Ok(room)) => return vec![format!("error: no room #{room} (nobody has joined it)")],
             Some(Err(why)) => return vec![format!("error: {why}")],
         };
+        let line = line.trim();
+        let said = !line.is_empty() && (!line.starts_with('/') || line.starts_with("//"));
         tracing::info!(
             target: "udpchat::admin",
             // The command's name only: never what is said.
-            command = line.trim_start().strip_prefix('/').map_or("say", |c| c.split(' ').next().unwrap_or("")),
+            command = if said { "say" } else { line.get(1..).unwrap_or("").split(' ').next().unwrap_or("") },
             room = room.as_deref().unwrap_or(""),
             "admin command"
         );
@@ -70,7 +72,7 @@ impl ChatServer {
             self.console_room = saved;
         }
         answers.extend(self.console[before..].iter().cloned());
-        if answers.is_empty() && !line.trim_start().starts_with('/') {
+        if answers.is_empty() && said {
             answers.push(format!("-- said in #{said_in} as {OPERATOR}"));
         }
         answers
