@@ -7,6 +7,7 @@
 mod admin;
 mod args;
 mod connect;
+mod console;
 mod display;
 mod docs;
 mod plain;
