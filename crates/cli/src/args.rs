@@ -12,6 +12,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Diagnostics on standard error as human-readable text or as one JSON
+    /// object per line (for log collectors). Levels: UDPCHAT_LOG.
+    #[arg(long, value_enum, env = "UDPCHAT_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +38,19 @@ pub enum Command {
     User(UserArgs),
     /// List the udpchat servers on the local network (broadcast and mDNS).
     Discover(DiscoverArgs),
+    /// Operator commands for a running server (over its admin socket).
+    Admin(AdminArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command to --dir.
+    Manpage {
+        /// Write udpchat.1, udpchat-server.1, … here (e.g. /usr/local/share/man/man1).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +111,57 @@ pub enum UserAction {
     List,
 }
 
+/// The server console's commands, for a server started without one
+/// (`--console off`, a service). Run as the server's user (or root).
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The running server's data directory (its admin socket is there).
+    #[arg(long, env = "UDPCHAT_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Who is in a room (default: the lobby).
+    Who { room: Option<String> },
+    /// Sessions, and rooms with how many are in each.
+    List,
+    /// Disconnect someone.
+    Kick {
+        nick: String,
+        /// Why (shown to the room).
+        reason: Vec<String>,
+    },
+    /// Ban a nickname or address: [DURATION like 10m, 2h, 7d] [reason].
+    Ban {
+        target: String,
+        #[arg(value_name = "DURATION_AND_REASON")]
+        rest: Vec<String>,
+    },
+    /// Lift a ban.
+    Unban { target: String },
+    /// Say TEXT in ROOM as the operator.
+    Say {
+        room: String,
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// A private message from the operator to someone online.
+    Msg {
+        nick: String,
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Set a room's topic.
+    Topic { room: String, text: Vec<String> },
+    /// Reread the config and password file (like SIGHUP).
+    Reload,
+    /// The server's main counters.
+    Stats,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ConsoleMode {
     /// Read operator lines when standard input is a terminal.
@@ -135,6 +209,10 @@ pub struct ServerArgs {
     /// --listen: the first byte tells the kinds apart.
     #[arg(long, env = "UDPCHAT_PLAIN_LISTEN")]
     pub plain_listen: Option<SocketAddr>,
+    /// Check the settings (config file, password file, environment, flags)
+    /// and exit: 0 if they are valid, else 1 naming the problem.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -4,11 +4,13 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod args;
 mod connect;
 mod console;
 mod discover;
 mod display;
+mod docs;
 mod plain;
 mod send;
 mod server;
@@ -19,15 +21,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command};
+use args::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Diagnostics go to stderr so they never mix with chat output.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("UDPCHAT_LOG").unwrap_or_else(|_| "warn".into()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UDPCHAT_LOG").unwrap_or_else(|_| "warn".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        // One object per line: timestamp, level, target, and the event's
+        // fields flattened beside its message.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -40,6 +46,7 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Keygen(args) => server::keygen(args),
             Command::User(args) => user::run(args),
+            Command::Admin(args) => admin::run(args),
             Command::Send(args) => send::run(args).await,
             Command::Discover(args) => discover::run(args).await,
             Command::Chat(mut args) => {
@@ -48,6 +55,8 @@ fn main() -> ExitCode {
                 }
                 if args.plain { plain::run(args).await } else { tui::run(args).await }
             }
+            Command::Completions { shell } => Ok(docs::completions(shell)),
+            Command::Manpage { dir } => docs::manpage(dir.as_deref()),
         }
     });
     match result {

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use udpchat_server::admin::AdminSocket;
 use udpchat_server::driver::{Server, bind};
 use udpchat_server::settings::{Settings, default_data_dir};
 use udpchat_server::store::SqliteStore;
@@ -70,17 +71,31 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+    // systemd shows the unit as deactivating while the goodbyes go out.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args)?;
+    if args.check_config {
+        let source = args.config.as_ref().map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+        println!(
+            "settings are valid ({source}): listen {}, data directory {}",
+            settings.listen,
+            settings.data_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     // Warned about, not refused: the file is the administrator's (it may
     // be shared with a group on purpose), and refusing would stop a
     // working server at an upgrade. Files in the data directory are the
     // server's own and are made owner-only instead (private_files.rs).
     if let Some(path) = settings.password_file.as_deref().filter(|p| private_files::loose(p)) {
-        eprintln!(
-            "warning: the password file {} is readable by others; make it owner-only: chmod 600 {}",
+        // A log event (not eprintln!), so that --log-format json stays
+        // one JSON object per line.
+        tracing::warn!(
+            target: "udpchat::server",
+            "the password file {} is readable by others; make it owner-only: chmod 600 {}",
             path.display(),
             path.display()
         );
@@ -96,7 +111,34 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open(&settings.data_dir, settings.history_sync, settings.max_database_mb)?;
     let history = store.path().display().to_string();
     let reader = SqliteStore::open_reader(store.path())?;
-    let server = Server::new(socket, settings.clone(), key.clone(), Box::new(store), Box::new(reader))?;
+    let mut server = Server::new(socket, settings.clone(), key.clone(), Box::new(store), Box::new(reader))?;
+    // After the store: its lock says no other server uses this directory.
+    // Not fatal: a server without `udpchat admin` still serves (a data
+    // directory path too long for a Unix socket, say).
+    let admin_path = match AdminSocket::bind(&settings.data_dir) {
+        Ok(admin) => {
+            let path = admin.path().display().to_string();
+            server.serve_admin(admin);
+            Some(path)
+        }
+        Err(e) => {
+            tracing::warn!(
+                target: "udpchat::server",
+                "no admin socket in {} ({e}); udpchat admin cannot reach this server",
+                settings.data_dir.display()
+            );
+            None
+        }
+    };
+    server.on_reload(Box::new(move || {
+        use sd_notify::NotifyState;
+        let mut reloading = vec![NotifyState::Reloading];
+        reloading.extend(NotifyState::monotonic_usec_now().ok());
+        let _ = sd_notify::notify(&reloading);
+        let reread = self::settings(&args);
+        let _ = sd_notify::notify(&[NotifyState::Ready]);
+        Ok(reread?)
+    }));
     let addr = server.local_addr()?;
     let key_note = if created { " (new)" } else { "" };
     let mut stdout = std::io::stdout();
@@ -118,10 +160,28 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             "plain text on {at}: UNENCRYPTED and addresses unverified; anyone on the path reads and can forge it"
         );
     }
+    if let Some(metrics) = server.metrics_addr() {
+        let _ = writeln!(stdout, "metrics: http://{metrics}/metrics");
+    }
+    if let Some(path) = admin_path {
+        let _ = writeln!(stdout, "admin socket: {path} (udpchat admin)");
+    }
     if read_console {
         let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
     }
     let _ = stdout.flush();
+    tracing::info!(
+        target: "udpchat::server",
+        %addr,
+        key = %key.public,
+        metrics = server.metrics_addr().map(|a| a.to_string()).unwrap_or_default(),
+        "listening"
+    );
+    // Type=notify: ready once the socket is bound and the store is open
+    // (both done above). Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not tell systemd the server is ready");
+    }
     let Console { lines, mut output, interrupted, terminal } = Console::start(read_console);
     let interrupted = async {
         if interrupted.await.is_err() {

@@ -55,6 +55,17 @@ pub struct Transmit {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointStats {
     pub datagrams_received: u64,
+    pub bytes_received: u64,
+    /// Datagrams and bytes handed out by [`Endpoint::poll_transmit`]
+    /// (a GSO batch counts as its datagrams).
+    pub datagrams_sent: u64,
+    pub bytes_sent: u64,
+    /// Packets declared lost (their data is sent again) and probe timeouts
+    /// (each resends the oldest unacknowledged data): of ended sessions
+    /// only in [`Endpoint::stats`], of every session in
+    /// [`Endpoint::totals`].
+    pub packets_lost: u64,
+    pub probe_timeouts: u64,
     /// Unparseable, wrong type for our role, or short INITIALs.
     pub dropped_invalid: u64,
     /// DATA for a connection id we do not have.
@@ -277,6 +288,7 @@ impl Endpoint {
     /// a known session or an acceptable handshake is dropped silently.
     pub fn handle(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_received += 1;
+        self.stats.bytes_received += datagram.len() as u64;
         let Ok(parsed) = Datagram::parse(datagram) else {
             self.stats.dropped_invalid += 1;
             return;
@@ -504,6 +516,8 @@ impl Endpoint {
         let Some(conn) = &slot.conn else { return };
         if conn.is_drained() {
             let conn = slot.conn.take().expect("checked");
+            self.stats.packets_lost += conn.stats.packets_lost;
+            self.stats.probe_timeouts += conn.stats.probe_timeouts;
             if let (Some(key), Some(server)) = (slot.initial_key.take(), &mut self.server) {
                 server.by_initial.remove(&key);
                 if std::mem::take(&mut slot.half_open) {
@@ -580,6 +594,8 @@ impl Endpoint {
         buf.clear();
         if let Some((destination, bytes)) = self.stateless.pop_front() {
             buf.extend_from_slice(&bytes);
+            self.stats.datagrams_sent += 1;
+            self.stats.bytes_sent += buf.len() as u64;
             return Some(Transmit { destination, size: buf.len(), segment_size: None });
         }
         while let Some(index) = self.ready.pop_front() {
@@ -616,6 +632,8 @@ impl Endpoint {
             }
             self.refresh(index);
             let segment_size = (count > 1).then_some(segment);
+            self.stats.datagrams_sent += count as u64;
+            self.stats.bytes_sent += buf.len() as u64;
             return Some(Transmit { destination, size: buf.len(), segment_size });
         }
         None
@@ -714,5 +732,16 @@ impl Endpoint {
 
     pub fn stats(&self) -> EndpointStats {
         self.stats
+    }
+
+    /// [`Endpoint::stats`] with the live sessions' losses and probe
+    /// timeouts added: one pass over the sessions, for a metrics scrape.
+    pub fn totals(&self) -> EndpointStats {
+        let mut totals = self.stats;
+        for conn in self.slots.iter().filter_map(|s| s.conn.as_ref()) {
+            totals.packets_lost += conn.stats.packets_lost;
+            totals.probe_timeouts += conn.stats.probe_timeouts;
+        }
+        totals
     }
 }

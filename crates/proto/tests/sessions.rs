@@ -416,6 +416,13 @@ fn graceful_close_delivers_pending_data_then_reason() {
     assert_eq!(sim.nodes[SERVER].endpoint.connection_count(), 0);
     assert_eq!(sim.nodes[CLIENT].endpoint.connection_count(), 0);
     assert_eq!(sim.nodes[SERVER].endpoint.send(server_h, b"x"), Err(SendError::UnknownConnection));
+    // The operators' counters keep what ended sessions lost and sent.
+    let client = sim.nodes[CLIENT].endpoint.stats();
+    assert!(client.packets_lost + client.probe_timeouts > 0, "20 % loss left no trace: {client:?}");
+    assert!(client.datagrams_sent > 0 && client.bytes_sent > 20 * 6, "{client:?}");
+    assert_eq!(sim.nodes[CLIENT].endpoint.totals(), client, "no live session to add");
+    let server = sim.nodes[SERVER].endpoint.stats();
+    assert!(server.datagrams_received > 0 && server.bytes_received >= client.bytes_sent / 2, "{server:?}");
 }
 
 #[test]

@@ -26,10 +26,13 @@ use udpchat_proto::{
     ConnectionHandle, Endpoint, Event, RateLimit, SendError, ServerConfig, ServerKey, TransportConfig,
 };
 
+use crate::admin::{AdminRequest, AdminSocket};
 use crate::chat::{ChatServer, Clock, Outlet, StoreCompletion};
 use crate::discovery::lan_discovery;
 use crate::discovery::mdns::Announcement;
 use crate::discovery::responder::Responder;
+use crate::metrics::Metrics;
+use crate::metrics_http::{self, Scrape};
 use crate::plain::{Feed, PlainGateway};
 use crate::plain_socket::{PlainSocket, broadcast_socket};
 use crate::settings::Settings;
@@ -157,6 +160,23 @@ pub struct Server {
     /// allowed to send to a broadcast address (SO_BROADCAST), so that no
     /// forged source address can make the server's own sockets broadcast.
     broadcast: Option<tokio::net::UdpSocket>,
+    /// With `metrics_listen`: the metrics and the scrapes waiting for them.
+    metrics: Option<MetricsHook>,
+    /// Commands from `udpchat admin` ([`Server::serve_admin`]).
+    admin: Option<mpsc::Receiver<AdminRequest>>,
+    /// Rereads the settings for SIGHUP and `udpchat admin reload`
+    /// ([`Server::on_reload`]).
+    reload: Option<Reload>,
+}
+
+/// Reads the settings again (the config file, the password file, the
+/// environment and flags as at the start).
+pub type Reload = Box<dyn FnMut() -> Result<Settings, Box<dyn std::error::Error + Send + Sync>> + Send>;
+
+struct MetricsHook {
+    metrics: Metrics,
+    scrapes: mpsc::Receiver<Scrape>,
+    addr: SocketAddr,
 }
 
 impl Server {
@@ -183,10 +203,12 @@ impl Server {
         // Unbounded, but never longer than the chat server's limit on
         // checks in flight (MAX_VERIFYING).
         let (verified_tx, verified_rx) = mpsc::unbounded_channel();
+        let metrics = settings.metrics_listen.map(serve_metrics).transpose()?;
         // Startup reads stay synchronous: the loop has not started.
         let mut chat = ChatServer::new(settings, &*store)?;
         let (completions_tx, completions) = mpsc::unbounded_channel();
-        let store = StoreThreads::start(store, reader, completions_tx)?;
+        let commit_latency = metrics.as_ref().map(|m| m.metrics.commit_latency());
+        let store = StoreThreads::start(store, reader, completions_tx, commit_latency)?;
         let mut plain = PlainGateway::new(settings_plain.0, settings_plain.1);
         let plain_socket = PlainSocket::open(settings_plain.2, listen)?;
         let plain_port = match plain_socket.local_addr() {
@@ -214,6 +236,9 @@ impl Server {
             beacons: Vec::new(),
             mdns,
             broadcast,
+            metrics,
+            admin: None,
+            reload: None,
         })
     }
 
@@ -228,8 +253,97 @@ impl Server {
         self.plain_socket.local_addr()
     }
 
+    /// Takes operator commands from `udpchat admin` on `socket` (see
+    /// admin.rs), beside the console's.
+    pub fn serve_admin(&mut self, socket: AdminSocket) {
+        let (tx, rx) = mpsc::channel(crate::admin::MAX_QUEUED);
+        tokio::spawn(socket.serve(tx));
+        self.admin = Some(rx);
+    }
+
+    /// Rereads the settings with `reload` on SIGHUP and `udpchat admin
+    /// reload`, and applies them without dropping anyone.
+    pub fn on_reload(&mut self, reload: Reload) {
+        self.reload = Some(reload);
+    }
+
+    /// Rereads and applies the settings; the lines say what changed.
+    fn reload(&mut self) -> Vec<String> {
+        let Some(reload) = self.reload.as_mut() else {
+            return vec!["error: this server was started without a way to reload its settings".to_owned()];
+        };
+        match reload() {
+            Ok(settings) => {
+                let mut outlet =
+                    EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
+                self.chat.reload(Clock::system(), settings, &mut outlet)
+            }
+            Err(e) => {
+                tracing::error!(target: "udpchat::reload", error = %e, "reload failed; the settings in use stay");
+                vec![format!("error: reload failed, the settings in use stay: {e}")]
+            }
+        }
+    }
+
+    /// An admin command: the driver's own (`/reload`, `/stats`) or a
+    /// console line for the chat core.
+    fn admin_command(&mut self, request: AdminRequest) {
+        let answers = match request.line.trim() {
+            "/reload" => self.reload(),
+            "/stats" => self.stats_lines(),
+            line => {
+                let mut outlet =
+                    EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
+                self.chat.admin(Clock::system(), request.room.as_deref(), line, &mut outlet)
+            }
+        };
+        let _ = request.reply.send(answers);
+    }
+
+    /// `udpchat admin stats`: the main counters, as the metrics have them.
+    fn stats_lines(&self) -> Vec<String> {
+        let (c, g, e) = (self.chat.stats(), self.chat.gauges(), self.endpoint.totals());
+        vec![
+            format!(
+                "sessions: {} logged in, {} logging in, {} connections",
+                g.logged_in,
+                g.logging_in,
+                self.endpoint.connection_count()
+            ),
+            format!("rooms: {} ({} with members)", g.rooms, g.rooms_occupied),
+            format!("lines accepted: {}; deliveries: {}; catch-ups: {}", c.lines_accepted, c.deliveries, g.catch_ups),
+            format!("logins: {}; failed: {}; sessions refused: {}", c.logins, c.login_failures, c.sessions_refused),
+            format!(
+                "handshakes: {} accepted, {} retry, {} rate-limited, {} failed",
+                e.handshakes_accepted, e.retries_sent, e.handshakes_rate_limited, e.handshakes_failed
+            ),
+            format!(
+                "datagrams: {} in ({} bytes), {} out ({} bytes); packets lost: {}; probe timeouts: {}",
+                e.datagrams_received,
+                e.bytes_received,
+                e.datagrams_sent,
+                e.bytes_sent,
+                e.packets_lost,
+                e.probe_timeouts
+            ),
+            format!("store: {} waiting for a commit, {} reads in flight", g.store_pending, g.store_reads),
+        ]
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.local_addr()
+    }
+
+    /// Renders the metrics for a scrape.
+    fn scrape(&self, reply: Scrape) {
+        if let Some(hook) = &self.metrics {
+            let _ = reply.send(hook.metrics.render(&self.chat, &self.endpoint));
+        }
     }
 
     /// Runs until `shutdown` completes, then says goodbye to every client.
@@ -243,6 +357,8 @@ impl Server {
     ) -> io::Result<()> {
         tokio::pin!(shutdown);
         let mut next_tick = Instant::now() + Duration::from_secs(1);
+        let mut hangup = if self.reload.is_some() { hangup_signal() } else { None };
+        let mut rate_limited = self.endpoint.stats().handshakes_rate_limited;
         loop {
             self.process_events(output)?;
             self.flush().await?;
@@ -270,6 +386,19 @@ impl Server {
                         self.plain.tick(now);
                         let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now };
                         self.chat.tick(Clock::system(), &mut outlet);
+                        if let Some(hook) = &self.metrics {
+                            hook.metrics.sample_rtts(&self.chat, &self.endpoint);
+                        }
+                        // Said once a second at most, however many.
+                        let now_limited = self.endpoint.stats().handshakes_rate_limited;
+                        if now_limited > rate_limited {
+                            tracing::warn!(
+                                target: "udpchat::session",
+                                count = now_limited - rate_limited,
+                                "handshakes rate-limited (too many from one address, or the server is full)"
+                            );
+                            rate_limited = now_limited;
+                        }
                     }
                 }
                 Some(completion) = self.completions.recv() => {
@@ -292,9 +421,20 @@ impl Server {
                     }
                     None => console = None,
                 },
+                Some(reply) = async { self.metrics.as_mut()?.scrapes.recv().await }, if self.metrics.is_some() => {
+                    self.scrape(reply);
+                }
+                Some(request) = async { self.admin.as_mut()?.recv().await }, if self.admin.is_some() => {
+                    self.admin_command(request);
+                }
+                Some(()) = async { hangup.as_mut()?.recv().await }, if hangup.is_some() => {
+                    tracing::info!(target: "udpchat::reload", "SIGHUP: rereading the settings");
+                    self.reload();
+                }
                 _ = &mut shutdown => break,
             }
         }
+        tracing::info!(target: "udpchat::server", sessions = self.chat.session_count(), "shutting down");
         self.shut_down(output).await
     }
 
@@ -389,6 +529,11 @@ impl Server {
             let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: clock.now };
             match event {
                 Event::Connected { .. } => {
+                    // The server's first round-trip sample is its side of
+                    // the handshake (HANDSHAKE sent to client proven).
+                    if let (Some(hook), Some(stats)) = (&self.metrics, outlet.endpoint.connection_stats(h)) {
+                        hook.metrics.observe_handshake(stats.rtt);
+                    }
                     if let Some(addr) = addr {
                         self.chat.connected(clock, h, addr, &mut outlet);
                     }
@@ -458,5 +603,48 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// Binds `/metrics` (so a bad `metrics_listen` fails at start) and serves
+/// it on a task of its own.
+fn serve_metrics(addr: SocketAddr) -> io::Result<MetricsHook> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot serve metrics on {addr} (metrics_listen): {e}")))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let (tx, scrapes) = mpsc::channel(metrics_http::MAX_SCRAPES);
+    tokio::spawn(metrics_http::serve(listener, tx));
+    Ok(MetricsHook { metrics: Metrics::new(), scrapes, addr })
+}
+
+/// SIGHUP, where there are signals (`None` elsewhere, or if it cannot be
+/// listened for: reload then stays available through the admin socket).
+#[cfg(unix)]
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGHUP ({e}); reload with `udpchat admin reload` instead");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Option<NoSignal> {
+    None
+}
+
+/// Stands in for a signal stream where there is none.
+#[cfg(not(unix))]
+struct NoSignal;
+
+#[cfg(not(unix))]
+impl NoSignal {
+    async fn recv(&mut self) -> Option<()> {
+        std::future::pending().await
     }
 }

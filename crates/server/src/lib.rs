@@ -9,11 +9,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod chat;
 pub mod discovery;
 pub mod driver;
 pub mod key_file;
 pub mod limits;
+pub mod metrics;
+pub mod metrics_http;
 pub mod plain;
 mod plain_socket;
 pub mod private_files;

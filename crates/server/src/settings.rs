@@ -100,6 +100,8 @@ pub struct Settings {
     /// (docs/PROTOCOL.md §16): `auto` (on for a private or link-local
     /// listen address), `on` or `off`.
     pub lan_discovery: LanDiscovery,
+    /// Where to serve Prometheus metrics (`GET /metrics`); None: off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Retention for one room, overriding the server-wide values.
@@ -146,6 +148,7 @@ impl Default for Settings {
             plain_broadcast: None,
             plain_broadcast_room: udpchat_chat::LOBBY.to_owned(),
             lan_discovery: LanDiscovery::Auto,
+            metrics_listen: None,
         }
     }
 }

@@ -20,6 +20,7 @@
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -36,12 +37,18 @@ impl Worker {
         name: &str,
         mut store: Box<dyn Store>,
         completions: UnboundedSender<StoreCompletion>,
+        commit_latency: Option<metrics::Histogram>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<StoreRequest>();
         let thread = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
             for request in rx {
+                let timed = commit_latency.as_ref().filter(|_| request.is_commit()).map(|h| (h, Instant::now()));
+                let completion = request.run(&mut *store);
+                if let Some((histogram, start)) = timed {
+                    histogram.record(start.elapsed().as_secs_f64());
+                }
                 // The loop is gone (shutting down): nobody wants the rest.
-                if completions.send(request.run(&mut *store)).is_err() {
+                if completions.send(completion).is_err() {
                     return;
                 }
             }
@@ -78,15 +85,17 @@ pub struct StoreThreads {
 impl StoreThreads {
     /// Starts the threads: `writer` is the server's store, `reader` a
     /// read-only connection to the same data (or any store that sees the
-    /// writer's commits once they complete).
+    /// writer's commits once they complete). With `commit_latency`, the
+    /// writer records how long each group commit took (metrics.rs).
     pub fn start(
         writer: Box<dyn Store>,
         reader: Box<dyn Store>,
         completions: UnboundedSender<StoreCompletion>,
+        commit_latency: Option<metrics::Histogram>,
     ) -> std::io::Result<Self> {
         Ok(Self {
-            reader: Worker::start("store-reader", reader, completions.clone())?,
-            writer: Worker::start("store-writer", writer, completions)?,
+            reader: Worker::start("store-reader", reader, completions.clone(), None)?,
+            writer: Worker::start("store-writer", writer, completions, commit_latency)?,
         })
     }
 

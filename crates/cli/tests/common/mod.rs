@@ -272,3 +272,30 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::process::Output {
     };
     std::process::Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }
+
+/// CI services set `CI` (to `true`, usually); .ci/run sets it too.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Whether `program` (from the Debian package `package`) can run: false,
+/// after saying so, on a developer's machine without it; a failure under
+/// CI, which installs it (.ci/run) and where a skip would hide the test.
+pub fn tool_or_skip(program: &str, package: &str, test: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{program} is not installed but CI is set: install it (apt-get install {package}, as .ci/run does) \
+         or unset CI to skip {test}"
+    );
+    eprintln!("skipping {test}: {program} is not installed (apt-get install {package} to run it)");
+    false
+}

@@ -81,6 +81,9 @@ pub struct ConnectionStats {
     pub packets_sent: u64,
     pub packets_received: u64,
     pub packets_lost: u64,
+    /// Probe timeouts (RFC 9002 §6.2): each resends the oldest
+    /// unacknowledged data.
+    pub probe_timeouts: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Authenticated packets dropped as replays or too old.
@@ -491,6 +494,7 @@ impl Connection {
     /// data so the probe is useful if the original was lost.
     pub(super) fn on_probe_timeout(&mut self) {
         self.pto_count += 1;
+        self.stats.probe_timeouts += 1;
         self.probes_pending = 2;
         let oldest = self.sent.iter().flatten().find(|p| p.stream_count > 0 || p.max_data).cloned();
         match oldest {

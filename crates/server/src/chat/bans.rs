@@ -65,6 +65,7 @@ impl ChatServer {
         self.store.admin(AdminChange::Ban { target: key, expires_ms, reason: reason.clone() });
         let how_long = if secs == 0 { String::new() } else { format!(" for {}", show_duration(secs)) };
         let text = format!("{target} banned{how_long} by {name} ({} session(s) closed)", victims.len());
+        tracing::info!(target: "udpchat::admin", %target, by = name, secs, %reason, closed = victims.len(), "ban");
         self.announce(clock, format!("-- {text}"));
         self.confirm(clock, session, text, out);
         for h in victims {
@@ -80,6 +81,7 @@ impl ChatServer {
             Ok(ip) => (ip.to_string(), self.banned_ips.remove(&ip).is_some()),
             Err(_) => (fold(target), self.banned_nicks.remove(&fold(target)).is_some()),
         };
+        tracing::info!(target: "udpchat::admin", %target, by = name, was_banned = removed, "unban");
         let text = if removed {
             self.store.admin(AdminChange::Unban { target: key });
             format!("{target} unbanned by {name}")
@@ -102,6 +104,7 @@ impl ChatServer {
                 Err(_) => self.banned_nicks.remove(&target),
             };
             self.store.admin(AdminChange::Unban { target: target.clone() });
+            tracing::info!(target: "udpchat::admin", %target, "ban expired");
             self.announce(clock, format!("-- the ban on {target} has expired"));
         }
     }

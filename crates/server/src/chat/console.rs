@@ -33,9 +33,50 @@ pub fn format_time(unix_ms: u64, zone: &TimeZone) -> String {
 }
 
 impl ChatServer {
-    /// Always shown, whatever `console_log` says: answers to the operator.
+    /// Always shown, whatever `console_log` says: answers to the operator
+    /// (to the admin client that asked, during [`ChatServer::admin`]).
     pub(crate) fn answer(&mut self, text: impl Into<String>) {
-        self.console.push(text.into());
+        match &mut self.answers {
+            Some(answers) => answers.push(text.into()),
+            None => self.console.push(text.into()),
+        }
+    }
+
+    /// A console line from `udpchat admin` (the admin socket): handled
+    /// exactly as if typed at the console, with `room` as the console's
+    /// room for this one line (`say`, `topic`, `who` name their room; the
+    /// console's own room does not change). Returns the answers, and what
+    /// the command announced on the console, for the admin client.
+    pub fn admin(&mut self, clock: Clock, room: Option<&str>, line: &str, out: &mut impl Outlet) -> Vec<String> {
+        let room = match room.map(room_name) {
+            None => None,
+            Some(Ok(room)) if self.rooms.contains_key(&room) => Some(room),
+            Some(Ok(room)) => return vec![format!("error: no room #{room} (nobody has joined it)")],
+            Some(Err(why)) => return vec![format!("error: {why}")],
+        };
+        let line = line.trim();
+        let said = !line.is_empty() && (!line.starts_with('/') || line.starts_with("//"));
+        tracing::info!(
+            target: "udpchat::admin",
+            // The command's name only: never what is said.
+            command = if said { "say" } else { line.get(1..).unwrap_or("").split(' ').next().unwrap_or("") },
+            room = room.as_deref().unwrap_or(""),
+            "admin command"
+        );
+        let said_in = room.clone().unwrap_or_else(|| self.console_room.clone());
+        let saved = room.map(|room| std::mem::replace(&mut self.console_room, room));
+        let before = self.console.len();
+        self.answers = Some(Vec::new());
+        self.operator(clock, line, out);
+        let mut answers = self.answers.take().unwrap_or_default();
+        if let Some(saved) = saved {
+            self.console_room = saved;
+        }
+        answers.extend(self.console[before..].iter().cloned());
+        if answers.is_empty() && said {
+            answers.push(format!("-- said in #{said_in} as {OPERATOR}"));
+        }
+        answers
     }
 
     /// A line typed at the server console.
@@ -44,9 +85,12 @@ impl ChatServer {
         if line.is_empty() {
             return;
         }
-        let Some(command) = line.strip_prefix('/') else {
+        // "//TEXT" says "/TEXT", as in the clients.
+        let said = line.strip_prefix('/').filter(|rest| rest.starts_with('/'));
+        let Some(command) = line.strip_prefix('/').filter(|_| said.is_none()) else {
             let room = self.console_room.clone();
-            let line = super::requests::NewLine { from: OPERATOR.into(), text: line.into(), kind: LineKind::Operator };
+            let text = said.unwrap_or(line);
+            let line = super::requests::NewLine { from: OPERATOR.into(), text: text.into(), kind: LineKind::Operator };
             if self.post(clock, &room, line, None).is_err() {
                 self.answer("-- not sent: the history database is too far behind; try again in a moment");
             }
@@ -144,6 +188,7 @@ impl ChatServer {
             return;
         };
         let why = if reason.is_empty() { "kicked by the operator".to_owned() } else { format!("kicked: {reason}") };
+        tracing::info!(target: "udpchat::admin", %nick, by = OPERATOR, %reason, "kick");
         self.leave_server(clock, h, NoticeKind::Kick, &why, out);
         out.close(h, close::KICKED, &why);
     }
@@ -187,6 +232,7 @@ impl ChatServer {
             r.remove_member(target);
         }
         self.reply(target, &ServerMsg::Parted { room: room.clone() }, out);
+        tracing::info!(target: "udpchat::admin", nick = %shown, %room, %by, %reason, "kick from room");
         let text = format!("{shown} was kicked from #{room} by {by}");
         self.announce(clock, format!("-- {text}"));
         // The operator hears the Kick notice only if it is in the room.

@@ -120,6 +120,7 @@ impl ChatServer {
         let (ip, addr) = (session.addr.ip(), session.addr);
         if let Some(until) = self.failures.locked_until(ip, clock.now) {
             let secs = until.saturating_duration_since(clock.now).as_secs() + 1;
+            tracing::warn!(target: "udpchat::session", %addr, %nick, locked_secs = secs, "login rate-limited");
             self.reply(
                 h,
                 &refuse(RefuseCode::TooManyAttempts, format!("too many failed logins; try again in {secs} s")),
@@ -254,8 +255,12 @@ impl ChatServer {
     fn login_failed(&mut self, clock: Clock, h: ConnectionHandle, msg: ServerMsg, out: &mut impl Outlet) {
         let Some(session) = self.sessions.get_mut(&h) else { return };
         session.login_failures += 1;
-        let (ip, attempts) = (session.addr.ip(), session.login_failures);
+        let (ip, attempts, session_addr) = (session.addr.ip(), session.login_failures, session.addr);
         self.failures.fail(ip, clock.now);
+        self.stats.login_failures += 1;
+        if let ServerMsg::LoginRefused { code, .. } = &msg {
+            tracing::info!(target: "udpchat::session", addr = %session_addr, ?code, attempts, "login refused");
+        }
         self.reply(h, &msg, out);
         if attempts >= MAX_LOGIN_ATTEMPTS {
             if let Some(s) = self.sessions.get_mut(&h) {
@@ -277,6 +282,7 @@ impl ChatServer {
         let Some(session) = self.sessions.get_mut(&h) else { return };
         let (addr, session_plain) = (session.addr, session.plain);
         self.failures.succeed(addr.ip());
+        self.stats.logins += 1;
         session.nick = Some(pending.nick.clone());
         session.operator = account.as_ref().is_some_and(|(_, op, _)| *op);
         session.account = account.as_ref().map(|(k, _, _)| k.clone());
@@ -296,6 +302,14 @@ impl ChatServer {
         } else {
             ""
         };
+        tracing::info!(
+            target: "udpchat::session",
+            nick = %pending.nick,
+            %addr,
+            account = account.is_some(),
+            operator,
+            "login"
+        );
         self.log(clock, format!("-- {}{role} logged in from {addr}", pending.nick));
         let welcome = ServerMsg::Welcome {
             nick: pending.nick,

@@ -27,9 +27,11 @@ mod history;
 mod login;
 mod origins;
 mod pacing;
+mod reload;
 mod requests;
 mod rooms;
 mod sessions;
+mod stats;
 mod storage;
 mod tuning;
 
@@ -52,6 +54,7 @@ pub use console::format_time;
 pub use history::PLAIN_JOIN;
 pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};
 pub use pacing::{HOLD_BYTES, HOLD_MAX_BYTES, HOLD_REQUESTS};
+pub use stats::{ChatGauges, ChatStats};
 pub use storage::{MAX_PENDING, MAX_READS, StoreCompletion, StoreRequest};
 
 pub use udpchat_chat::LOBBY;
@@ -132,6 +135,10 @@ pub struct ChatServer {
     pub(crate) console_room: String,
     /// The console's timestamps are in this zone.
     time_zone: TimeZone,
+    /// Counters for operators (`stats.rs`).
+    pub(crate) stats: ChatStats,
+    /// While an admin command runs: its answers (`console.rs`).
+    answers: Option<Vec<String>>,
 }
 
 impl ChatServer {
@@ -172,6 +179,8 @@ impl ChatServer {
             console: Vec::new(),
             console_room: LOBBY.to_owned(),
             time_zone: TimeZone::system(),
+            stats: ChatStats::default(),
+            answers: None,
         })
     }
 
@@ -208,11 +217,15 @@ impl ChatServer {
     /// A session passed the handshake.
     pub fn connected(&mut self, clock: Clock, h: ConnectionHandle, addr: SocketAddr, out: &mut impl Outlet) {
         if self.banned_ips.contains_key(&addr.ip()) {
+            self.stats.sessions_refused += 1;
+            tracing::info!(target: "udpchat::session", %addr, "refused: banned address");
             out.close(h, close::BANNED, "you are banned from this server");
             return;
         }
         let session = Session::new(addr, self.settings.rate_burst, self.settings.rate_per_second, clock.now);
         if self.sessions.admit(h, session, self.settings.max_sessions_per_address).is_err() {
+            self.stats.sessions_refused += 1;
+            tracing::warn!(target: "udpchat::session", %addr, "refused: too many sessions from the address");
             out.close(h, close::TOO_MANY_SESSIONS, "too many sessions from your address");
         }
     }
@@ -293,6 +306,7 @@ impl ChatServer {
             }
         }
         let what = if kind == NoticeKind::Timeout { "timed out" } else { "left" };
+        tracing::info!(target: "udpchat::session", %nick, ?kind, reason = text, "logout");
         let detail = if text.is_empty() { String::new() } else { format!(" ({text})") };
         self.log(clock, format!("-- {nick} {what}{detail}"));
         let notice =
@@ -352,7 +366,10 @@ impl ChatServer {
         out: &mut impl Outlet,
     ) {
         if let Some(r) = self.rooms.get_mut(room) {
-            r.broadcast(&msg.to_bytes(), traffic, skip, out);
+            let sent = r.broadcast(&msg.to_bytes(), traffic, skip, out);
+            if traffic == Traffic::Line {
+                self.stats.deliveries += sent as u64;
+            }
         }
     }
 
@@ -409,7 +426,9 @@ impl ChatServer {
         for notice in std::mem::take(&mut batch.notices) {
             self.broadcast_rooms(&notice.rooms, &notice.msg, None, out);
         }
-        self.announce(clock, format!("!! could not store {} line(s): {e}", batch.lines.len() + batch.privates.len()));
+        let count = batch.lines.len() + batch.privates.len();
+        tracing::error!(target: "udpchat::store", error = %e, lines = count, "store commit failed");
+        self.announce(clock, format!("!! could not store {count} line(s): {e}"));
         // Per room, the next number to give: the first one the batch took.
         let mut renumber: BTreeMap<String, u64> = BTreeMap::new();
         for pending in &batch.lines {
@@ -445,6 +464,9 @@ impl ChatServer {
             self.log(clock, shown);
         }
         let (room, seq) = (line.room.clone(), line.seq);
+        // Metadata only; the text is logged at trace level, when asked.
+        tracing::debug!(target: "udpchat::line", %room, seq, from = %line.from, bytes = line.text.len(), "line");
+        tracing::trace!(target: "udpchat::line", %room, seq, text = %line.text, "line text");
         let msg = ServerMsg::Line(Line { history: false, ..line });
         self.broadcast(&room, &msg, Traffic::Line, waiter.map(|w| w.session), out);
         if let Some(r) = self.rooms.get_mut(&room) {

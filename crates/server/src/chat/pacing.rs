@@ -46,6 +46,9 @@ pub(crate) struct Pacing {
     ready_at: Option<Instant>,
     /// The stream is not being read (the held queue is full).
     paused: bool,
+    /// The rate is the session's own (its account's), not the server's,
+    /// so a reload of the server's rate leaves it alone.
+    pub(crate) own_rate: bool,
 }
 
 struct Held {
@@ -73,6 +76,7 @@ impl Pacing {
             held_bytes: 0,
             ready_at: None,
             paused: false,
+            own_rate: false,
         }
     }
 
@@ -143,6 +147,7 @@ impl Pacing {
     /// A new rate (an account's, at login); the bucket keeps its tokens.
     pub(crate) fn set_rate(&mut self, per_second: f64) {
         self.per_second = per_second;
+        self.own_rate = true;
     }
 }
 

@@ -237,6 +237,7 @@ impl ChatServer {
             Line { room: room.to_owned(), seq: r.next_seq, time_ms: clock.unix_ms, from, text, kind, history: false };
         self.store.accept_line(PendingLine { line, waiter })?;
         r.next_seq += 1;
+        self.stats.lines_accepted += 1;
         Ok(())
     }
 
@@ -465,6 +466,7 @@ impl ChatServer {
         let Some(r) = self.rooms.get_mut(room) else { return };
         r.topic = topic.clone();
         self.store.admin(crate::store::AdminChange::Topic { room: room.to_owned(), topic: topic.clone() });
+        tracing::info!(target: "udpchat::admin", %room, %by, "topic");
         self.announce(clock, format!("-- {by} set the topic of #{room}: {topic}"));
         let notice = ServerMsg::Notice {
             room: room.to_owned(),

@@ -26,6 +26,8 @@ pub(crate) struct Room {
     pub(crate) next_seq: u64,
     /// The newest line that is stored and delivered.
     pub(crate) head: u64,
+    /// Times a member started lagging (metrics: slow-reader catch-ups).
+    pub(crate) fell_behind: u64,
 }
 
 /// A member's catch-up cursor in one room.
@@ -69,6 +71,7 @@ impl Room {
             lagging: BTreeMap::new(),
             next_seq: head + 1,
             head,
+            fell_behind: 0,
         }
     }
 
@@ -84,7 +87,10 @@ impl Room {
     /// the head on (the line being sent is not counted in the head yet).
     pub(crate) fn fall_behind(&mut self, m: ConnectionHandle) {
         let head = self.head;
-        self.lagging.entry(m).or_insert(Lag { cursor: head, state: LagState::Waiting });
+        if let std::collections::btree_map::Entry::Vacant(e) = self.lagging.entry(m) {
+            e.insert(Lag { cursor: head, state: LagState::Waiting });
+            self.fell_behind += 1;
+        }
     }
 
     pub(crate) fn remove_member(&mut self, m: ConnectionHandle) {
@@ -94,21 +100,24 @@ impl Room {
 
     /// Sends `bytes` to every member that hears `traffic` live, except
     /// `skip`. A member whose queue is full starts lagging: it never slows
-    /// the others.
+    /// the others. Returns how many members it was sent to.
     pub(crate) fn broadcast(
         &mut self,
         bytes: &[u8],
         traffic: Traffic,
         skip: Option<ConnectionHandle>,
         out: &mut impl Outlet,
-    ) {
+    ) -> usize {
         let mut behind = Vec::new();
+        let mut sent = 0;
         for &m in &self.members {
             if Some(m) == skip || (!self.lagging.is_empty() && !self.hears(m, traffic)) {
                 continue;
             }
-            if out.send(m, bytes) == Err(SendError::Blocked) {
-                behind.push(m);
+            match out.send(m, bytes) {
+                Ok(()) => sent += 1,
+                Err(SendError::Blocked) => behind.push(m),
+                Err(_) => {}
             }
         }
         for m in behind {
@@ -121,5 +130,6 @@ impl Room {
                 let _ = out.send(l, bytes);
             }
         }
+        sent
     }
 }

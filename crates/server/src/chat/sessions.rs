@@ -135,6 +135,10 @@ impl Sessions {
         self.by_handle.iter()
     }
 
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&ConnectionHandle, &mut Session)> {
+        self.by_handle.iter_mut()
+    }
+
     pub(crate) fn keys(&self) -> Keys<'_, ConnectionHandle, Session> {
         self.by_handle.keys()
     }

@@ -209,6 +209,11 @@ impl StoreRequest {
         matches!(self.0, Request::Commit(_) | Request::Admin(_) | Request::Prune { .. })
     }
 
+    /// Whether it is a group commit of lines (whose latency is a metric).
+    pub fn is_commit(&self) -> bool {
+        matches!(self.0, Request::Commit(_))
+    }
+
     /// Runs it (on a store thread: this may wait for the disk).
     pub fn run(self, store: &mut dyn Store) -> StoreCompletion {
         StoreCompletion(match self.0 {
@@ -268,6 +273,14 @@ pub(crate) struct StoreWork {
 pub(crate) struct Backlog;
 
 impl StoreWork {
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(crate) fn reads_in_flight(&self) -> usize {
+        self.reads
+    }
+
     pub(crate) fn accept_line(&mut self, line: PendingLine) -> Result<(), Backlog> {
         if self.pending.len() >= MAX_PENDING {
             return Err(Backlog);

@@ -117,6 +117,8 @@ impl ChatServer {
         for &h in &online {
             let Some(session) = self.sessions.get_mut(&h) else { continue };
             session.pacing.set_rate(per_second);
+            // Back to the server's rate: a reload's new rate applies again.
+            session.pacing.own_rate = rate > 0;
             let limits = session.pacing.limits(max_line);
             self.reply(h, &limits, out);
         }
