@@ -354,3 +354,50 @@ fn text_from_the_server_is_made_safe_to_print() {
     let topic = ClientEvent::Server(ServerMsg::Topic { room: "r".into(), topic: "\u{2067}abc\u{2069}\r".into() });
     assert_eq!(items(&topic)[0].text, "topic of #r: \u{FFFD}abc\u{FFFD}\u{FFFD}");
 }
+
+#[test]
+fn completions_of_commands_rooms_and_nicks() {
+    let mut m = lobby();
+    m.on_event(&joined("rust", &["ana", "bob"]));
+    m.on_event(&joined("rustaceans", &["ana"]));
+    assert_eq!(m.completions("/jo", true), ["/join"]);
+    assert!(m.completions("/jo", false).is_empty(), "commands only start a line");
+    assert_eq!(m.completions("#ru", false), ["#rust", "#rustaceans"]);
+    m.goto(1);
+    assert_eq!(m.completions("b", false), ["bert", "bob"]);
+    assert!(m.completions("a", false).is_empty(), "our own nickname is left out");
+}
+
+#[test]
+fn scrollback_bound_can_be_raised_and_still_holds() {
+    let mut m = lobby();
+    m.set_scrollback(SCROLLBACK * 3);
+    for i in 0..SCROLLBACK * 4 {
+        m.on_event(&line("lobby", "bob", &i.to_string()));
+    }
+    let c = &m.conversations()[1];
+    assert_eq!(c.lines.len(), SCROLLBACK * 3);
+    assert_eq!(last_text(c), Some((SCROLLBACK * 4 - 1).to_string().as_str()));
+    m.set_scrollback(10);
+    assert_eq!(m.conversations()[1].lines.len(), 10);
+}
+
+#[test]
+fn a_history_page_is_counted_as_inserted_above() {
+    let mut m = lobby();
+    let mut l = line_msg("lobby", "bob", "now");
+    if let ServerMsg::Line(x) = &mut l {
+        x.time_ms = 2000;
+    }
+    m.on_event(&server(l));
+    let (added, above) = (m.current().added, m.current().inserted_above);
+    let mut old = line_msg("lobby", "bob", "earlier");
+    if let ServerMsg::Line(x) = &mut old {
+        x.time_ms = 1000;
+        x.history = true;
+    }
+    m.on_event(&server(old));
+    assert_eq!(m.current().inserted_above, above + 1);
+    assert_eq!(m.current().added, added);
+    assert_eq!(m.current().lines.iter().rev().nth(1).map(|l| l.text.as_str()), Some("earlier"));
+}
