@@ -116,12 +116,14 @@ fn status_bar(app: &App, ui: &mut egui::Ui) {
     egui::Panel::bottom("status").show(ui, |ui| {
         ui.horizontal(|ui| {
             let conn = v.model.conn();
-            let (dot, colour) = match conn {
-                Conn::Connected { .. } => ("●", egui::Color32::from_rgb(60, 170, 80)),
-                Conn::Connecting { .. } | Conn::LoggingIn => ("●", egui::Color32::from_rgb(220, 160, 30)),
-                _ => ("●", egui::Color32::from_rgb(200, 60, 50)),
+            let colour = match conn {
+                Conn::Connected { .. } => egui::Color32::from_rgb(60, 170, 80),
+                Conn::Connecting { .. } | Conn::LoggingIn => egui::Color32::from_rgb(220, 160, 30),
+                _ => egui::Color32::from_rgb(200, 60, 50),
             };
-            ui.label(RichText::new(dot).color(colour));
+            // A dot drawn, not a glyph: the built-in fonts have no U+25CF.
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+            ui.painter().circle_filled(rect.center(), 4.5, colour);
             ui.label(conn.describe());
             ui.separator();
             ui.label(format!("{} on {}", v.model.nick(), v.address));
@@ -180,6 +182,8 @@ fn input_line(app: &mut App, ui: &mut egui::Ui) {
         }
         ui.horizontal(|ui| {
             let hint = if v.model.awaiting_nick() { "type another nickname" } else { "type a message or /help" };
+            // The nickname labels the input line, as in HexChat.
+            let nick = ui.label(RichText::new(v.model.nick()).strong());
             let send_width = 70.0;
             let edit = egui::TextEdit::singleline(&mut v.input)
                 .id(id)
@@ -187,6 +191,7 @@ fn input_line(app: &mut App, ui: &mut egui::Ui) {
                 .desired_width(ui.available_width() - send_width)
                 .lock_focus(true);
             let mut out = edit.show(ui);
+            *out.response = Clone::clone(&*out.response).labelled_by(nick.id);
             if std::mem::take(&mut v.cursor_to_end) {
                 let end = egui::text::CCursor::new(v.input.chars().count());
                 out.state.cursor.set_char_range(Some(egui::text::CCursorRange::one(end)));

@@ -75,7 +75,7 @@ pub fn row(item: &Item, visuals: &egui::Visuals, font: &FontId) -> LayoutJob {
             job.append(&format!("[{nick}]"), 0.0, nick_fmt());
             job.append("  ", 0.0, fmt(normal));
         }
-        Kind::Error => job.append("⚠ ", 0.0, fmt(error)),
+        Kind::Error => job.append("! ", 0.0, fmt(error)),
         _ => job.append("— ", 0.0, fmt(text_colour)),
     }
     let mut text_fmt = fmt(text_colour);
