@@ -41,8 +41,6 @@ pub struct ChatUi {
     pub jump: Option<String>,
     /// The topic being edited.
     pub topic_edit: Option<String>,
-    /// The scroll offset of the lines at the last frame.
-    last_offset: f32,
 }
 
 /// Every conversation of every server, in side-list order.
@@ -330,9 +328,8 @@ fn topic_bar(app: &mut App, ui: &mut egui::Ui) {
 }
 
 fn lines(app: &mut App, ui: &mut egui::Ui) {
-    let last = app.chat.last_offset;
     let Some(v) = app.servers.get_mut(app.current) else { return };
-    let inserted = v.take_inserted_above();
+    let (inserted, last) = v.take_inserted_above();
     let row = rows::row_height(ui);
     let page = ui.input_mut(|i| {
         if i.consume_key(Modifiers::NONE, Key::PageUp) {
@@ -343,18 +340,16 @@ fn lines(app: &mut App, ui: &mut egui::Ui) {
             0.0
         }
     });
-    let offset = if inserted > 0 {
+    let offset = match last {
         // A page of history went in above: keep the same lines in view.
-        Some(last + inserted as f32 * row)
-    } else if page != 0.0 {
-        Some((last + page * (ui.available_height() - row)).max(0.0))
-    } else {
-        None
+        Some(last) if inserted > 0 => Some(last + inserted as f32 * row),
+        Some(last) if page != 0.0 => Some((last + page * (ui.available_height() - row)).max(0.0)),
+        _ => None,
     };
     let conv = v.model.current();
     let id = egui::Id::unique(("lines", v.conn, &conv.target));
-    let out = rows::show(ui, id, &conv.lines, offset);
-    app.chat.last_offset = out.state.clamped_offset().y;
+    let out = rows::show(ui, id, &conv.lines, v.model.nick(), offset);
+    v.scrolled_to(out.state.clamped_offset().y);
     let scrollable = out.content_size.y > out.inner_rect.height() + 1.0;
     if scrollable && out.state.clamped_offset().y <= 0.5 && v.want_history() {
         ui.ctx().request_repaint();

@@ -13,7 +13,7 @@ use egui::text::LayoutJob;
 use egui::{Color32, FontId, TextFormat};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use udpchat_client::model::{Item, Kind, Status, nick_key};
+use udpchat_client::model::{Item, Kind, Status, mentions, nick_key};
 
 /// `HH:MM` in the system time zone (`TZ`, else /etc/localtime).
 pub fn clock(time_ms: u64) -> String {
@@ -35,8 +35,8 @@ pub fn nick_colour(nick: &str, dark: bool) -> Color32 {
     egui::ecolor::Hsva::new(hue, s, v, 1.0).into()
 }
 
-/// How one row reads: the text as laid out, and whether it gets the
-/// faint background of history.
+/// How one row reads, as laid out (the backgrounds of history and of
+/// lines that mention us are drawn by [`show`]).
 pub fn row(item: &Item, visuals: &egui::Visuals, font: &FontId) -> LayoutJob {
     let dark = visuals.dark_mode;
     let strong = visuals.strong_text_color();
@@ -107,6 +107,7 @@ pub fn show(
     ui: &mut egui::Ui,
     id: egui::Id,
     lines: &std::collections::VecDeque<Item>,
+    me: &str,
     offset: Option<f32>,
 ) -> egui::scroll_area::ScrollAreaOutput<()> {
     let font = egui::TextStyle::Body.resolve(ui.style());
@@ -118,7 +119,20 @@ pub fn show(
     } else {
         Color32::from_rgba_unmultiplied(0, 0, 0, 10)
     };
-    let mut area = egui::ScrollArea::vertical().id_salt(id).auto_shrink([false, false]).stick_to_bottom(true);
+    let mention_bg = if visuals.dark_mode {
+        Color32::from_rgba_unmultiplied(230, 170, 40, 28)
+    } else {
+        Color32::from_rgba_unmultiplied(230, 170, 40, 60)
+    };
+    // Stuck to the bottom, new lines scroll into view; an offset set on
+    // purpose (a page key, a history page kept in place) must win.
+    // Not animated: an animation still running toward an old target would
+    // undo the offset set to keep the view in place when history arrives.
+    let mut area = egui::ScrollArea::vertical()
+        .id_salt(id)
+        .auto_shrink([false, false])
+        .animated(false)
+        .stick_to_bottom(offset.is_none());
     if let Some(y) = offset {
         area = area.vertical_scroll_offset(y);
     }
@@ -128,9 +142,15 @@ pub fn show(
             job.wrap.max_width = ui.available_width();
             let bg = ui.painter().add(egui::Shape::Noop);
             let r = ui.add(egui::Label::new(job).truncate().selectable(true));
-            if item.history {
+            let own = item.nick.as_deref().is_some_and(|n| nick_key(n.split(" → ").next().unwrap_or(n)) == nick_key(me));
+            let fill = if item.is_said() && !own && mentions(&item.text, me) {
+                Some(mention_bg)
+            } else {
+                item.history.then_some(history_bg)
+            };
+            if let Some(fill) = fill {
                 let rect = egui::Rect::from_min_max(r.rect.min, egui::pos2(ui.max_rect().right(), r.rect.max.y));
-                ui.painter().set(bg, egui::Shape::rect_filled(rect.expand(1.0), 2.0, history_bg));
+                ui.painter().set(bg, egui::Shape::rect_filled(rect.expand(1.0), 2.0, fill));
             }
         }
     })

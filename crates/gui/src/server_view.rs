@@ -39,6 +39,9 @@ pub struct Paging {
     pub asked_at: Option<u64>,
     /// `inserted_above` the view has made room for (kept in place).
     pub seen_above: u64,
+    /// The scroll offset at the last frame that showed this conversation;
+    /// `None` before the first (nothing to keep in place yet).
+    pub last_offset: Option<f32>,
 }
 
 pub struct ServerView {
@@ -171,14 +174,21 @@ impl ServerView {
         true
     }
 
-    /// Rows inserted above what the current conversation shows since the
-    /// view last looked (a page of history), so it can keep its place.
-    pub fn take_inserted_above(&mut self) -> u64 {
+    /// Rows inserted above what the current conversation showed at the
+    /// last frame (a page of history), and the scroll offset then: the
+    /// view adds the rows' height to keep the same lines in place.
+    pub fn take_inserted_above(&mut self) -> (u64, Option<f32>) {
         let c = self.model.current();
         let p = self.paging.entry(c.target.clone()).or_default();
         let new = c.inserted_above.saturating_sub(p.seen_above);
         p.seen_above = c.inserted_above;
-        new
+        (new, p.last_offset)
+    }
+
+    /// Where the current conversation's view was left this frame.
+    pub fn scrolled_to(&mut self, offset: f32) {
+        let c = self.model.current();
+        self.paging.entry(c.target.clone()).or_default().last_offset = Some(offset);
     }
 }
 

@@ -142,17 +142,24 @@ fn scrolling_to_the_top_loads_earlier_history() {
     let history = |h: &Gui| h.state().servers[0].model.current().lines.iter().filter(|l| l.history).count();
     let before = history(&h);
     assert!(!shows(&h, "old line 60"), "older lines are not loaded yet");
-    // Scroll up until the top: the next page comes and is put above.
-    until(&mut h, "an earlier page", |h| {
-        h.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Page,
-            delta: egui::vec2(0.0, 1.0),
-            modifiers: egui::Modifiers::NONE,
-            source: egui::MouseWheelSource::Wheel,
-            phase: egui::TouchPhase::Move,
-        });
-        history(h) > before
+    // Scroll up until the top: the next page is asked for…
+    let asked = |h: &Gui| h.state().servers[0].paging.values().any(|p| p.asked_at.is_some());
+    until(&mut h, "a page asked for", |h| {
+        if !asked(h) {
+            h.event(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Page,
+                delta: egui::vec2(0.0, 1.0),
+                modifiers: egui::Modifiers::NONE,
+                source: egui::MouseWheelSource::Wheel,
+                phase: egui::TouchPhase::Move,
+            });
+        }
+        asked(h)
     });
+    // (A wheel turn moves the view at the end of its frame: one more to see it.)
+    h.step();
+    assert!(shows(&h, "old line 100"), "at the top");
+    // …and put above, the view kept where it was.
     until(&mut h, "the page in the model", |h| history(h) >= before + 40);
     assert!(h.state().servers[0].model.current().lines.iter().any(|l| l.text == "old line 60"));
     // It did not jump to the very top of the new page.
@@ -160,6 +167,7 @@ fn scrolling_to_the_top_loads_earlier_history() {
         h.step();
     }
     assert!(!shows(&h, "old line 50"), "the view kept its place instead of jumping to the oldest line");
+    assert!(shows(&h, "old line 100"), "the line that was at the top is still in view");
 }
 
 #[test]
@@ -184,4 +192,46 @@ fn a_paste_of_200_lines_arrives_whole_and_in_order() {
     let want: Vec<String> = (1..=200).map(|i| format!("pasted {i}")).collect();
     assert_eq!(got, want);
     until(&mut h, "every line acknowledged", |h| h.state().servers[0].model.pending_lines() == 0);
+}
+
+#[test]
+fn an_unreachable_server_is_explained_in_the_form() {
+    // A port nobody listens on.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = gui(paths(&dir));
+    login(&mut h, &format!("127.0.0.1:{port}"), "ana", "");
+    until(&mut h, "the unreachable error", |h| shows(h, "No answer from"));
+    assert!(shows(&h, "the server is running") && shows(&h, "firewall"));
+    assert!(h.state().servers.is_empty());
+}
+
+#[test]
+fn remembered_settings_and_two_servers_at_once() {
+    let first = ServerThread::start(None);
+    let second = ServerThread::start(None);
+    let _peer = Peer::join(&second, "bob", None);
+    let dir = tempfile::tempdir().unwrap();
+    let p = paths(&dir);
+    let mut h = gui(p.clone());
+    h.state_mut().form.remember_me = true;
+    h.state_mut().form.password = String::new();
+    login_trusting(&mut h, &first, "ana");
+    // Saved by the network thread: the server and nickname, no password.
+    until(&mut h, "the settings file", |_| p.config.exists());
+    let saved = udpchat_gui::config::GuiConfig::load(&p.config).unwrap();
+    assert_eq!(saved.servers, [first.address()]);
+    assert_eq!(saved.nick, "ana");
+
+    // Ctrl+O: the form again, for a second server.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::O);
+    h.step();
+    login(&mut h, &second.address(), "ana", "");
+    until(&mut h, "the second server's key dialog", |h| shows(h, &second.key.to_string()));
+    h.get_by_label("Trust this server").click();
+    until(&mut h, "two servers", |h| h.state().servers.len() == 2);
+    until(&mut h, "both in the side list", |h| shows(h, &first.address()) && shows(h, &second.address()));
+    assert!(h.state().servers.iter().all(|v| v.model.conn().is_connected() || v.model.current_room().is_some()));
+    let saved = udpchat_gui::config::GuiConfig::load(&p.config).unwrap();
+    assert_eq!(saved.servers, [second.address(), first.address()], "most recent first");
 }

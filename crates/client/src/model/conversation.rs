@@ -106,8 +106,11 @@ impl Conversation {
     pub fn push(&mut self, item: Item) {
         // A page of /history is older than what is shown: it goes above
         // the newer lines (by time), not at the bottom.
-        if item.history && self.lines.back().is_some_and(|last| last.time_ms > item.time_ms) {
-            let at = self.lines.partition_point(|l| l.time_ms <= item.time_ms);
+        // Lines stamped in the same millisecond (a burst) go by their
+        // sequence numbers.
+        let key = |l: &Item| (l.time_ms, l.seq);
+        if item.history && self.lines.back().is_some_and(|last| key(last) > key(&item)) {
+            let at = self.lines.partition_point(|l| key(l) <= key(&item));
             self.lines.insert(at, item);
             self.inserted_above += 1;
         } else {

@@ -296,6 +296,7 @@ fn history_pages_go_above_newer_lines() {
         nick: Some("bob".into()),
         text: text.into(),
         kind: Kind::Chat,
+        seq: 0,
         history,
         id: None,
         status: Status::Confirmed,
@@ -307,6 +308,30 @@ fn history_pages_go_above_newer_lines() {
     let texts: Vec<_> = c.lines.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(texts, vec!["old", "older page, later line", "new", "newer"]);
     assert_eq!(c.added, 2, "a history page does not push the view");
+}
+
+#[test]
+fn history_lines_of_the_same_millisecond_go_by_sequence_number() {
+    let mut c = Conversation::new(Target::Room("r".into()));
+    let at = |seq: u64, history: bool| Item {
+        time_ms: 7,
+        room: Some("r".into()),
+        nick: Some("bob".into()),
+        text: seq.to_string(),
+        kind: Kind::Chat,
+        seq,
+        history,
+    id: None,
+        status: Status::Confirmed,
+    };
+    c.push(at(10, true));
+    c.push(at(11, true));
+    // An earlier page, oldest first, stamped in the same millisecond.
+    c.push(at(3, true));
+    c.push(at(4, true));
+    let texts: Vec<_> = c.lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, vec!["3", "4", "10", "11"]);
+    assert_eq!(c.inserted_above, 2);
 }
 
 #[test]
@@ -399,5 +424,6 @@ fn a_history_page_is_counted_as_inserted_above() {
     m.on_event(&server(old));
     assert_eq!(m.current().inserted_above, above + 1);
     assert_eq!(m.current().added, added);
-    assert_eq!(m.current().lines.iter().rev().nth(1).map(|l| l.text.as_str()), Some("earlier"));
+    let pos = |t: &str| m.current().lines.iter().position(|l| l.text == t);
+    assert!(pos("earlier") < pos("now"), "the older line goes above");
 }

@@ -1,0 +1,142 @@
+//! The chat window's own behaviour, with the model fed by hand (no
+//! server): 100,000 lines laid out only where visible and the scrollback
+//! bounded, Ctrl+K and Ctrl+N between conversations, Tab completion of
+//! commands, rooms and nicknames, Up/Down recall of typed lines.
+
+mod common;
+
+use common::*;
+use egui::{Key, Modifiers};
+use egui_kittest::kittest::Queryable;
+use udpchat_client::ClientEvent;
+use udpchat_client::chat::{Line, LineKind, ServerMsg};
+use udpchat_gui::server_view::{GUI_SCROLLBACK, ServerView};
+
+fn joined(room: &str, members: &[&str]) -> ClientEvent {
+    ClientEvent::Server(ServerMsg::Joined {
+        room: room.into(),
+        head: 0,
+        topic: String::new(),
+        members: members.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+fn line(room: &str, from: &str, text: String) -> ClientEvent {
+    ClientEvent::Server(ServerMsg::Line(Line {
+        room: room.into(),
+        seq: 1,
+        time_ms: 0,
+        from: from.into(),
+        text,
+        kind: LineKind::Normal,
+        history: false,
+    }))
+}
+
+/// The window showing a logged-in server that nothing answers.
+fn window() -> (Gui, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = gui(paths(&dir));
+    {
+        let app = h.state_mut();
+        let mut v = ServerView::new(99, "127.0.0.1:9", "ana");
+        v.model.on_event(&ClientEvent::Server(ServerMsg::Welcome {
+            nick: "ana".into(),
+            server_name: "t".into(),
+            motd: String::new(),
+            operator: false,
+        }));
+        v.model.on_event(&joined("lobby", &["ana", "bob", "bert"]));
+        v.model.on_event(&joined("rust", &["ana", "carol"]));
+        v.model.goto(1);
+        app.servers.push(v);
+        app.show_form = false;
+    }
+    h.step();
+    (h, dir)
+}
+
+fn room(h: &Gui) -> Option<String> {
+    h.state().servers[0].model.current_room().map(str::to_owned)
+}
+
+#[test]
+fn a_hundred_thousand_lines_are_drawn_only_where_visible() {
+    let (mut h, _dir) = window();
+    {
+        let v = &mut h.state_mut().servers[0];
+        for i in 0..GUI_SCROLLBACK + 500 {
+            v.model.on_event(&line("lobby", "bob", format!("line {i}")));
+        }
+        assert_eq!(v.model.current().lines.len(), GUI_SCROLLBACK, "the scrollback is bounded");
+    }
+    h.step();
+    h.step();
+    let shown = h.query_all_by_label_contains("line ").count();
+    assert!(shown > 5 && shown < 200, "{shown} rows laid out");
+    assert!(shows(&h, &format!("line {}", GUI_SCROLLBACK + 499)), "the newest line is in view");
+    // Page up a few times: other rows, still only a screenful.
+    for _ in 0..3 {
+        h.key_press(Key::PageUp);
+        h.step();
+    }
+    h.step();
+    assert!(!shows(&h, &format!("line {}", GUI_SCROLLBACK + 499)));
+    let shown = h.query_all_by_label_contains("line ").count();
+    assert!(shown > 5 && shown < 200, "{shown} rows laid out");
+}
+
+#[test]
+fn keyboard_moves_between_conversations() {
+    let (mut h, _dir) = window();
+    assert_eq!(room(&h).as_deref(), Some("lobby"));
+    h.key_press_modifiers(Modifiers::COMMAND, Key::N);
+    h.step();
+    assert_eq!(room(&h).as_deref(), Some("rust"));
+    h.key_press_modifiers(Modifiers::COMMAND, Key::P);
+    h.step();
+    assert_eq!(room(&h).as_deref(), Some("lobby"));
+    h.key_press_modifiers(Modifiers::COMMAND, Key::K);
+    h.step();
+    h.step();
+    h.get_by_label("Jump to a conversation");
+    h.event(egui::Event::Text("rus".into()));
+    h.step();
+    h.key_press(Key::Enter);
+    h.step();
+    assert_eq!(room(&h).as_deref(), Some("rust"));
+    assert!(h.query_by_label("Jump to a conversation").is_none(), "the jump dialog closed");
+}
+
+#[test]
+fn tab_completes_and_up_recalls() {
+    let (mut h, _dir) = window();
+    type_line(&mut h, "ana", "/jo");
+    h.key_press(Key::Tab);
+    h.step();
+    assert_eq!(h.state().servers[0].input, "/join ");
+    h.event(egui::Event::Text("#ru".into()));
+    h.step();
+    h.key_press(Key::Tab);
+    h.step();
+    assert_eq!(h.state().servers[0].input, "/join #rust ");
+    h.state_mut().servers[0].input.clear();
+    h.step();
+    h.event(egui::Event::Text("b".into()));
+    h.step();
+    h.key_press(Key::Tab);
+    h.step();
+    assert_eq!(h.state().servers[0].input, "bert: ");
+    h.key_press(Key::Tab);
+    h.step();
+    assert_eq!(h.state().servers[0].input, "bob: ");
+    h.key_press(Key::Enter);
+    h.step();
+    assert_eq!(h.state().servers[0].input, "");
+    h.key_press(Key::ArrowUp);
+    h.step();
+    assert_eq!(h.state().servers[0].input, "bob: ");
+    h.key_press(Key::ArrowDown);
+    h.step();
+    assert_eq!(h.state().servers[0].input, "");
+}
