@@ -152,7 +152,7 @@ impl App {
         self.form.busy = Some(format!("contacting {server}…"));
         self.attempt = Some(Attempt { conn, options, stage: Stage::Probing });
         self.form.remember(&mut self.config);
-        let save = Request::SaveConfig { config: self.config.clone(), path: self.paths.config.clone() };
+        let save = Request::SaveConfig { config: Box::new(self.config.clone()), path: self.paths.config.clone() };
         // Not saving the settings is not worth refusing to connect.
         let _ = self.backend.send(save);
     }
@@ -185,7 +185,7 @@ impl App {
         let Some(attempt) = self.attempt.as_mut() else { return };
         attempt.options.server_key = Some(key);
         let view = ServerView::new(attempt.conn, &attempt.options.server, &attempt.options.nick);
-        let req = Request::Connect { conn: attempt.conn, options: attempt.options.clone() };
+        let req = Request::Connect { conn: attempt.conn, options: Box::new(attempt.options.clone()) };
         if self.backend.send(req).is_err() {
             self.attempt = None;
             self.form.failed("the network thread is busy or gone; try again");

@@ -33,28 +33,70 @@ pub type ConnId = u64;
 #[derive(Debug)]
 pub enum Request {
     /// Ask `server` for its key and compare it with `known_hosts`.
-    Probe { conn: ConnId, server: String, known_hosts: PathBuf },
+    Probe {
+        conn: ConnId,
+        server: String,
+        known_hosts: PathBuf,
+    },
     /// Write `key` for `server` into `known_hosts` (trusted or replaced).
-    Trust { server: String, key: PublicKey, known_hosts: PathBuf },
+    Trust {
+        server: String,
+        key: PublicKey,
+        known_hosts: PathBuf,
+    },
     /// Start the client.
-    Connect { conn: ConnId, options: ClientOptions },
-    Input { conn: ConnId, input: Input },
-    Login { conn: ConnId, nick: String },
+    Connect {
+        conn: ConnId,
+        options: Box<ClientOptions>,
+    },
+    Input {
+        conn: ConnId,
+        input: Input,
+    },
+    Login {
+        conn: ConnId,
+        nick: String,
+    },
     /// Leave at once (`within` zero) or after the lines are acknowledged.
-    Quit { conn: ConnId, reason: String, within: Duration },
-    SaveConfig { config: GuiConfig, path: PathBuf },
+    Quit {
+        conn: ConnId,
+        reason: String,
+        within: Duration,
+    },
+    SaveConfig {
+        config: Box<GuiConfig>,
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug)]
 pub enum Reply {
     /// The server's key, and the one `known_hosts` has for it.
-    Key { conn: ConnId, key: PublicKey, known: Option<PublicKey> },
+    Key {
+        conn: ConnId,
+        key: PublicKey,
+        known: Option<PublicKey>,
+    },
     /// The probe failed; `unreachable`: no answer at all.
-    ProbeFailed { conn: ConnId, error: String, unreachable: bool },
-    ConnectFailed { conn: ConnId, error: String },
-    Event { conn: ConnId, event: ClientEvent },
+    ProbeFailed {
+        conn: ConnId,
+        error: String,
+        unreachable: bool,
+    },
+    ConnectFailed {
+        conn: ConnId,
+        error: String,
+    },
+    Event {
+        conn: ConnId,
+        event: ClientEvent,
+    },
     /// `Client::input` numbered a line or private message: show it as pending.
-    Sending { conn: ConnId, id: u64, input: Input },
+    Sending {
+        conn: ConnId,
+        id: u64,
+        input: Input,
+    },
     /// A disk write failed; worded for the user.
     Problem(String),
 }
@@ -134,7 +176,7 @@ async fn serve(mut requests: mpsc::Receiver<Request>, replies: Replies) {
                     replies.send(Reply::Problem(format!("the server's key was not saved: {e}"))).await;
                 }
             }
-            Request::Connect { conn, options } => match Client::connect(options).await {
+            Request::Connect { conn, options } => match Client::connect(*options).await {
                 Ok((client, events)) => {
                     // Unbounded, but fed only by this loop, which the
                     // bounded request queue limits.

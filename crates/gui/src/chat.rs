@@ -41,6 +41,8 @@ pub struct ChatUi {
     pub jump: Option<String>,
     /// The topic being edited.
     pub topic_edit: Option<String>,
+    /// The window title last set (set again only when it changes).
+    title: String,
 }
 
 /// Every conversation of every server, in side-list order.
@@ -104,7 +106,8 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
     egui::CentralPanel::default().show(ui, |ui| lines(app, ui));
     jump(app, &ctx);
     let title = app.current_server().map(|v| format!("udpchat — {} ({})", v.model.current().name(), v.address));
-    if let Some(title) = title {
+    if let Some(title) = title.filter(|t| *t != app.chat.title) {
+        app.chat.title.clone_from(&title);
         ctx.send_viewport_cmd(egui::ViewportCommand::Title(title));
     }
 }
@@ -262,10 +265,11 @@ fn members(app: &mut App, ui: &mut egui::Ui) {
             for m in &v.model.current().members {
                 let colour = rows::nick_colour(m, ui.visuals().dark_mode);
                 let r = ui.add(egui::Label::new(RichText::new(m).color(colour)).sense(egui::Sense::click()));
-                if r.on_hover_text("click to address, double-click to write privately").double_clicked() {
+                let r = r.on_hover_text("click to address, double-click to write privately");
+                if r.double_clicked() {
                     address = Some(format!("/msg {m} "));
-                } else if ui.ctx().input(|i| i.pointer.any_click()) && ui.rect_contains_pointer(ui.min_rect()) {
-                    // handled below by single clicks
+                } else if r.clicked() {
+                    address = Some(format!("{m}: "));
                 }
             }
         });
@@ -300,7 +304,11 @@ fn topic_bar(app: &mut App, ui: &mut egui::Ui) {
                     }
                 }
                 (Some(_), None) => {
-                    let shown = if topic.is_empty() { RichText::new("no topic").weak().italics() } else { RichText::new(&topic) };
+                    let shown = if topic.is_empty() {
+                        RichText::new("no topic").weak().italics()
+                    } else {
+                        RichText::new(&topic)
+                    };
                     ui.add(egui::Label::new(shown).truncate());
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                         if ui.small_button("Edit topic").clicked() {

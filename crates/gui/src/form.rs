@@ -54,7 +54,7 @@ pub struct Form {
 impl Form {
     pub fn from_config(c: &GuiConfig) -> Self {
         Form {
-            server: c.servers.first().cloned().unwrap_or_else(|| format!("127.0.0.1:{}", DEFAULT_PORT)),
+            server: c.servers.first().cloned().unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}")),
             nick: c.nick.clone(),
             password: c.server_password.clone(),
             account_password: c.account_password.clone(),
@@ -160,7 +160,9 @@ impl Form {
                 let label = ui.label("Server address");
                 ui.horizontal(|ui| {
                     let r = ui.add(
-                        egui::TextEdit::singleline(&mut self.server).desired_width(width - 150.0).hint_text("host:port"),
+                        egui::TextEdit::singleline(&mut self.server)
+                            .desired_width(width - 150.0)
+                            .hint_text("host:port"),
                     );
                     let r = r.labelled_by(label.id);
                     if focus == Some(Field::Server) {
@@ -189,23 +191,32 @@ impl Form {
                 ui.end_row();
                 submitted |= field(ui, "Nickname", &mut self.nick, false, focus == Some(Field::Nick), enter);
                 ui.end_row();
-                submitted |= field(ui, "Server password", &mut self.password, true, focus == Some(Field::Password), enter);
+                submitted |=
+                    field(ui, "Server password", &mut self.password, true, focus == Some(Field::Password), enter);
                 ui.end_row();
                 let focused = focus == Some(Field::AccountPassword);
                 submitted |= field(ui, "Account password", &mut self.account_password, true, focused, enter);
                 ui.end_row();
                 ui.label("");
-                ui.label(RichText::new("Leave the passwords empty if the server and your nickname have none.").weak().small());
+                ui.label(
+                    RichText::new("Leave the passwords empty if the server and your nickname have none.")
+                        .weak()
+                        .small(),
+                );
                 ui.end_row();
             });
             ui.add_space(6.0);
             ui.checkbox(&mut self.remember_me, "Remember me (address and nickname)");
             ui.add_enabled_ui(self.remember_me, |ui| {
-                ui.checkbox(&mut self.remember_passwords, "Remember passwords too (kept unencrypted, readable only by you)");
+                ui.checkbox(
+                    &mut self.remember_passwords,
+                    "Remember passwords too (kept unencrypted, readable only by you)",
+                );
             });
             ui.add_space(10.0);
             ui.horizontal(|ui| {
-                let connect = ui.add_enabled(self.busy.is_none(), egui::Button::new("Connect").min_size([100.0, 28.0].into()));
+                let connect =
+                    ui.add_enabled(self.busy.is_none(), egui::Button::new("Connect").min_size([100.0, 28.0].into()));
                 if connect.clicked() {
                     submitted = true;
                 }
@@ -221,9 +232,12 @@ impl Form {
             }
             if let Some(error) = &self.error {
                 ui.add_space(8.0);
-                egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8.0).corner_radius(4.0).show(ui, |ui| {
-                    ui.label(RichText::new(error).color(error_colour(ui)));
-                });
+                egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8.0).corner_radius(4.0).show(
+                    ui,
+                    |ui| {
+                        ui.label(RichText::new(error).color(error_colour(ui)));
+                    },
+                );
             }
         });
         if submitted && self.busy.is_none() && self.check() {
@@ -248,7 +262,8 @@ pub fn error_colour(ui: &egui::Ui) -> Color32 {
 /// One labelled line of the form; true when Enter was pressed in it.
 fn field(ui: &mut egui::Ui, name: &str, value: &mut String, password: bool, focus: bool, enter: bool) -> bool {
     let label = ui.label(name);
-    let r = ui.add(egui::TextEdit::singleline(value).password(password).desired_width(f32::INFINITY)).labelled_by(label.id);
+    let r =
+        ui.add(egui::TextEdit::singleline(value).password(password).desired_width(f32::INFINITY)).labelled_by(label.id);
     if focus {
         r.request_focus();
     }

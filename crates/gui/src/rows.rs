@@ -72,7 +72,8 @@ pub fn row(item: &Item, visuals: &egui::Visuals, font: &FontId) -> LayoutJob {
             job.append(" ", 0.0, fmt(normal));
         }
         Kind::Private if !nick.is_empty() => {
-            job.append(&format!("[{nick}]"), 0.0, nick_fmt());
+            // The model writes `from → to`; the built-in fonts have no arrow.
+            job.append(&format!("[{}]", nick.replace(" → ", " -> ")), 0.0, nick_fmt());
             job.append("  ", 0.0, fmt(normal));
         }
         Kind::Error => job.append("! ", 0.0, fmt(error)),
@@ -142,7 +143,8 @@ pub fn show(
             job.wrap.max_width = ui.available_width();
             let bg = ui.painter().add(egui::Shape::Noop);
             let r = ui.add(egui::Label::new(job).truncate().selectable(true));
-            let own = item.nick.as_deref().is_some_and(|n| nick_key(n.split(" → ").next().unwrap_or(n)) == nick_key(me));
+            let own =
+                item.nick.as_deref().is_some_and(|n| nick_key(n.split(" → ").next().unwrap_or(n)) == nick_key(me));
             let fill = if item.is_said() && !own && mentions(&item.text, me) {
                 Some(mention_bg)
             } else {

@@ -87,7 +87,9 @@ impl ServerView {
         if len as u64 > limit && !self.model.awaiting_nick() {
             self.model.note(
                 Kind::Error,
-                &format!("line too long: {len} bytes; this server takes at most {limit} (not sent: it is still in the input)"),
+                &format!(
+                    "line too long: {len} bytes; this server takes at most {limit} (not sent: it is still in the input)"
+                ),
             );
             return;
         }
@@ -104,7 +106,8 @@ impl ServerView {
     pub fn pasted(&mut self, text: &str) -> bool {
         let Some(lines) = paste_lines(&self.input, text) else { return false };
         if lines.len() > MAX_PASTE {
-            self.model.note(Kind::Error, &format!("a paste of {} lines is too long (at most {MAX_PASTE})", lines.len()));
+            self.model
+                .note(Kind::Error, &format!("a paste of {} lines is too long (at most {MAX_PASTE})", lines.len()));
             return true;
         }
         self.input.clear();
@@ -146,7 +149,8 @@ impl ServerView {
             self.cursor_to_end = true;
             return;
         }
-        let start = self.input.char_indices().rev().find(|(_, c)| c.is_whitespace()).map_or(0, |(i, c)| i + c.len_utf8());
+        let start =
+            self.input.char_indices().rev().find(|(_, c)| c.is_whitespace()).map_or(0, |(i, c)| i + c.len_utf8());
         let word = &self.input[start..];
         if word.is_empty() {
             return;

@@ -48,6 +48,17 @@ fn window() -> (Gui, tempfile::TempDir) {
         }));
         v.model.on_event(&joined("lobby", &["ana", "bob", "bert"]));
         v.model.on_event(&joined("rust", &["ana", "carol"]));
+        // A private conversation (its nick has an arrow: the built-in
+        // fonts must have every glyph the rows use, or egui panics here).
+        v.model.on_event(&ClientEvent::Server(ServerMsg::Private {
+            id: 1,
+            seq: 0,
+            from: "carol".into(),
+            to: "ana".into(),
+            text: "psst… — ok?".into(),
+            time_ms: 0,
+            history: false,
+        }));
         v.model.goto(1);
         app.servers.push(v);
         app.show_form = false;
@@ -90,6 +101,16 @@ fn a_hundred_thousand_lines_are_drawn_only_where_visible() {
 fn keyboard_moves_between_conversations() {
     let (mut h, _dir) = window();
     assert_eq!(room(&h).as_deref(), Some("lobby"));
+    // The private conversation is the last entry: Ctrl+P from the server
+    // buffer wraps to it, and it draws.
+    h.state_mut().servers[0].model.goto(0);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::P);
+    h.step();
+    h.step();
+    assert_eq!(h.state().servers[0].model.current().peer(), Some("carol"));
+    assert!(shows(&h, "psst"));
+    h.state_mut().servers[0].model.goto(1);
+    h.step();
     h.key_press_modifiers(Modifiers::COMMAND, Key::N);
     h.step();
     assert_eq!(room(&h).as_deref(), Some("rust"));

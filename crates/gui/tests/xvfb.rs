@@ -105,7 +105,9 @@ fn the_binary_logs_in_under_xvfb_and_is_photographed() {
 
     let deadline = Instant::now() + WAIT;
     let window = loop {
-        if let Some(w) = run(&display, &["xdotool", "search", "--name", "udpchat"]).and_then(|o| o.lines().next().map(str::to_owned)) {
+        if let Some(w) =
+            run(&display, &["xdotool", "search", "--name", "udpchat"]).and_then(|o| o.lines().next().map(str::to_owned))
+        {
             break w;
         }
         assert!(Instant::now() < deadline, "no udpchat window appeared on {display}");
@@ -117,12 +119,20 @@ fn the_binary_logs_in_under_xvfb_and_is_photographed() {
     // address field focused: Enter connects.
     run(&display, &["xdotool", "key", "--window", &window, "Return"]).expect("press Enter");
     std::thread::sleep(Duration::from_millis(1500));
+    // Join a second room, and go back to the lobby with Ctrl+P.
+    run(&display, &["xdotool", "type", "--delay", "20", "/join rust"]).expect("type");
+    run(&display, &["xdotool", "key", "Return"]).expect("press Enter");
+    std::thread::sleep(Duration::from_millis(500));
+    run(&display, &["xdotool", "key", "ctrl+p"]).expect("press Ctrl+P");
     carol.say(LOBBY, "ana: welcome to the desktop client");
     run(&display, &["xdotool", "type", "--delay", "20", "hello from the desktop client"]).expect("type");
     run(&display, &["xdotool", "key", "Return"]).expect("press Enter");
     let got = bob.lines_from("ana", |t| !t.is_empty());
     assert_eq!(got, ["hello from the desktop client"]);
     bob.say(LOBBY, "welcome ana!");
+    // Unread in the other room, with a mention.
+    bob.say("rust", "ana: the release notes are up");
+    bob.say("rust", "and the changelog");
     std::thread::sleep(Duration::from_millis(800));
 
     let shot = home.path().join("gui.png");

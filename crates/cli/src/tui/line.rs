@@ -2,7 +2,8 @@
 //! splits a character (the cursor is a byte offset on a char boundary),
 //! and Up/Down through a bounded history. Terminal-free, so unit-tested.
 
-/// Typed lines remembered for Up/Down.
+/// Typed lines remembered for Up/Down (the tests check the bound).
+#[cfg(test)]
 pub use udpchat_client::model::TYPED_HISTORY as HISTORY;
 
 /// The line being typed; `cursor` is a byte offset, always on a char

@@ -28,11 +28,11 @@ use std::collections::BTreeMap;
 use udpchat_chat::{NoticeKind, RefuseCode, ServerMsg};
 
 use crate::{ClientEvent, Input};
+pub use completion::COMMANDS;
 pub use conn::Conn;
 pub use conversation::{Conversation, SCROLLBACK, Target};
 pub use item::{Item, Kind, Status, items};
 pub use names::{mentions, nick_key, room_key};
-pub use completion::COMMANDS;
 pub use paste::paste_lines;
 pub use typed::Command;
 pub use typed_history::{TYPED_HISTORY, TypedHistory};

@@ -321,7 +321,7 @@ fn history_lines_of_the_same_millisecond_go_by_sequence_number() {
         kind: Kind::Chat,
         seq,
         history,
-    id: None,
+        id: None,
         status: Status::Confirmed,
     };
     c.push(at(10, true));

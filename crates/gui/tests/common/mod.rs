@@ -185,5 +185,7 @@ pub fn login_trusting(h: &mut Gui, server: &ServerThread, nick: &str) {
     let key = server.key.to_string();
     until(h, "the first-contact dialog with the server's key", |h| shows(h, &key));
     h.get_by_label("Trust this server").click();
-    until(h, "the chat window", |h| !h.state().servers.is_empty() && h.state().servers[0].model.current_room() == Some("lobby"));
+    until(h, "the chat window", |h| {
+        !h.state().servers.is_empty() && h.state().servers[0].model.current_room() == Some("lobby")
+    });
 }
