@@ -105,6 +105,7 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
     topic_bar(app, ui);
     egui::CentralPanel::default().show(ui, |ui| lines(app, ui));
     jump(app, &ctx);
+    paste_question(app, &ctx);
     let title = app.current_server().map(|v| format!("udpchat — {} ({})", v.model.current().name(), v.address));
     if let Some(title) = title.filter(|t| *t != app.chat.title) {
         app.chat.title.clone_from(&title);
@@ -400,6 +401,29 @@ fn jump(app: &mut App, ctx: &egui::Context) {
     }
     if close {
         app.chat.jump = None;
+        app.chat.focus_input = true;
+    }
+}
+
+/// "Send N pasted lines?", while a long paste waits for an answer.
+fn paste_question(app: &mut App, ctx: &egui::Context) {
+    let Some(v) = app.servers.get_mut(app.current) else { return };
+    let Some(n) = v.paste.as_ref().map(Vec::len) else { return };
+    let mut answer = None;
+    let place = v.model.current().name();
+    egui::Modal::new(egui::Id::unique("paste")).show(ctx, |ui| {
+        ui.label(format!("Send {n} pasted lines to {place}, one by one?"));
+        ui.horizontal(|ui| {
+            if ui.button("Send them").clicked() || ui.input(|i| i.key_pressed(Key::Enter)) {
+                answer = Some(true);
+            }
+            if ui.button("Cancel").clicked() || ui.input(|i| i.key_pressed(Key::Escape)) {
+                answer = Some(false);
+            }
+        });
+    });
+    if let Some(yes) = answer {
+        v.confirm_paste(yes);
         app.chat.focus_input = true;
     }
 }

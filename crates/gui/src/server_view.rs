@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use udpchat_client::Input;
-use udpchat_client::model::{Command, Kind, Model, Target, TypedHistory, paste_lines};
+use udpchat_client::model::{Command, Kind, Model, PASTE_CONFIRM, Target, TypedHistory, paste_lines};
 
 use crate::backend::ConnId;
 
@@ -58,6 +58,8 @@ pub struct ServerView {
     pub paging: HashMap<Target, Paging>,
     /// The user asked to leave this server.
     pub quitting: bool,
+    /// A paste of more than `PASTE_CONFIRM` lines, waiting for "send them?".
+    pub paste: Option<Vec<String>>,
 }
 
 impl ServerView {
@@ -75,6 +77,7 @@ impl ServerView {
             outgoing: VecDeque::new(),
             paging: HashMap::new(),
             quitting: false,
+            paste: None,
         }
     }
 
@@ -111,6 +114,24 @@ impl ServerView {
             return true;
         }
         self.input.clear();
+        if lines.len() > PASTE_CONFIRM {
+            self.paste = Some(lines);
+        } else {
+            self.send_lines(lines);
+        }
+        true
+    }
+
+    /// The answer to "send N pasted lines?".
+    pub fn confirm_paste(&mut self, yes: bool) {
+        match self.paste.take() {
+            Some(lines) if yes => self.send_lines(lines),
+            Some(lines) => self.model.note(Kind::Info, &format!("paste of {} lines cancelled", lines.len())),
+            None => {}
+        }
+    }
+
+    fn send_lines(&mut self, lines: Vec<String>) {
         for line in lines {
             self.input = line;
             self.submit();
@@ -120,7 +141,6 @@ impl ServerView {
                 break;
             }
         }
-        true
     }
 
     pub fn history_up(&mut self) {

@@ -183,6 +183,10 @@ fn a_paste_of_200_lines_arrives_whole_and_in_order() {
     h.step();
     h.event(egui::Event::Paste(text));
     h.step();
+    // More than a few lines: asked first, as the terminal client does.
+    until(&mut h, "the paste question", |h| shows(h, "Send 200 pasted lines"));
+    h.get_by_label("Send them").click();
+    h.step();
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + WAIT;
     while got.len() < 200 && std::time::Instant::now() < deadline {
@@ -234,4 +238,35 @@ fn remembered_settings_and_two_servers_at_once() {
     assert!(h.state().servers.iter().all(|v| v.model.conn().is_connected() || v.model.current_room().is_some()));
     let saved = udpchat_gui::config::GuiConfig::load(&p.config).unwrap();
     assert_eq!(saved.servers, [second.address(), first.address()], "most recent first");
+}
+
+#[test]
+fn a_registered_nickname_and_a_ban_are_explained_in_the_form() {
+    let server = ServerThread::with_accounts(None, &[("ana", "s3cret", false), ("op", "0per", true)]);
+    let op = Peer::join_as(&server, "op", None, "0per");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = gui(paths(&dir));
+    login(&mut h, &server.address(), "ana", "");
+    until(&mut h, "the first-contact dialog", |h| shows(h, "Trust this server"));
+    h.get_by_label("Trust this server").click();
+    until(&mut h, "the registered-nickname error", |h| shows(h, "is registered"));
+    h.step();
+    assert!(h.get_by_label("Account password").is_focused(), "the account password gets the focus");
+    fill(&mut h, "Account password", "s3cret");
+    h.get_by_label("Connect").click();
+    until(&mut h, "the chat window", |h| !h.state().servers.is_empty());
+
+    // An operator bans eve; eve is told so in the form.
+    op.rt.block_on(op.client.input(udpchat_client::Input::Ban {
+        target: "eve".into(),
+        reason: "spam".into(),
+        expires_secs: 0,
+    }));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = gui(paths(&dir));
+    login(&mut h, &server.address(), "eve", "");
+    until(&mut h, "the first-contact dialog", |h| shows(h, "Trust this server"));
+    h.get_by_label("Trust this server").click();
+    until(&mut h, "the ban in the form", |h| shows(h, "You are banned"));
 }

@@ -161,3 +161,46 @@ fn tab_completes_and_up_recalls() {
     h.step();
     assert_eq!(h.state().servers[0].input, "");
 }
+
+#[test]
+fn the_status_bar_shows_reconnecting_and_lines_waiting_for_the_server() {
+    let (mut h, _dir) = window();
+    h.state_mut().servers[0].model.on_event(&ClientEvent::Rtt(std::time::Duration::from_micros(700)));
+    h.step();
+    assert!(shows(&h, "connected, rtt 0.7 ms"));
+    let said = udpchat_client::Input::Say { room: "lobby".into(), text: "are you there?".into(), action: false };
+    h.state_mut().servers[0].model.sending(5, &said);
+    h.state_mut().servers[0].model.on_event(&ClientEvent::Connecting { attempt: 2 });
+    h.step();
+    h.step();
+    assert!(shows(&h, "reconnecting (attempt 2)"));
+    assert!(shows(&h, "1 line(s) waiting for the server"));
+    assert!(shows(&h, "are you there? (sending…)"));
+    let back = ServerMsg::Line(Line {
+        room: "lobby".into(),
+        seq: 9,
+        time_ms: 0,
+        from: "ana".into(),
+        text: "are you there?".into(),
+        kind: LineKind::Normal,
+        history: false,
+    });
+    h.state_mut().servers[0].model.on_event(&ClientEvent::Delivered { id: 5, msg: back });
+    h.step();
+    assert!(!shows(&h, "waiting for the server") && !shows(&h, "(sending…)"));
+    assert!(shows(&h, "are you there?"));
+}
+
+#[test]
+fn the_window_follows_the_system_theme() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = gui(paths(&dir));
+    // As eframe starts: follow the system (the app never picks a theme).
+    h.ctx.set_theme(egui::ThemePreference::System);
+    for theme in [egui::Theme::Light, egui::Theme::Dark, egui::Theme::Light] {
+        h.input_mut().system_theme = Some(theme);
+        h.step();
+        h.step();
+        assert_eq!(h.ctx.global_style().visuals.dark_mode, theme == egui::Theme::Dark, "{theme:?}");
+    }
+}

@@ -32,7 +32,7 @@ struct Scroll {
 }
 
 /// A paste of more lines than this asks first (`paste N lines? y/n`).
-pub const PASTE_CONFIRM: usize = 5;
+pub use udpchat_client::model::PASTE_CONFIRM;
 
 /// What to ask the client for: the model decides (`Model::typed`).
 pub use udpchat_client::model::Command as Action;

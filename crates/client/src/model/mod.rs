@@ -33,7 +33,7 @@ pub use conn::Conn;
 pub use conversation::{Conversation, SCROLLBACK, Target};
 pub use item::{Item, Kind, Status, items};
 pub use names::{mentions, nick_key, room_key};
-pub use paste::paste_lines;
+pub use paste::{PASTE_CONFIRM, paste_lines};
 pub use typed::Command;
 pub use typed_history::{TYPED_HISTORY, TypedHistory};
 

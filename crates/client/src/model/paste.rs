@@ -4,6 +4,10 @@
 //! server's rate). Shared by the terminal client's bracketed paste and the
 //! desktop client's clipboard paste, so both split a paste the same way.
 
+/// A paste of more lines than this is confirmed first (as irssi's paste
+/// detection does): a misdirected paste of a whole file is easy to make.
+pub const PASTE_CONFIRM: usize = 5;
+
 /// The lines to send for `pasted` text added to `typed` (what was in the
 /// input line before it): `None` when the paste has no line break (it
 /// simply goes into the input line). Blank lines are skipped: the server

@@ -35,6 +35,11 @@ impl ServerThread {
     /// No rate limit (a paste of 200 lines goes at once); `password`: the
     /// shared server password.
     pub fn start(password: Option<&str>) -> Self {
+        Self::with_accounts(password, &[])
+    }
+
+    /// [`start`](Self::start) with accounts: (nickname, password, operator).
+    pub fn with_accounts(password: Option<&str>, accounts: &[(&str, &str, bool)]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut settings = Settings { data_dir: data.path().to_owned(), ..Settings::default() };
         settings.listen = "127.0.0.1:0".parse().unwrap();
@@ -45,7 +50,13 @@ impl ServerThread {
         settings.server_name = "testchat".into();
         let (key, _) = udpchat_server::key_file::load_or_create(data.path()).unwrap();
         let public = key.public;
-        let store = SqliteStore::open(data.path(), settings.history_sync, None).unwrap();
+        let mut store = SqliteStore::open(data.path(), settings.history_sync, None).unwrap();
+        for (name, pw, operator) in accounts {
+            use udpchat_server::store::{Account, Store};
+            let hash = udpchat_server::chat::hash_password(pw).unwrap();
+            let account = Account { name: (*name).into(), hash, operator: *operator, rate: 0 };
+            store.put_account(&udpchat_client::chat::names::fold(name), &account).unwrap();
+        }
         let reader = SqliteStore::open_reader(store.path()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -75,10 +86,16 @@ pub struct Peer {
 
 impl Peer {
     pub fn join(server: &ServerThread, nick: &str, password: Option<&str>) -> Self {
+        Self::join_as(server, nick, password, "")
+    }
+
+    /// [`join`](Self::join) with an account password.
+    pub fn join_as(server: &ServerThread, nick: &str, password: Option<&str>, account: &str) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let mut options = ClientOptions::new(&server.address(), nick);
         options.password = password.unwrap_or_default().to_owned();
         options.server_key = Some(server.key);
+        options.account_password = account.into();
         let (client, mut events) = rt.block_on(Client::connect(options)).unwrap();
         rt.block_on(udpchat_client::wait_for(&mut events, WAIT, |e| {
             matches!(e, ClientEvent::Server(udpchat_client::chat::ServerMsg::Joined { .. }))
