@@ -29,7 +29,7 @@ const JUMP: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::K)
 const ADD_SERVER: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
 
 /// The shortcuts, for the help line and the README.
-pub const SHORTCUTS: &str = "Enter send · Up/Down recall · Tab complete · Ctrl+N/Ctrl+P next/previous room · \
+pub const SHORTCUTS: &str = "keys: Enter send · Up/Down recall · Tab complete · Ctrl+N/Ctrl+P next/previous room · \
                              Ctrl+K jump to a room · Ctrl+O another server · PageUp/PageDown scroll";
 
 /// What the chat window keeps between frames.

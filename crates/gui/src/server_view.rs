@@ -66,6 +66,7 @@ impl ServerView {
     pub fn new(conn: ConnId, address: &str, nick: &str) -> Self {
         let mut model = Model::new(nick, None);
         model.set_scrollback(GUI_SCROLLBACK);
+        model.set_keys_help(crate::chat::SHORTCUTS);
         ServerView {
             conn,
             address: address.to_owned(),

@@ -160,6 +160,12 @@ fn tab_completes_and_up_recalls() {
     h.key_press(Key::ArrowDown);
     h.step();
     assert_eq!(h.state().servers[0].input, "");
+    // /help ends with this window's keys, not the terminal's.
+    type_line(&mut h, "ana", "/help");
+    h.key_press(Key::Enter);
+    h.step();
+    h.step();
+    assert!(shows(&h, "Ctrl+K jump to a room"));
 }
 
 #[test]

@@ -72,6 +72,8 @@ pub struct Model {
     closed: Option<String>,
     end_reason: Option<String>,
     refused: Option<String>,
+    /// The keys line `/help` ends with (the front end's own keys).
+    keys_help: &'static str,
     /// Items kept per conversation ([`SCROLLBACK`] unless a front end
     /// that renders only the visible rows asks for more).
     scrollback: usize,
@@ -95,7 +97,13 @@ impl Model {
             end_reason: None,
             refused: None,
             scrollback: SCROLLBACK,
+            keys_help: typed::KEYS_HELP,
         }
+    }
+
+    /// The line about keys `/help` shows (the terminal client's by default).
+    pub fn set_keys_help(&mut self, keys: &'static str) {
+        self.keys_help = keys;
     }
 
     /// Keeps up to `items` per conversation from now on (at least 1): a
