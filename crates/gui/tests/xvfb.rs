@@ -118,11 +118,12 @@ fn the_binary_logs_in_under_xvfb_and_is_photographed() {
     // The form opens with the remembered server and nickname, the
     // address field focused: Enter connects.
     run(&display, &["xdotool", "key", "--window", &window, "Return"]).expect("press Enter");
-    std::thread::sleep(Duration::from_millis(1500));
+    bob.saw_join("ana", LOBBY);
     // Join a second room, and go back to the lobby with Ctrl+P.
     run(&display, &["xdotool", "type", "--delay", "20", "/join rust"]).expect("type");
     run(&display, &["xdotool", "key", "Return"]).expect("press Enter");
-    std::thread::sleep(Duration::from_millis(500));
+    bob.saw_join("ana", "rust");
+    std::thread::sleep(Duration::from_millis(200));
     run(&display, &["xdotool", "key", "ctrl+p"]).expect("press Ctrl+P");
     carol.say(LOBBY, "ana: welcome to the desktop client");
     run(&display, &["xdotool", "type", "--delay", "20", "hello from the desktop client"]).expect("type");

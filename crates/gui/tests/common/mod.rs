@@ -108,6 +108,16 @@ impl Peer {
         self.rt.block_on(self.client.say(room, text));
     }
 
+    /// Waits until `nick` joins `room` (fails the test after [`WAIT`]).
+    pub fn saw_join(&mut self, nick: &str, room: &str) {
+        use udpchat_client::chat::{NoticeKind, ServerMsg};
+        let seen = self.rt.block_on(udpchat_client::wait_for(&mut self.events, WAIT, |e| {
+            matches!(e, ClientEvent::Server(ServerMsg::Notice { kind: NoticeKind::Join, nick: n, room: r, .. })
+                if n == nick && r == room)
+        }));
+        assert!(seen.is_some(), "{nick} did not join #{room}");
+    }
+
     /// Waits for lines in `room` from `from` until `done` says enough;
     /// returns their texts in arrival order.
     pub fn lines_from(&mut self, from: &str, mut done: impl FnMut(&[String]) -> bool) -> Vec<String> {
