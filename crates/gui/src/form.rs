@@ -150,95 +150,100 @@ impl Form {
             ui.heading("Connect to a udpchat server");
             ui.add_space(12.0);
         });
-        let width = 360.0_f32.min(ui.available_width() - 32.0);
+        let width = 440.0_f32.min(ui.available_width() - 32.0);
+        let margin = ((ui.available_width() - width) / 2.0).max(0.0);
         let focus = self.focus.take();
         let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
         let mut submitted = false;
-        ui.vertical_centered(|ui| {
-            ui.set_max_width(width);
-            egui::Grid::new("connect-form").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
-                let label = ui.label("Server address");
-                ui.horizontal(|ui| {
-                    let r = ui.add(
-                        egui::TextEdit::singleline(&mut self.server)
-                            .desired_width(width - 150.0)
-                            .hint_text("host:port"),
-                    );
-                    let r = r.labelled_by(label.id);
-                    if focus == Some(Field::Server) {
-                        r.request_focus();
-                    }
-                    submitted |= r.lost_focus() && enter;
-                    if !recent.is_empty() || !self.discovered.is_empty() {
-                        egui::ComboBox::from_id_salt("recent-servers").selected_text("Recent").width(70.0).show_ui(
-                            ui,
-                            |ui| {
-                                for s in recent {
-                                    ui.selectable_value(&mut self.server, s.clone(), s);
-                                }
-                                if !self.discovered.is_empty() {
-                                    ui.separator();
-                                    ui.label(RichText::new("On this network").weak());
-                                    for d in &self.discovered {
-                                        let text = format!("{} ({})", d.name, d.address);
-                                        ui.selectable_value(&mut self.server, d.address.clone(), text);
-                                    }
-                                }
-                            },
+        // One centred column, everything in it aligned on the left.
+        ui.horizontal_top(|ui| {
+            ui.add_space(margin);
+            ui.vertical(|ui| {
+                ui.set_width(width);
+                egui::Grid::new("connect-form").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+                    let label = ui.label("Server address");
+                    ui.horizontal(|ui| {
+                        let r = ui.add(
+                            egui::TextEdit::singleline(&mut self.server)
+                                .desired_width(width - 230.0)
+                                .hint_text("host:port"),
                         );
+                        let r = r.labelled_by(label.id);
+                        if focus == Some(Field::Server) {
+                            r.request_focus();
+                        }
+                        submitted |= r.lost_focus() && enter;
+                        if !recent.is_empty() || !self.discovered.is_empty() {
+                            egui::ComboBox::from_id_salt("recent-servers").selected_text("Recent").width(70.0).show_ui(
+                                ui,
+                                |ui| {
+                                    for s in recent {
+                                        ui.selectable_value(&mut self.server, s.clone(), s);
+                                    }
+                                    if !self.discovered.is_empty() {
+                                        ui.separator();
+                                        ui.label(RichText::new("On this network").weak());
+                                        for d in &self.discovered {
+                                            let text = format!("{} ({})", d.name, d.address);
+                                            ui.selectable_value(&mut self.server, d.address.clone(), text);
+                                        }
+                                    }
+                                },
+                            );
+                        }
+                    });
+                    ui.end_row();
+                    submitted |= field(ui, "Nickname", &mut self.nick, false, focus == Some(Field::Nick), enter);
+                    ui.end_row();
+                    submitted |=
+                        field(ui, "Server password", &mut self.password, true, focus == Some(Field::Password), enter);
+                    ui.end_row();
+                    let focused = focus == Some(Field::AccountPassword);
+                    submitted |= field(ui, "Account password", &mut self.account_password, true, focused, enter);
+                    ui.end_row();
+                    ui.label("");
+                    ui.label(
+                        RichText::new("Leave the passwords empty if the server and your nickname have none.")
+                            .weak()
+                            .small(),
+                    );
+                    ui.end_row();
+                });
+                ui.add_space(6.0);
+                ui.checkbox(&mut self.remember_me, "Remember me (address and nickname)");
+                ui.add_enabled_ui(self.remember_me, |ui| {
+                    ui.checkbox(
+                        &mut self.remember_passwords,
+                        "Remember passwords too (unencrypted, only you can read them)",
+                    );
+                });
+                ui.add_space(10.0);
+                ui.horizontal(|ui| {
+                    let connect = ui
+                        .add_enabled(self.busy.is_none(), egui::Button::new("Connect").min_size([100.0, 28.0].into()));
+                    if connect.clicked() {
+                        submitted = true;
+                    }
+                    if can_cancel && ui.button("Cancel").clicked() {
+                        action = FormAction::Cancel;
                     }
                 });
-                ui.end_row();
-                submitted |= field(ui, "Nickname", &mut self.nick, false, focus == Some(Field::Nick), enter);
-                ui.end_row();
-                submitted |=
-                    field(ui, "Server password", &mut self.password, true, focus == Some(Field::Password), enter);
-                ui.end_row();
-                let focused = focus == Some(Field::AccountPassword);
-                submitted |= field(ui, "Account password", &mut self.account_password, true, focused, enter);
-                ui.end_row();
-                ui.label("");
-                ui.label(
-                    RichText::new("Leave the passwords empty if the server and your nickname have none.")
-                        .weak()
-                        .small(),
-                );
-                ui.end_row();
-            });
-            ui.add_space(6.0);
-            ui.checkbox(&mut self.remember_me, "Remember me (address and nickname)");
-            ui.add_enabled_ui(self.remember_me, |ui| {
-                ui.checkbox(
-                    &mut self.remember_passwords,
-                    "Remember passwords too (kept unencrypted, readable only by you)",
-                );
-            });
-            ui.add_space(10.0);
-            ui.horizontal(|ui| {
-                let connect =
-                    ui.add_enabled(self.busy.is_none(), egui::Button::new("Connect").min_size([100.0, 28.0].into()));
-                if connect.clicked() {
-                    submitted = true;
+                if let Some(busy) = &self.busy {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(busy);
+                    });
                 }
-                if can_cancel && ui.button("Cancel").clicked() {
-                    action = FormAction::Cancel;
+                if let Some(error) = &self.error {
+                    ui.add_space(8.0);
+                    egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8.0).corner_radius(4.0).show(
+                        ui,
+                        |ui| {
+                            ui.label(RichText::new(error).color(error_colour(ui)));
+                        },
+                    );
                 }
             });
-            if let Some(busy) = &self.busy {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(busy);
-                });
-            }
-            if let Some(error) = &self.error {
-                ui.add_space(8.0);
-                egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8.0).corner_radius(4.0).show(
-                    ui,
-                    |ui| {
-                        ui.label(RichText::new(error).color(error_colour(ui)));
-                    },
-                );
-            }
         });
         if submitted && self.busy.is_none() && self.check() {
             self.error = None;
