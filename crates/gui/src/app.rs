@@ -105,7 +105,7 @@ impl App {
 
     /// Draws one frame (eframe's `App::ui`, and the tests' harness).
     pub fn ui(&mut self, ui: &mut egui::Ui) {
-        self.take_replies();
+        self.take_replies(ui.ctx());
         if self.show_form || self.servers.is_empty() {
             self.form_screen(ui);
         } else {
@@ -195,10 +195,20 @@ impl App {
         self.form.busy = Some("logging in…".into());
     }
 
-    /// Takes every reply waiting (bounded by the reply queue).
-    fn take_replies(&mut self) {
+    /// Takes every reply waiting (bounded by the reply queue). A new
+    /// mention or private message while the window is not focused asks
+    /// for the user's attention (the task bar entry flashes), as HexChat
+    /// and Element do.
+    fn take_replies(&mut self, ctx: &egui::Context) {
+        let mentions =
+            |app: &App| -> usize { app.servers.iter().flat_map(|v| v.model.conversations()).map(|c| c.mentions).sum() };
+        let before = mentions(self);
         while let Some(reply) = self.backend.poll() {
             self.on_reply(reply);
+        }
+        let unfocused = ctx.input(|i| i.viewport().focused == Some(false));
+        if mentions(self) > before && unfocused {
+            ctx.send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(egui::UserAttentionType::Informational));
         }
     }
 

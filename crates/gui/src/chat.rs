@@ -113,8 +113,8 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
     }
 }
 
-fn status_bar(app: &App, ui: &mut egui::Ui) {
-    let Some(v) = app.current_server() else { return };
+fn status_bar(app: &mut App, ui: &mut egui::Ui) {
+    let Some(v) = app.servers.get_mut(app.current) else { return };
     egui::Panel::bottom("status").show(ui, |ui| {
         ui.horizontal(|ui| {
             let conn = v.model.conn();
@@ -129,6 +129,11 @@ fn status_bar(app: &App, ui: &mut egui::Ui) {
             ui.label(conn.describe());
             ui.separator();
             ui.label(format!("{} on {}", v.model.nick(), v.address));
+            if conn == Conn::Closed
+                && ui.small_button("Close").on_hover_text("remove this server from the list").clicked()
+            {
+                v.outgoing.push_back(Command::Exit);
+            }
             let pending = v.model.pending_lines() + v.outgoing.len();
             if pending > 0 {
                 ui.separator();
