@@ -119,6 +119,9 @@ fn the_binary_logs_in_under_xvfb_and_is_photographed() {
     // address field focused: Enter connects.
     run(&display, &["xdotool", "key", "--window", &window, "Return"]).expect("press Enter");
     bob.saw_join("ana", LOBBY);
+    // The window shows the chat (and focuses its input line) on the frame
+    // after the welcome; under load that can take a moment.
+    std::thread::sleep(Duration::from_millis(1000));
     // Join a second room, and go back to the lobby with Ctrl+P.
     run(&display, &["xdotool", "type", "--delay", "20", "/join rust"]).expect("type");
     run(&display, &["xdotool", "key", "Return"]).expect("press Enter");
