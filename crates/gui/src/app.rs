@@ -106,6 +106,7 @@ impl App {
     /// Draws one frame (eframe's `App::ui`, and the tests' harness).
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         self.take_replies(ui.ctx());
+        crate::chat::quit_shortcut(ui.ctx());
         if self.show_form || self.servers.is_empty() {
             self.form_screen(ui);
         } else {

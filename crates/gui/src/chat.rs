@@ -6,7 +6,7 @@
 //! the server. Keyboard: Enter sends, Up/Down recall typed lines, Tab
 //! completes, Ctrl+N/Ctrl+P (or Alt+Down/Alt+Up, Ctrl+PageDown/PageUp)
 //! switch conversations, Ctrl+K jumps to one by name, Ctrl+O connects to
-//! another server.
+//! another server, Ctrl+Q quits.
 
 use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 use udpchat_client::Input;
@@ -27,10 +27,11 @@ const PREV: [KeyboardShortcut; 3] = [
 ];
 const JUMP: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::K);
 const ADD_SERVER: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
+const QUIT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Q);
 
 /// The shortcuts, for the help line and the README.
 pub const SHORTCUTS: &str = "keys: Enter send · Up/Down recall · Tab complete · Ctrl+N/Ctrl+P next/previous room · \
-                             Ctrl+K jump to a room · Ctrl+O another server · PageUp/PageDown scroll";
+                             Ctrl+K jump to a room · Ctrl+O another server · PageUp/PageDown scroll · Ctrl+Q quit";
 
 /// What the chat window keeps between frames.
 #[derive(Debug, Default)]
@@ -67,6 +68,15 @@ pub fn step(app: &mut App, forward: bool) {
     let n = list.len();
     let next = if forward { (here + 1) % n } else { (here + n - 1) % n };
     go(app, list[next]);
+}
+
+/// Ctrl+Q, anywhere: close the window as its close button does (eframe
+/// then saves the window's size and position, and `on_exit` says goodbye
+/// to the servers).
+pub fn quit_shortcut(ctx: &egui::Context) {
+    if ctx.input_mut(|i| i.consume_shortcut(&QUIT)) {
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
 }
 
 fn shortcuts(app: &mut App, ctx: &egui::Context) {

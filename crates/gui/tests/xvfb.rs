@@ -2,7 +2,8 @@
 //! display (Xvfb), with its settings and the server's key already saved
 //! (as after an earlier visit), it is started, Enter is pressed in the
 //! connect form (xdotool), a line is typed and sent, another client sees
-//! it, and the screen is photographed (ImageMagick's `import`). With
+//! it, the screen is photographed (ImageMagick's `import`), and Ctrl+Q
+//! closes it, saving the window's geometry. With
 //! `UDPCHAT_GUI_SCREENSHOT=PATH` the picture is also copied there (that is
 //! how docs/images/gui.png was made). Without Xvfb, xdotool or import the
 //! test is skipped with a message, except under CI (`CI` set), where it
@@ -146,4 +147,20 @@ fn the_binary_logs_in_under_xvfb_and_is_photographed() {
     if let Ok(to) = std::env::var("UDPCHAT_GUI_SCREENSHOT") {
         std::fs::copy(&shot, &to).expect("copy the screenshot");
     }
+
+    // Ctrl+Q closes the window the way its close button does: the client
+    // says goodbye, and eframe writes the window's size and position.
+    run(&display, &["xdotool", "key", "ctrl+q"]).expect("press Ctrl+Q");
+    let gui = &mut kill.0[1];
+    let deadline = Instant::now() + WAIT;
+    while gui.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "udpchat-gui did not exit after Ctrl+Q");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let saved = std::fs::read_to_string(home.path().join(".local/share/udpchat-gui/app.ron")).unwrap_or_default();
+    assert!(saved.contains("inner_size_points"), "the window geometry was not saved: {saved:?}");
+    bob.rt.block_on(udpchat_client::wait_for(&mut bob.events, WAIT, |e| {
+        matches!(e, udpchat_client::ClientEvent::Server(udpchat_client::chat::ServerMsg::Notice { nick, kind: udpchat_client::chat::NoticeKind::Quit, .. }) if nick == "ana")
+    }))
+    .expect("the others see ana leave");
 }
