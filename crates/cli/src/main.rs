@@ -6,6 +6,7 @@
 
 mod args;
 mod connect;
+mod console;
 mod display;
 mod plain;
 mod send;

@@ -6,13 +6,13 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tokio::sync::mpsc;
 use udpchat_server::driver::{Server, bind};
 use udpchat_server::settings::{Settings, default_data_dir};
 use udpchat_server::store::SqliteStore;
 use udpchat_server::{key_file, private_files};
 
 use crate::args::{ConsoleMode, KeygenArgs, ServerArgs};
+use crate::console::Console;
 
 fn settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     let mut s = match &args.config {
@@ -66,21 +66,6 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Operator lines from standard input, read on a plain thread (stdin
-/// blocks). Bounded: a paste of a thousand lines waits for the server.
-fn console_reader() -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel(64);
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines() {
-            let Ok(line) = line else { break };
-            if tx.blocking_send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args)?;
     // Warned about, not refused: the file is the administrator's (it may
@@ -118,8 +103,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(stdout, "your chats will be recorded here; type to talk as the operator, /help for commands");
     }
     let _ = stdout.flush();
-    let console = read_console.then(console_reader);
-    server.run(console, &mut stdout, shutdown_signal()).await?;
+    let Console { lines, mut output, interrupted, terminal } = Console::start(read_console);
+    let interrupted = async {
+        if interrupted.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let stop = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = interrupted => {}
+        }
+    };
+    server.run(lines, &mut output, stop).await?;
+    drop(terminal);
     let _ = writeln!(stdout, "server stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -35,7 +35,7 @@ fn appends(c: &mut Criterion) {
                             }
                         })
                         .collect();
-                    store.append(&mut lines.iter(), &mut std::iter::empty()).expect("append");
+                    store.append(&mut lines.iter(), &mut std::iter::empty(), &[]).expect("append");
                 });
             });
         }

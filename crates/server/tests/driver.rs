@@ -65,9 +65,10 @@ impl Store for Watched {
         &mut self,
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+        origins: &[(u64, u64)],
     ) -> Result<(), StoreError> {
         self.call("append");
-        self.inner.append(lines, privates)
+        self.inner.append(lines, privates, origins)
     }
     fn room_heads(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.call("room_heads");
@@ -183,7 +184,7 @@ impl Client {
 fn store_calls_run_on_the_store_threads_and_a_stuck_read_holds_up_nothing_else() {
     let mut data = MemoryStore::default();
     let old: Vec<_> = (1..=5).map(|i| stored("archive", i, "old")).collect();
-    data.append(&mut old.iter(), &mut std::iter::empty()).unwrap();
+    data.append(&mut old.iter(), &mut std::iter::empty(), &[]).unwrap();
     let (gate, calls) = (Gate::default(), Calls::default());
     gate.set(true);
     let writer = Watched { inner: data.clone(), gate: None, calls: calls.clone() };

@@ -14,7 +14,7 @@ use udpchat_server::store::Store;
 fn store_with(room: &str, count: u64) -> MemoryStore {
     let mut store = MemoryStore::default();
     let old: Vec<_> = (1..=count).map(|i| stored(room, i, &format!("old {i}"))).collect();
-    store.append(&mut old.iter(), &mut std::iter::empty()).unwrap();
+    store.append(&mut old.iter(), &mut std::iter::empty(), &[]).unwrap();
     store
 }
 
@@ -156,6 +156,44 @@ fn retention_prunes_in_the_background_on_the_writer() {
     t.chat.tick(clock, &mut t.out);
     t.end_batch();
     assert!(t.requests.iter().all(|r| r.writes()) && t.requests.len() == 1);
+    t.settle();
+    assert_eq!(t.store.lines("lobby").first().map(|l| l.seq), Some(21));
+}
+
+#[test]
+fn retention_the_operator_sets_overrides_the_config_and_survives_a_restart() {
+    let mut s = settings();
+    s.history_max_lines = Some(10);
+    let store = store_with("lobby", 30);
+    let mut t = Harness::with_store(s.clone(), store.clone());
+    let clock = t.clock();
+    t.chat.operator(clock, "/retention lobby", &mut t.out);
+    assert_eq!(t.chat.take_console(), vec!["-- #lobby keeps the last 10 lines (from the config)"]);
+    t.chat.operator(clock, "/retention lobby lines 25", &mut t.out);
+    t.chat.operator(clock, "/retention lobby weeks 2", &mut t.out);
+    let console = t.chat.take_console();
+    assert!(console[0].ends_with("-- #lobby now keeps the last 25 lines (kept across restarts; /retention lobby default goes back to the config)"), "{console:?}");
+    assert!(console[1].starts_with("-- /retention ROOM (show)"), "{console:?}");
+    t.end_batch();
+    t.settle();
+    t.chat.tick(clock, &mut t.out);
+    t.end_batch();
+    t.settle();
+    assert_eq!(t.store.lines("lobby").first().map(|l| l.seq), Some(6), "the operator's 25, not the config's 10");
+
+    // After a restart the operator's rule still holds; `default` goes back
+    // to the config's.
+    drop(t);
+    let mut t = Harness::with_store(s, store);
+    let clock = t.clock();
+    t.chat.operator(clock, "/retention lobby", &mut t.out);
+    assert_eq!(t.chat.take_console(), vec!["-- #lobby keeps the last 25 lines (set by the operator)"]);
+    t.chat.operator(clock, "/retention lobby default", &mut t.out);
+    assert!(t.chat.take_console()[0].ends_with("-- #lobby keeps the last 10 lines again (from the config)"));
+    t.end_batch();
+    t.settle();
+    t.chat.tick(clock, &mut t.out);
+    t.end_batch();
     t.settle();
     assert_eq!(t.store.lines("lobby").first().map(|l| l.seq), Some(21));
 }

@@ -3,11 +3,13 @@
 //! handled at the rate, in order, never refused for speed; a full held
 //! queue pauses reading the session (transport back-pressure) and
 //! resumes it once drained; Limits follows Welcome, with an account's
-//! own rate.
+//! own rate, and again when the operator changes that rate.
 
 mod support;
 
-use support::{Harness, join, live_seqs, say, settings};
+use std::time::Duration;
+
+use support::{Harness, MemoryStore, join, live_seqs, say, settings};
 use udpchat_chat::{ClientMsg, NoticeKind, ServerMsg};
 use udpchat_server::chat::HOLD_REQUESTS;
 use udpchat_server::settings::Settings;
@@ -125,4 +127,56 @@ fn limits_follow_welcome_with_the_accounts_rate() {
     t.login_as(h, "bot", "password1", Vec::new());
     let got = t.take(h);
     assert!(got.contains(&ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 50_000 }), "{got:?}");
+}
+
+#[test]
+fn an_operator_changing_an_accounts_rate_resends_limits_to_its_sessions_and_it_is_kept() {
+    let store = MemoryStore::default();
+    store.add_account("bot", "password1", false);
+    let mut t = Harness::with_store(paced(), store.clone());
+    let bot = t.connect("192.0.2.1:1001");
+    t.login_as(bot, "bot", "password1", Vec::new());
+    let ana = t.login("ana");
+    t.take(bot);
+    t.take(ana);
+
+    let clock = t.clock();
+    t.chat.operator(clock, "/rate BOT 40", &mut t.out);
+    t.end_batch();
+    t.settle(); // the account is read, then the new rate written
+    t.settle();
+    let fresh = ServerMsg::Limits { max_line_bytes: 4096, rate_burst: 5, rate_milli: 40_000 };
+    assert_eq!(t.take(bot), vec![fresh.clone()], "the bot is told at once");
+    assert!(t.take(ana).is_empty(), "other sessions keep theirs");
+    assert!(t.chat.take_console().iter().any(|l| l.ends_with("-- rate of bot set to 40 lines/s (1 session told)")));
+
+    // The bot now gets 40 requests a second: 30 lines in a second are all
+    // handled without waiting (with 2/s they would wait 12 s).
+    for id in 1..=30 {
+        t.send(bot, say(id, "lobby", &format!("line {id}")));
+    }
+    t.end_batch();
+    t.settle();
+    t.advance(Duration::from_millis(700));
+    t.release_all();
+    t.settle();
+    assert_eq!(acks(&t.take(bot)).len(), 30);
+
+    // Kept: a later login of the account gets the rate.
+    drop(t);
+    let mut t = Harness::with_store(paced(), store);
+    let bot = t.connect("192.0.2.1:1002");
+    t.login_as(bot, "bot", "password1", Vec::new());
+    assert!(t.take(bot).contains(&fresh));
+
+    // An unknown account is named, and nothing changes.
+    let clock = t.clock();
+    t.chat.operator(clock, "/rate nobody 9", &mut t.out);
+    t.end_batch();
+    t.settle();
+    let console = t.chat.take_console();
+    assert!(
+        console.iter().any(|l| l.contains("nobody has no account") && l.contains("udpchat user add")),
+        "{console:?}"
+    );
 }

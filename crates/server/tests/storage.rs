@@ -163,7 +163,7 @@ fn private_messages_to_accounts_are_stored_then_delivered() {
 fn held_reads_do_not_hold_up_live_lines_in_another_room() {
     let mut store = support::MemoryStore::default();
     let old: Vec<_> = (1..=5).map(|i| stored("archive", i, "old")).collect();
-    store.append(&mut old.iter(), &mut std::iter::empty()).unwrap();
+    store.append(&mut old.iter(), &mut std::iter::empty(), &[]).unwrap();
     let mut t = Harness::with_store(settings(), store);
     let (ana, bob) = (t.login("ana"), t.login("bob"));
     t.take(ana);

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test file uses part of this
 
 pub mod raw;
+pub mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

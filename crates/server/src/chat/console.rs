@@ -23,7 +23,8 @@ pub const OPERATOR: &str = "operator";
 pub const CONSOLE_HELP: &str = "\
 console commands: TEXT (say it in the current room as operator), /join ROOM (switch room),
 /kick NICK [reason], /ban NICK|ADDRESS [DURATION like 10m, 2h, 7d] [reason], /unban NICK|ADDRESS, /topic TEXT,
-/msg NICK TEXT (a private message from the operator), /who, /list, /help";
+/msg NICK TEXT (a private message from the operator), /rate NICK N (an account's lines/s, e.g. a bot's; 0: the server's),
+/retention ROOM [lines N] [days D] | default (what a room keeps), /who, /list, /help";
 
 /// `YYYY-MM-DD HH:MM:SS` in `zone` for a Unix time in milliseconds.
 pub fn format_time(unix_ms: u64, zone: &TimeZone) -> String {
@@ -33,7 +34,7 @@ pub fn format_time(unix_ms: u64, zone: &TimeZone) -> String {
 
 impl ChatServer {
     /// Always shown, whatever `console_log` says: answers to the operator.
-    fn answer(&mut self, text: impl Into<String>) {
+    pub(crate) fn answer(&mut self, text: impl Into<String>) {
         self.console.push(text.into());
     }
 
@@ -104,6 +105,8 @@ impl ChatServer {
                 let count = self.sessions.len();
                 self.answer(format!("-- {count} sessions; rooms: {}", rooms.join(", ")));
             }
+            "rate" => self.console_rate(arg, reason),
+            "retention" => self.console_retention(clock, rest),
             "help" => self.answer(CONSOLE_HELP),
             other => self.answer(format!("-- unknown console command /{other}; /help lists them")),
         }

@@ -36,24 +36,14 @@ use udpchat_proto::ConnectionHandle;
 
 use super::rooms::{Lag, LagState, Room, Traffic};
 use super::storage::{LinesUse, Span};
+use super::tuning::effective_retention;
 use super::{ChatServer, Clock, MAX_LISTED, Outlet};
-use crate::settings::Settings;
-use crate::store::{Retention, StoreError};
+use crate::store::StoreError;
 
 /// Lines read from the store per step of a catch-up.
 const CATCH_UP_BATCH: usize = 256;
 /// Lines deleted per retention step.
 const PRUNE_BATCH: usize = 1000;
-
-/// The retention rules of `room`.
-fn retention(settings: &Settings, room: &str) -> Retention {
-    let day_ms = 86_400_000u64;
-    let specific = settings.rooms.get(room);
-    // 0 means no limit (so a room can opt out of a server-wide one).
-    let max_lines = specific.and_then(|r| r.max_lines).or(settings.history_max_lines).filter(|&n| n > 0);
-    let max_age_days = specific.and_then(|r| r.max_age_days).or(settings.history_max_age_days);
-    Retention { max_lines, max_age_ms: max_age_days.map(|d| d.saturating_mul(day_ms)) }
-}
 
 fn line_msg(line: Line, history: bool) -> ServerMsg {
     ServerMsg::Line(Line { history, ..line })
@@ -319,7 +309,7 @@ impl ChatServer {
                 return None;
             }
             let room = rooms.keys().nth(cursor % rooms.len())?;
-            Some((room.clone(), retention(settings, room)))
+            Some((room.clone(), effective_retention(settings, room, rooms.get(room))))
         };
         self.store.start_prune(clock.unix_ms, PRUNE_BATCH, pick);
     }

@@ -31,6 +31,7 @@ mod requests;
 mod rooms;
 mod sessions;
 mod storage;
+mod tuning;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -145,6 +146,9 @@ impl ChatServer {
         let admin = store.admin_state()?;
         for (room, topic) in admin.topics {
             rooms.entry(room).or_insert_with(|| Room::new(0)).topic = topic;
+        }
+        for (room, retention) in admin.retention {
+            rooms.entry(room).or_insert_with(|| Room::new(0)).retention = Some(retention);
         }
         let (mut banned_nicks, mut banned_ips) = (HashMap::new(), HashMap::new());
         for (target, expires_ms) in admin.bans {

@@ -10,7 +10,7 @@
 //! The marks here count what was *accepted* (in a commit in flight, too),
 //! so a resend that arrives before the original's commit completes is not
 //! stored twice either. Their durable copy is written by the store in the
-//! same transaction as the lines (`Store::append_marked`) and read back at
+//! same transaction as the lines (`Store::append`) and read back at
 //! startup. A failed commit moves the mark back below its first failed
 //! request, so the client's resend is stored (a line accepted after the
 //! failed ones could then be stored twice; never one lost).

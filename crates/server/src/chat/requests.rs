@@ -304,6 +304,7 @@ impl ChatServer {
             AccountUse::Private { session, id, origin, to, text, time_ms } => {
                 self.private_checked(clock, Waiter { session, id, origin }, &to, text, time_ms, result, out);
             }
+            AccountUse::SetRate { nick, rate } => self.rate_account_read(clock, &nick, rate, result, out),
         }
     }
 

@@ -9,9 +9,13 @@ use udpchat_proto::{ConnectionHandle, SendError};
 
 use super::Outlet;
 use super::storage::ReadId;
+use crate::store::Retention;
 
 pub(crate) struct Room {
     pub(crate) topic: String,
+    /// What the room keeps, as the operator set it (tuning.rs); `None`:
+    /// the config's rule.
+    pub(crate) retention: Option<Retention>,
     pub(crate) members: BTreeSet<ConnectionHandle>,
     /// Members fed from the store instead of live.
     pub(crate) lagging: BTreeMap<ConnectionHandle, Lag>,
@@ -54,7 +58,14 @@ pub(crate) enum Traffic {
 
 impl Room {
     pub(crate) fn new(head: u64) -> Self {
-        Self { topic: String::new(), members: BTreeSet::new(), lagging: BTreeMap::new(), next_seq: head + 1, head }
+        Self {
+            topic: String::new(),
+            retention: None,
+            members: BTreeSet::new(),
+            lagging: BTreeMap::new(),
+            next_seq: head + 1,
+            head,
+        }
     }
 
     /// Whether `m` gets this room's `traffic` live now.

@@ -113,8 +113,23 @@ pub(crate) enum Span {
 #[derive(Debug)]
 pub(crate) enum AccountUse {
     Login(ConnectionHandle),
-    Nick { session: ConnectionHandle, nick: String },
-    Private { session: ConnectionHandle, id: u64, origin: u64, to: String, text: String, time_ms: u64 },
+    Nick {
+        session: ConnectionHandle,
+        nick: String,
+    },
+    Private {
+        session: ConnectionHandle,
+        id: u64,
+        origin: u64,
+        to: String,
+        text: String,
+        time_ms: u64,
+    },
+    /// The console operator's `/rate NICK N`.
+    SetRate {
+        nick: String,
+        rate: u32,
+    },
 }
 
 /// What a read of room lines is for.
@@ -200,7 +215,7 @@ impl StoreRequest {
             Request::Commit(mut batch) => {
                 let marks = batch.origin_marks();
                 let Batch { lines, privates, .. } = &mut batch;
-                let result = store.append_marked(
+                let result = store.append(
                     &mut lines.iter().map(|p| &p.line),
                     &mut privates.iter_mut().map(|p| &mut p.private),
                     &marks,

@@ -64,6 +64,18 @@ pub enum AdminChange {
         room: String,
         topic: String,
     },
+    /// An account's own rate (requests per second; 0: the server's).
+    AccountRate {
+        /// The folded account name.
+        account: String,
+        rate: u32,
+    },
+    /// What a room keeps, set by the operator over the config; `None`
+    /// goes back to the config's rule.
+    Retention {
+        room: String,
+        retention: Option<Retention>,
+    },
 }
 
 /// What operators have set: read once at startup.
@@ -73,6 +85,8 @@ pub struct AdminState {
     pub bans: Vec<(String, u64)>,
     /// (room, topic) for rooms with a topic.
     pub topics: Vec<(String, String)>,
+    /// (room, what it keeps) for rooms whose retention the operator set.
+    pub retention: Vec<(String, Retention)>,
 }
 
 /// How much history a room keeps; `None` means no limit.
@@ -114,34 +128,25 @@ pub trait Store: Send {
     /// Stores lines and private messages in one transaction: all or none.
     /// Private messages get their ids here. Iterators, so that the chat
     /// layer's batch (each line beside whoever waits for it) is stored as
-    /// it is, without a copy.
+    /// it is, without a copy. In the same transaction it records, for each
+    /// `(origin, id)` of `origins`, that the client instance `origin` has
+    /// had every request up to `id` stored (docs/PROTOCOL.md §15.7: the mark
+    /// only grows; at most [`MAX_ORIGINS`] are kept), so a resend after a
+    /// restart is recognised.
     fn append<'a>(
         &mut self,
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
-    ) -> Result<(), StoreError>;
-    /// Like `append`, and in the same transaction records, for each
-    /// `(origin, id)`, that the client instance `origin` has had every
-    /// request up to `id` stored (the mark only grows; at most
-    /// [`MAX_ORIGINS`] are kept). A store that keeps no marks (tests) may
-    /// leave this to `append`: resends after a restart are then stored
-    /// again.
-    fn append_marked<'a>(
-        &mut self,
-        lines: &mut dyn Iterator<Item = &'a Line>,
-        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
         origins: &[(u64, u64)],
-    ) -> Result<(), StoreError> {
-        let _ = origins;
-        self.append(lines, privates)
-    }
-    /// Records an operator's change (a ban, an unban, a topic). A store
+    ) -> Result<(), StoreError>;
+    /// Records an operator's change (a ban, an unban, a topic, a rate, a
+    /// room's retention). A store
     /// that keeps none (tests) may leave it: they last until a restart.
     fn apply(&mut self, change: &AdminChange) -> Result<(), StoreError> {
         let _ = change;
         Ok(())
     }
-    /// Every ban and topic recorded.
+    /// Every ban, topic and room retention recorded.
     fn admin_state(&self) -> Result<AdminState, StoreError> {
         Ok(AdminState::default())
     }

@@ -79,6 +79,13 @@ const MIGRATIONS: &[&str] = &[
         room TEXT PRIMARY KEY,
         topic TEXT NOT NULL
     );",
+    // 5: room settings the operator changed at run time (retention over
+    // the config's; NULL = no limit), kept across restarts.
+    "CREATE TABLE room_settings (
+        room TEXT PRIMARY KEY,
+        max_lines INTEGER,
+        max_age_ms INTEGER
+    );",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -291,14 +298,6 @@ impl Store for SqliteStore {
         &mut self,
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
-    ) -> Result<(), StoreError> {
-        self.append_marked(lines, privates, &[])
-    }
-
-    fn append_marked<'a>(
-        &mut self,
-        lines: &mut dyn Iterator<Item = &'a Line>,
-        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
         origins: &[(u64, u64)],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sqlite_error)?;
@@ -362,6 +361,17 @@ impl Store for SqliteStore {
                 "INSERT INTO topics (room, topic) VALUES (?1, ?2) ON CONFLICT (room) DO UPDATE SET topic = ?2",
                 params![room, topic],
             ),
+            AdminChange::AccountRate { account, rate } => {
+                self.conn.execute("UPDATE accounts SET rate = ?2 WHERE folded = ?1", params![account, rate])
+            }
+            AdminChange::Retention { room, retention: None } => {
+                self.conn.execute("DELETE FROM room_settings WHERE room = ?1", [room])
+            }
+            AdminChange::Retention { room, retention: Some(r) } => self.conn.execute(
+                "INSERT INTO room_settings (room, max_lines, max_age_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (room) DO UPDATE SET max_lines = ?2, max_age_ms = ?3",
+                params![room, r.max_lines.map(|n| n as i64), r.max_age_ms.map(|n| n as i64)],
+            ),
         }
         .map_err(sqlite_error)?;
         self.wrote();
@@ -381,7 +391,20 @@ impl Store for SqliteStore {
             .map_err(sqlite_error)?
             .collect::<Result<_, _>>()
             .map_err(sqlite_error)?;
-        Ok(AdminState { bans, topics })
+        let mut q = self
+            .conn
+            .prepare("SELECT room, max_lines, max_age_ms FROM room_settings ORDER BY room")
+            .map_err(sqlite_error)?;
+        let retention = q
+            .query_map([], |r| {
+                let max_lines = r.get::<_, Option<i64>>(1)?.map(|n| n as u64);
+                let max_age_ms = r.get::<_, Option<i64>>(2)?.map(|n| n as u64);
+                Ok((r.get::<_, String>(0)?, Retention { max_lines, max_age_ms }))
+            })
+            .map_err(sqlite_error)?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite_error)?;
+        Ok(AdminState { bans, topics, retention })
     }
 
     fn origins(&self) -> Result<Vec<(u64, u64)>, StoreError> {
@@ -530,13 +553,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
         let lines: Vec<_> = (1..=10).map(|i| line("lobby", i, i * 1000)).collect();
-        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty(), &[]).unwrap();
         assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
         assert_eq!(s.lines_after("lobby", 7, 100).unwrap(), lines[7..].to_vec());
         assert_eq!(s.lines_before("lobby", 0, 3).unwrap(), lines[7..].to_vec());
         assert_eq!(s.lines_before("lobby", 8, 3).unwrap(), lines[4..7].to_vec());
         // A duplicate sequence number fails the whole batch.
-        assert!(s.append(&mut [line("lobby", 11, 1), line("lobby", 5, 1)].iter(), &mut std::iter::empty()).is_err());
+        assert!(
+            s.append(&mut [line("lobby", 11, 1), line("lobby", 5, 1)].iter(), &mut std::iter::empty(), &[]).is_err()
+        );
         assert_eq!(s.room_heads().unwrap(), vec![("lobby".to_owned(), 10)]);
     }
 
@@ -547,9 +572,9 @@ mod tests {
         let mut reader = SqliteStore::open_reader(s.path()).unwrap();
         assert!(reader.lines_after("lobby", 0, 10).unwrap().is_empty());
         let lines: Vec<_> = (1..=3).map(|i| line("lobby", i, i)).collect();
-        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty(), &[]).unwrap();
         assert_eq!(reader.lines_after("lobby", 0, 10).unwrap(), lines);
-        assert!(reader.append(&mut [line("lobby", 4, 4)].iter(), &mut std::iter::empty()).is_err());
+        assert!(reader.append(&mut [line("lobby", 4, 4)].iter(), &mut std::iter::empty(), &[]).is_err());
         let a = Account { name: "Ana".into(), hash: "h".into(), operator: false, rate: 0 };
         s.put_account("ana", &a).unwrap();
         assert_eq!(reader.account("ana").unwrap(), Some(a));
@@ -563,7 +588,7 @@ mod tests {
         let before = db_len();
         let text = "x".repeat(200);
         let lines: Vec<_> = (1..=2000).map(|i| Line { text: text.clone(), ..line("lobby", i, i) }).collect();
-        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty(), &[]).unwrap();
         // Commits go to the log only (automatic checkpoints are off); the
         // database file grows once the checkpoint thread has copied them.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -591,7 +616,7 @@ mod tests {
             text: "hi".into(),
             time_ms: 1,
         }];
-        s.append(&mut std::iter::empty(), &mut p.iter_mut()).unwrap();
+        s.append(&mut std::iter::empty(), &mut p.iter_mut(), &[]).unwrap();
         assert!(p[0].id > 0);
         assert_eq!(s.privates_after("bob", 0, 10).unwrap(), p.to_vec());
         assert!(s.privates_after("bob", p[0].id, 10).unwrap().is_empty());
@@ -607,24 +632,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
         let big = u64::MAX - 7; // stored as a negative INTEGER, read back whole
-        s.append_marked(&mut [line("lobby", 1, 1)].iter(), &mut std::iter::empty(), &[(big, 3), (9, 1)]).unwrap();
-        s.append_marked(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 4)]).unwrap();
+        s.append(&mut [line("lobby", 1, 1)].iter(), &mut std::iter::empty(), &[(big, 3), (9, 1)]).unwrap();
+        s.append(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 4)]).unwrap();
         // A failed commit marks nothing.
-        assert!(s.append_marked(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 8)]).is_err());
+        assert!(s.append(&mut [line("lobby", 2, 2)].iter(), &mut std::iter::empty(), &[(9, 8)]).is_err());
         assert_eq!(s.origins().unwrap(), vec![(big, 3), (9, 4)]);
         drop(s);
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
         assert_eq!(s.origins().unwrap(), vec![(big, 3), (9, 4)]);
         // Only the newest MAX_ORIGINS are kept.
         let marks: Vec<(u64, u64)> = (100..100 + MAX_ORIGINS as u64).map(|o| (o, 1)).collect();
-        s.append_marked(&mut std::iter::empty(), &mut std::iter::empty(), &marks).unwrap();
+        s.append(&mut std::iter::empty(), &mut std::iter::empty(), &marks).unwrap();
         let kept = s.origins().unwrap();
         assert_eq!(kept.len(), MAX_ORIGINS);
         assert!(!kept.iter().any(|&(o, _)| o == 9 || o == big));
     }
 
     #[test]
-    fn bans_and_topics_survive_a_reopen() {
+    fn bans_topics_rates_and_room_retention_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
         let ban = |target: &str, expires_ms| AdminChange::Ban { target: target.into(), expires_ms, reason: "r".into() };
@@ -635,11 +660,30 @@ mod tests {
         s.apply(&AdminChange::Topic { room: "lobby".into(), topic: "hello".into() }).unwrap();
         s.apply(&AdminChange::Topic { room: "rust".into(), topic: "x".into() }).unwrap();
         s.apply(&AdminChange::Topic { room: "rust".into(), topic: String::new() }).unwrap();
+        let keep = |max_lines, max_age_ms| Some(Retention { max_lines, max_age_ms });
+        let retention = |room: &str, retention| AdminChange::Retention { room: room.into(), retention };
+        s.apply(&retention("dev", keep(Some(100), None))).unwrap();
+        s.apply(&retention("ops", keep(None, Some(86_400_000)))).unwrap();
+        s.apply(&retention("tmp", keep(Some(5), Some(60_000)))).unwrap();
+        s.apply(&retention("tmp", None)).unwrap();
+        s.put_account("bot", &Account { name: "Bot".into(), hash: "h".into(), operator: false, rate: 0 }).unwrap();
+        s.apply(&AdminChange::AccountRate { account: "bot".into(), rate: 40 }).unwrap();
+        // No such account: nothing to change.
+        s.apply(&AdminChange::AccountRate { account: "nobody".into(), rate: 40 }).unwrap();
         drop(s);
         let s = SqliteStore::open(dir.path(), SyncPolicy::Full, None).unwrap();
         let state = s.admin_state().unwrap();
         assert_eq!(state.bans, vec![("10.0.0.9".to_owned(), 5000), ("eve".to_owned(), 0)]);
         assert_eq!(state.topics, vec![("lobby".to_owned(), "hello".to_owned())]);
+        assert_eq!(
+            state.retention,
+            vec![
+                ("dev".to_owned(), Retention { max_lines: Some(100), max_age_ms: None }),
+                ("ops".to_owned(), Retention { max_lines: None, max_age_ms: Some(86_400_000) }),
+            ]
+        );
+        assert_eq!(s.account("bot").unwrap().map(|a| a.rate), Some(40));
+        assert_eq!(s.account("nobody").unwrap(), None);
     }
 
     #[test]
@@ -647,7 +691,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(dir.path(), SyncPolicy::Normal, None).unwrap();
         let lines: Vec<_> = (1..=100).map(|i| line("r", i, i * 1000)).collect();
-        s.append(&mut lines.iter(), &mut std::iter::empty()).unwrap();
+        s.append(&mut lines.iter(), &mut std::iter::empty(), &[]).unwrap();
         let by_count = Retention { max_lines: Some(30), max_age_ms: None };
         let mut total = 0;
         loop {
@@ -696,7 +740,7 @@ mod tests {
         let err = loop {
             seq += 1;
             let l = Line { text: big.clone(), ..line("r", seq, 0) };
-            if let Err(e) = s.append(&mut [l].iter(), &mut std::iter::empty()) {
+            if let Err(e) = s.append(&mut [l].iter(), &mut std::iter::empty(), &[]) {
                 break e;
             }
             assert!(seq < 10_000);

@@ -25,9 +25,12 @@ struct Data {
     accounts: BTreeMap<String, Account>,
     /// Client origins' marks (exactly-once resends), as committed.
     origins: BTreeMap<u64, u64>,
-    /// Bans (target to expiry) and topics, as operators set them.
+    /// Bans (target to expiry), topics and room retention, as operators
+    /// set them.
     bans: BTreeMap<String, u64>,
     topics: BTreeMap<String, String>,
+    /// Rooms' retention as the operator set it.
+    retention: BTreeMap<String, Retention>,
     /// Appends fail as on a full disk.
     full: bool,
 }
@@ -70,6 +73,7 @@ impl Store for MemoryStore {
         &mut self,
         lines: &mut dyn Iterator<Item = &'a Line>,
         privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
+        origins: &[(u64, u64)],
     ) -> Result<(), StoreError> {
         let mut data = self.0.lock().unwrap();
         if data.full {
@@ -86,17 +90,6 @@ impl Store for MemoryStore {
             p.id = data.privates.last().map_or(1, |q| q.id + 1);
             data.privates.push(p.clone());
         }
-        Ok(())
-    }
-
-    fn append_marked<'a>(
-        &mut self,
-        lines: &mut dyn Iterator<Item = &'a Line>,
-        privates: &mut dyn Iterator<Item = &'a mut StoredPrivate>,
-        origins: &[(u64, u64)],
-    ) -> Result<(), StoreError> {
-        self.append(lines, privates)?;
-        let mut data = self.0.lock().unwrap();
         for &(origin, id) in origins {
             let mark = data.origins.entry(origin).or_default();
             *mark = (*mark).max(id);
@@ -119,6 +112,17 @@ impl Store for MemoryStore {
             AdminChange::Topic { room, topic } => {
                 data.topics.insert(room.clone(), topic.clone());
             }
+            AdminChange::AccountRate { account, rate } => {
+                if let Some(a) = data.accounts.get_mut(account) {
+                    a.rate = *rate;
+                }
+            }
+            AdminChange::Retention { room, retention: None } => {
+                data.retention.remove(room);
+            }
+            AdminChange::Retention { room, retention: Some(r) } => {
+                data.retention.insert(room.clone(), *r);
+            }
         }
         Ok(())
     }
@@ -128,6 +132,7 @@ impl Store for MemoryStore {
         Ok(AdminState {
             bans: data.bans.iter().map(|(t, e)| (t.clone(), *e)).collect(),
             topics: data.topics.iter().map(|(r, t)| (r.clone(), t.clone())).collect(),
+            retention: data.retention.iter().map(|(r, k)| (r.clone(), *k)).collect(),
         })
     }
 
