@@ -83,6 +83,7 @@ mod tests {
             nick: Some("bob".into()),
             text: "hi".into(),
             kind: Kind::Chat,
+            seq: 0,
             history: false,
             id: None,
             status: Status::Confirmed,

@@ -11,7 +11,9 @@
 //!   scrollback, members, topics, unread counts, pending lines, the
 //!   connection state — built from those events, for any front end to
 //!   render;
-//! - [`input`]: the typed-command parser every front end shares.
+//! - [`input`]: the typed-command parser every front end shares;
+//! - [`probe`]: a server's key without logging in, for front ends that ask
+//!   the user before trusting it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), udpchat_client::ClientError> {
@@ -33,6 +35,7 @@ pub mod discovery;
 pub mod input;
 pub mod known_hosts;
 pub mod model;
+pub mod probe;
 pub mod session;
 
 use std::path::PathBuf;

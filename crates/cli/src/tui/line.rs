@@ -2,10 +2,9 @@
 //! splits a character (the cursor is a byte offset on a char boundary),
 //! and Up/Down through a bounded history. Terminal-free, so unit-tested.
 
-use std::collections::VecDeque;
-
-/// Typed lines remembered for Up/Down.
-pub const HISTORY: usize = 200;
+/// Typed lines remembered for Up/Down (the tests check the bound).
+#[cfg(test)]
+pub use udpchat_client::model::TYPED_HISTORY as HISTORY;
 
 /// The line being typed; `cursor` is a byte offset, always on a char
 /// boundary, so multi-byte characters are moved over and deleted whole.
@@ -110,58 +109,6 @@ impl InputLine {
     }
 }
 
-/// Lines typed before, walked with Up and Down.
-#[derive(Debug, Default)]
-pub struct History {
-    entries: VecDeque<String>,
-    /// Which entry is shown; `None`: the line being typed.
-    pos: Option<usize>,
-    /// The line being typed when Up was first pressed.
-    draft: String,
-}
-
-impl History {
-    pub fn push(&mut self, line: &str) {
-        self.pos = None;
-        self.draft.clear();
-        if line.trim().is_empty() || self.entries.back().is_some_and(|l| l == line) {
-            return;
-        }
-        self.entries.push_back(line.to_owned());
-        if self.entries.len() > HISTORY {
-            self.entries.pop_front();
-        }
-    }
-
-    /// The older entry to show, if any.
-    pub fn up(&mut self, current: &str) -> Option<&str> {
-        let pos = match self.pos {
-            None if self.entries.is_empty() => return None,
-            None => {
-                self.draft = current.to_owned();
-                self.entries.len() - 1
-            }
-            Some(0) => return None,
-            Some(p) => p - 1,
-        };
-        self.pos = Some(pos);
-        self.entries.get(pos).map(String::as_str)
-    }
-
-    /// The newer entry to show, or the draft past the newest.
-    pub fn down(&mut self) -> Option<String> {
-        let p = self.pos?;
-        if p + 1 < self.entries.len() {
-            self.pos = Some(p + 1);
-            self.entries.get(p + 1).cloned()
-        } else {
-            self.pos = None;
-            Some(std::mem::take(&mut self.draft))
-        }
-    }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
+/// Lines typed before, walked with Up and Down: the client model's, shared
+/// with the desktop client.
+pub use udpchat_client::model::TypedHistory as History;

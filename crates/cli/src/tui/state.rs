@@ -32,7 +32,7 @@ struct Scroll {
 }
 
 /// A paste of more lines than this asks first (`paste N lines? y/n`).
-pub const PASTE_CONFIRM: usize = 5;
+pub use udpchat_client::model::PASTE_CONFIRM;
 
 /// What to ask the client for: the model decides (`Model::typed`).
 pub use udpchat_client::model::Command as Action;
@@ -135,14 +135,11 @@ impl State {
     /// one by one, each as if typed, and more than [`PASTE_CONFIRM`] of
     /// them are first confirmed (as irssi's paste detection does).
     pub fn pasted(&mut self, text: &str) {
-        if !text.contains(['\n', '\r']) {
+        let Some(lines) = udpchat_client::model::paste_lines(self.input.text(), text) else {
             self.input.insert_str(text);
             return;
-        }
-        let mut whole = self.input.take();
-        whole.push_str(text);
-        let lines: Vec<String> =
-            whole.split(['\n', '\r']).filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+        };
+        self.input.clear();
         if lines.len() > PASTE_CONFIRM {
             self.paste = Some(lines);
             return;

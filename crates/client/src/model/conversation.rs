@@ -46,10 +46,20 @@ pub struct Conversation {
     /// Items ever added at the bottom, so that a view scrolled up can keep
     /// its place while new lines arrive.
     pub added: u64,
+    /// Items ever inserted above newer ones (pages of `/history`), so that
+    /// a view can keep the line it shows in place when a page arrives.
+    pub inserted_above: u64,
+    /// Items kept; the oldest goes past this.
+    limit: usize,
 }
 
 impl Conversation {
     pub fn new(target: Target) -> Self {
+        Self::with_limit(target, SCROLLBACK)
+    }
+
+    /// A conversation keeping up to `limit` items.
+    pub fn with_limit(target: Target, limit: usize) -> Self {
         Conversation {
             target,
             topic: String::new(),
@@ -58,6 +68,15 @@ impl Conversation {
             unread: 0,
             mentions: 0,
             added: 0,
+            inserted_above: 0,
+            limit: limit.max(1),
+        }
+    }
+
+    pub(super) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.max(1);
+        while self.lines.len() > self.limit {
+            self.lines.pop_front();
         }
     }
 
@@ -87,14 +106,18 @@ impl Conversation {
     pub fn push(&mut self, item: Item) {
         // A page of /history is older than what is shown: it goes above
         // the newer lines (by time), not at the bottom.
-        if item.history && self.lines.back().is_some_and(|last| last.time_ms > item.time_ms) {
-            let at = self.lines.partition_point(|l| l.time_ms <= item.time_ms);
+        // Lines stamped in the same millisecond (a burst) go by their
+        // sequence numbers.
+        let key = |l: &Item| (l.time_ms, l.seq);
+        if item.history && self.lines.back().is_some_and(|last| key(last) > key(&item)) {
+            let at = self.lines.partition_point(|l| key(l) <= key(&item));
             self.lines.insert(at, item);
+            self.inserted_above += 1;
         } else {
             self.lines.push_back(item);
             self.added += 1;
         }
-        if self.lines.len() > SCROLLBACK {
+        if self.lines.len() > self.limit {
             self.lines.pop_front();
         }
     }

@@ -47,6 +47,10 @@ pub struct Item {
     pub nick: Option<String>,
     pub text: String,
     pub kind: Kind,
+    /// The room line's (or stored private message's) sequence number; 0
+    /// for everything else. Orders history lines stamped in the same
+    /// millisecond.
+    pub seq: u64,
     pub history: bool,
     /// The request id of our own line, while it matters.
     pub id: Option<u64>,
@@ -62,6 +66,7 @@ impl Item {
             nick: None,
             text,
             kind,
+            seq: 0,
             history: false,
             id: None,
             status: Status::Confirmed,
@@ -169,6 +174,7 @@ fn server_items(msg: &ServerMsg) -> Vec<Item> {
                 nick: Some(line.from.clone()),
                 text: line.text.clone(),
                 kind,
+                seq: line.seq,
                 history: line.history,
                 id: None,
                 status: Status::Confirmed,
@@ -215,12 +221,13 @@ fn server_items(msg: &ServerMsg) -> Vec<Item> {
         ServerMsg::Members { room, nicks } => {
             vec![item(Some(room), Kind::Notice, format!("in #{room}: {}", nicks.join(", ")))]
         }
-        ServerMsg::Private { from, to, text, time_ms, history, .. } => vec![Item {
+        ServerMsg::Private { from, to, text, time_ms, history, seq, .. } => vec![Item {
             time_ms: *time_ms,
             room: None,
             nick: Some(format!("{from} → {to}")),
             text: text.clone(),
             kind: Kind::Private,
+            seq: *seq,
             history: *history,
             id: None,
             status: Status::Confirmed,

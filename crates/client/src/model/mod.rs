@@ -11,25 +11,31 @@
 //! here draws or reads keys: the terminal client (crates/cli/src/tui) and
 //! a desktop client are views of it plus their own input state.
 
+mod completion;
 mod conn;
 mod conversation;
 mod item;
 mod names;
+mod paste;
 pub mod safe_text;
 #[cfg(test)]
 mod tests;
 mod typed;
+mod typed_history;
 
 use std::collections::BTreeMap;
 
 use udpchat_chat::{NoticeKind, RefuseCode, ServerMsg};
 
 use crate::{ClientEvent, Input};
+pub use completion::COMMANDS;
 pub use conn::Conn;
 pub use conversation::{Conversation, SCROLLBACK, Target};
 pub use item::{Item, Kind, Status, items};
 pub use names::{mentions, nick_key, room_key};
+pub use paste::{PASTE_CONFIRM, paste_lines};
 pub use typed::Command;
+pub use typed_history::{TYPED_HISTORY, TypedHistory};
 
 /// Own lines followed from sent to acknowledged; past this the oldest is
 /// no longer followed (it stays shown as pending). The client's outbox
@@ -66,6 +72,11 @@ pub struct Model {
     closed: Option<String>,
     end_reason: Option<String>,
     refused: Option<String>,
+    /// The keys line `/help` ends with (the front end's own keys).
+    keys_help: &'static str,
+    /// Items kept per conversation ([`SCROLLBACK`] unless a front end
+    /// that renders only the visible rows asks for more).
+    scrollback: usize,
 }
 
 impl Model {
@@ -85,6 +96,23 @@ impl Model {
             closed: None,
             end_reason: None,
             refused: None,
+            scrollback: SCROLLBACK,
+            keys_help: typed::KEYS_HELP,
+        }
+    }
+
+    /// The line about keys `/help` shows (the terminal client's by default).
+    pub fn set_keys_help(&mut self, keys: &'static str) {
+        self.keys_help = keys;
+    }
+
+    /// Keeps up to `items` per conversation from now on (at least 1): a
+    /// front end that draws only the visible rows can afford many more
+    /// than [`SCROLLBACK`]; the bound still holds, at the new value.
+    pub fn set_scrollback(&mut self, items: usize) {
+        self.scrollback = items.max(1);
+        for c in &mut self.conversations {
+            c.set_limit(self.scrollback);
         }
     }
 
@@ -284,7 +312,7 @@ impl Model {
                 self.remove(private[0]);
             }
         }
-        self.conversations.push(Conversation::new(target.clone()));
+        self.conversations.push(Conversation::with_limit(target.clone(), self.scrollback));
         self.conversations.len() - 1
     }
 
@@ -449,7 +477,7 @@ impl Model {
         let i = match self.find(&target) {
             Some(i) => i,
             None => {
-                let mut c = Conversation::new(target);
+                let mut c = Conversation::with_limit(target, self.scrollback);
                 if self.starting {
                     c.lines = self.conversations[0].lines.clone();
                 }

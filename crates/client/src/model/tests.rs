@@ -296,6 +296,7 @@ fn history_pages_go_above_newer_lines() {
         nick: Some("bob".into()),
         text: text.into(),
         kind: Kind::Chat,
+        seq: 0,
         history,
         id: None,
         status: Status::Confirmed,
@@ -307,6 +308,30 @@ fn history_pages_go_above_newer_lines() {
     let texts: Vec<_> = c.lines.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(texts, vec!["old", "older page, later line", "new", "newer"]);
     assert_eq!(c.added, 2, "a history page does not push the view");
+}
+
+#[test]
+fn history_lines_of_the_same_millisecond_go_by_sequence_number() {
+    let mut c = Conversation::new(Target::Room("r".into()));
+    let at = |seq: u64, history: bool| Item {
+        time_ms: 7,
+        room: Some("r".into()),
+        nick: Some("bob".into()),
+        text: seq.to_string(),
+        kind: Kind::Chat,
+        seq,
+        history,
+        id: None,
+        status: Status::Confirmed,
+    };
+    c.push(at(10, true));
+    c.push(at(11, true));
+    // An earlier page, oldest first, stamped in the same millisecond.
+    c.push(at(3, true));
+    c.push(at(4, true));
+    let texts: Vec<_> = c.lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, vec!["3", "4", "10", "11"]);
+    assert_eq!(c.inserted_above, 2);
 }
 
 #[test]
@@ -353,4 +378,52 @@ fn text_from_the_server_is_made_safe_to_print() {
     }
     let topic = ClientEvent::Server(ServerMsg::Topic { room: "r".into(), topic: "\u{2067}abc\u{2069}\r".into() });
     assert_eq!(items(&topic)[0].text, "topic of #r: \u{FFFD}abc\u{FFFD}\u{FFFD}");
+}
+
+#[test]
+fn completions_of_commands_rooms_and_nicks() {
+    let mut m = lobby();
+    m.on_event(&joined("rust", &["ana", "bob"]));
+    m.on_event(&joined("rustaceans", &["ana"]));
+    assert_eq!(m.completions("/jo", true), ["/join"]);
+    assert!(m.completions("/jo", false).is_empty(), "commands only start a line");
+    assert_eq!(m.completions("#ru", false), ["#rust", "#rustaceans"]);
+    m.goto(1);
+    assert_eq!(m.completions("b", false), ["bert", "bob"]);
+    assert!(m.completions("a", false).is_empty(), "our own nickname is left out");
+}
+
+#[test]
+fn scrollback_bound_can_be_raised_and_still_holds() {
+    let mut m = lobby();
+    m.set_scrollback(SCROLLBACK * 3);
+    for i in 0..SCROLLBACK * 4 {
+        m.on_event(&line("lobby", "bob", &i.to_string()));
+    }
+    let c = &m.conversations()[1];
+    assert_eq!(c.lines.len(), SCROLLBACK * 3);
+    assert_eq!(last_text(c), Some((SCROLLBACK * 4 - 1).to_string().as_str()));
+    m.set_scrollback(10);
+    assert_eq!(m.conversations()[1].lines.len(), 10);
+}
+
+#[test]
+fn a_history_page_is_counted_as_inserted_above() {
+    let mut m = lobby();
+    let mut l = line_msg("lobby", "bob", "now");
+    if let ServerMsg::Line(x) = &mut l {
+        x.time_ms = 2000;
+    }
+    m.on_event(&server(l));
+    let (added, above) = (m.current().added, m.current().inserted_above);
+    let mut old = line_msg("lobby", "bob", "earlier");
+    if let ServerMsg::Line(x) = &mut old {
+        x.time_ms = 1000;
+        x.history = true;
+    }
+    m.on_event(&server(old));
+    assert_eq!(m.current().inserted_above, above + 1);
+    assert_eq!(m.current().added, added);
+    let pos = |t: &str| m.current().lines.iter().position(|l| l.text == t);
+    assert!(pos("earlier") < pos("now"), "the older line goes above");
 }

@@ -23,8 +23,9 @@ pub enum Command {
     Exit,
 }
 
-/// Keys of the terminal client, for `/help` (other front ends add theirs).
-const KEYS_HELP: &str =
+/// Keys of the terminal client, for `/help`; other front ends give
+/// theirs with [`Model::set_keys_help`].
+pub const KEYS_HELP: &str =
     "keys: PgUp/PgDn scroll, Tab completes nicknames, Ctrl-N/Ctrl-P or Alt-Left/Right switch rooms, Ctrl-C quits";
 
 impl Model {
@@ -53,7 +54,8 @@ impl Model {
                 for l in HELP.lines() {
                     self.note(Kind::Info, l);
                 }
-                self.note(Kind::Info, KEYS_HELP);
+                let keys = self.keys_help;
+                self.note(Kind::Info, keys);
                 None
             }
             Ok(Input::Quit(reason)) => Some(Command::Quit(reason)),
@@ -67,7 +69,7 @@ impl Model {
             }
             Ok(i) if room.is_empty() && needs_room(&i) => {
                 let here = if peer.is_some() { "a private conversation" } else { "the server buffer" };
-                self.note(Kind::Error, &format!("this is {here}: switch to a room (Ctrl-N) or /join one"));
+                self.note(Kind::Error, &format!("this is {here}: switch to a room (Ctrl+N) or /join one"));
                 None
             }
             Ok(i) => Some(Command::Send(i)),
