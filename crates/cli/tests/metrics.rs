@@ -79,7 +79,15 @@ async fn prometheus_scrapes_the_servers_metrics() {
     {
         return;
     }
-    let mut server = ServerProc::start("metrics_listen = \"127.0.0.1:0\"\n", &["--console", "off"], &[]);
+    let config = "metrics_listen = \"127.0.0.1:0\"\nplain_listen = \"127.0.0.1:0\"\n";
+    let mut server = ServerProc::start(config, &["--console", "off"], &[]);
+    let line = server.wait_line(|l| l.starts_with("plain text on "));
+    let plain: SocketAddr = line
+        .trim_start_matches("plain text on ")
+        .split_once(": ")
+        // The same address as the server's (both 127.0.0.1:0): one port.
+        .and_then(|(a, _)| a.trim_end_matches(" (the same port)").parse().ok())
+        .expect("the plain-text address in the server's output");
     let line = server.wait_line(|l| l.starts_with("metrics: http://"));
     let metrics: SocketAddr = line
         .trim_start_matches("metrics: http://")
@@ -100,10 +108,23 @@ async fn prometheus_scrapes_the_servers_metrics() {
     assert!(lines(&got).len() >= 5);
     expect(&mut bob_ev, "ana's last line", |e| lines(std::slice::from_ref(e)).iter().any(|(_, t)| t == "ana 4")).await;
 
+    // A classic client on the plain-text port: its nickname, then the
+    // welcome back.
+    let classic = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    classic.set_read_timeout(Some(WAIT)).unwrap();
+    classic.send_to(b"carol", plain).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = classic.recv_from(&mut buf).expect("the classic welcome");
+    assert!(buf[..n].starts_with(b"Welcome"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+
     // The endpoint itself: text format that promtool accepts.
     let (status, text) = http_get(metrics, "/metrics").unwrap();
     assert!(status.contains("200"), "{status}");
     assert!(text.contains("udpchat_lines_accepted_total 10"), "{text}");
+    assert!(text.contains("udpchat_plain_datagrams_total{direction=\"received\"} 1"), "{text}");
+    assert!(text.contains("udpchat_plain_datagrams_total{direction=\"sent\"} 1"), "{text}");
+    assert!(text.contains("udpchat_plain_members 1"), "{text}");
+    assert!(text.contains("udpchat_discovery_probes_total{outcome=\"answered\"} 0"), "{text}");
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -144,9 +165,11 @@ async fn prometheus_scrapes_the_servers_metrics() {
     assert_eq!(wait_series(web, "udpchat_lines_accepted_total", 10.0), 10.0);
     // Each line reached the one other member.
     assert_eq!(wait_series(web, "udpchat_deliveries_total", 10.0), 10.0);
-    assert_eq!(wait_series(web, "udpchat_sessions{state=\"logged_in\"}", 2.0), 2.0);
+    // The plain member is a member like the others, without a handshake.
+    assert_eq!(wait_series(web, "udpchat_sessions{state=\"logged_in\"}", 3.0), 3.0);
     assert_eq!(wait_series(web, "udpchat_handshakes_total{outcome=\"accepted\"}", 2.0), 2.0);
-    assert_eq!(wait_series(web, "udpchat_logins_total", 2.0), 2.0);
+    assert_eq!(wait_series(web, "udpchat_logins_total", 3.0), 3.0);
+    assert_eq!(wait_series(web, "udpchat_plain_members", 1.0), 1.0);
     wait_series(web, "udpchat_rooms", 1.0);
     wait_series(web, "udpchat_received_datagrams_total", 10.0);
     wait_series(web, "udpchat_sent_bytes_total", 1000.0);

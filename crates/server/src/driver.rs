@@ -342,7 +342,17 @@ impl Server {
     /// Renders the metrics for a scrape.
     fn scrape(&self, reply: Scrape) {
         if let Some(hook) = &self.metrics {
-            let _ = reply.send(hook.metrics.render(&self.chat, &self.endpoint));
+            let (answered, unanswered) = self.discovery.as_ref().map_or((0, 0), Responder::counts);
+            let (received, sent, dropped) = self.plain.counts();
+            let lan = crate::metrics::LanStats {
+                plain_members: self.plain.member_count(),
+                plain_datagrams_received: received,
+                plain_datagrams_sent: sent,
+                plain_replies_dropped: dropped,
+                discovery_answered: answered,
+                discovery_unanswered: unanswered,
+            };
+            let _ = reply.send(hook.metrics.render(&self.chat, &self.endpoint, lan));
         }
     }
 

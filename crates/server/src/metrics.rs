@@ -40,6 +40,20 @@ struct Sources {
     gauges: ChatGauges,
     endpoint: EndpointStats,
     connections: usize,
+    lan: LanStats,
+}
+
+/// The plain-text gateway's and LAN discovery's counts (zero when off).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LanStats {
+    pub plain_members: usize,
+    pub plain_datagrams_received: u64,
+    pub plain_datagrams_sent: u64,
+    /// Replies not sent for want of a plain address's budget (§17.4).
+    pub plain_replies_dropped: u64,
+    pub discovery_answered: u64,
+    /// Probes not answered (over a rate, or too short for the beacon).
+    pub discovery_unanswered: u64,
 }
 
 /// How a counter or a gauge is read from a scrape's [`Sources`].
@@ -98,6 +112,24 @@ const COUNTERS: &[CounterSpec] = &[
         "Stateless resets sent to clients of sessions the server does not know.",
         |s| s.endpoint.stateless_resets_sent,
     ),
+    ("udpchat_plain_datagrams_total", &[("direction", "received")], "Plain-text datagrams (§17).", |s| {
+        s.lan.plain_datagrams_received
+    }),
+    ("udpchat_plain_datagrams_total", &[("direction", "sent")], "Plain-text datagrams (§17).", |s| {
+        s.lan.plain_datagrams_sent
+    }),
+    (
+        "udpchat_plain_replies_dropped_total",
+        &[],
+        "Replies to plain-text members not sent: past three times what the address sent (§17.4).",
+        |s| s.lan.plain_replies_dropped,
+    ),
+    ("udpchat_discovery_probes_total", &[("outcome", "answered")], "LAN discovery probes (§16).", |s| {
+        s.lan.discovery_answered
+    }),
+    ("udpchat_discovery_probes_total", &[("outcome", "unanswered")], "LAN discovery probes (§16).", |s| {
+        s.lan.discovery_unanswered
+    }),
 ];
 
 const GAUGES: &[GaugeSpec] = &[
@@ -112,6 +144,7 @@ const GAUGES: &[GaugeSpec] = &[
         s.gauges.store_pending as f64
     }),
     ("udpchat_store_reads_in_flight", &[], "History and account reads in flight.", |s| s.gauges.store_reads as f64),
+    ("udpchat_plain_members", &[], "Members over plain UDP (§17).", |s| s.lan.plain_members as f64),
 ];
 
 fn key(name: &'static str, labels: Labels) -> Key {
@@ -189,12 +222,13 @@ impl Metrics {
     }
 
     /// Copies the current counts in and renders the text format.
-    pub fn render(&self, chat: &ChatServer, endpoint: &Endpoint) -> String {
+    pub fn render(&self, chat: &ChatServer, endpoint: &Endpoint, lan: LanStats) -> String {
         let sources = Sources {
             chat: chat.stats(),
             gauges: chat.gauges(),
             endpoint: endpoint.totals(),
             connections: endpoint.connection_count(),
+            lan,
         };
         for (counter, read) in &self.counters {
             counter.absolute(read(&sources));

@@ -27,16 +27,43 @@ pub struct Responder {
     template: Beacon,
     sources: HashMap<IpAddr, TokenBucket>,
     global: TokenBucket,
+    /// Probes answered and not (metrics).
+    answered: u64,
+    unanswered: u64,
 }
 
 impl Responder {
     pub fn new(template: Beacon, now: Instant) -> Self {
-        Self { template, sources: HashMap::new(), global: TokenBucket::full(GLOBAL_PER_SECOND, now) }
+        Self {
+            template,
+            sources: HashMap::new(),
+            global: TokenBucket::full(GLOBAL_PER_SECOND, now),
+            answered: 0,
+            unanswered: 0,
+        }
+    }
+
+    /// Probes answered and not answered so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.answered, self.unanswered)
+    }
+
+    /// Like [`Responder::reply`], counted.
+    pub fn answer(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], members: u32) -> Option<Vec<u8>> {
+        let answer = self.reply(now, from, datagram, members);
+        if discovery::parse_probe(datagram).is_some() {
+            if answer.is_some() {
+                self.answered += 1;
+            } else {
+                self.unanswered += 1;
+            }
+        }
+        answer
     }
 
     /// The beacon for a probe from `from`, or nothing (not a probe, over a
     /// rate, or a probe too short to carry the beacon).
-    pub fn answer(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], members: u32) -> Option<Vec<u8>> {
+    fn reply(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], members: u32) -> Option<Vec<u8>> {
         let nonce = discovery::parse_probe(datagram)?;
         let ip = from.ip().to_canonical();
         if !self.sources.contains_key(&ip) && self.sources.len() >= MAX_SOURCES {

@@ -98,6 +98,10 @@ pub struct PlainGateway {
     /// sender's host, and a gateway listening on that port must not take
     /// its own lines for a member's.
     own: Option<(Vec<std::net::IpAddr>, u16)>,
+    /// Datagrams taken in, replies queued, replies dropped (metrics).
+    received: u64,
+    sent: u64,
+    dropped: u64,
 }
 
 impl PlainGateway {
@@ -116,7 +120,15 @@ impl PlainGateway {
             broadcast: None,
             broadcasts: Vec::new(),
             own: None,
+            received: 0,
+            sent: 0,
+            dropped: 0,
         }
+    }
+
+    /// Datagrams received, replies sent and replies dropped so far.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (self.received, self.sent, self.dropped)
     }
 
     /// Datagrams from `port` at one of `ips` are our own broadcasts.
@@ -163,6 +175,7 @@ impl PlainGateway {
         {
             return;
         }
+        self.received += 1;
         let text = String::from_utf8_lossy(bytes);
         if !self.members.contains_key(&from) {
             if self.members.len() >= self.max_members {
@@ -364,9 +377,11 @@ impl PlainGateway {
         let line = format!("{}\n", &text[..end]);
         if end == 0 || line.len() > budget || self.outbox.len() >= MAX_OUTBOX {
             member.dropped += 1;
+            self.dropped += 1;
             return;
         }
         member.budget -= line.len() as u64;
+        self.sent += 1;
         self.outbox.push((addr, line.into_bytes()));
     }
 
