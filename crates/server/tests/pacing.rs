@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Harness, MemoryStore, join, live_seqs, say, settings};
+use support::{Harness, MemoryStore, acks, join, live_seqs, say, settings};
 use udpchat_chat::{ClientMsg, NoticeKind, ServerMsg};
 use udpchat_server::chat::HOLD_REQUESTS;
 use udpchat_server::settings::Settings;
@@ -17,15 +17,6 @@ use udpchat_server::settings::Settings;
 /// The server's defaults: a burst of 5, then 2 per second.
 fn paced() -> Settings {
     Settings { rate_burst: 5, rate_per_second: 2.0, ..settings() }
-}
-
-fn acks(msgs: &[ServerMsg]) -> Vec<(u64, u64)> {
-    msgs.iter()
-        .filter_map(|m| match m {
-            ServerMsg::Ack { id, seq, .. } => Some((*id, *seq)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn errors(msgs: &[ServerMsg]) -> Vec<&ServerMsg> {

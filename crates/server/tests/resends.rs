@@ -7,20 +7,11 @@
 
 mod support;
 
-use support::{Harness, MemoryStore, say, settings};
-use udpchat_chat::{ClientMsg, ServerMsg};
+use support::{Harness, MemoryStore, acks, say, settings};
+use udpchat_chat::ClientMsg;
 use udpchat_proto::CloseReason;
 
 const ORIGIN: u64 = 0x5eed_1234;
-
-fn acks(msgs: &[ServerMsg]) -> Vec<(u64, u64)> {
-    msgs.iter()
-        .filter_map(|m| match m {
-            ServerMsg::Ack { id, seq, .. } => Some((*id, *seq)),
-            _ => None,
-        })
-        .collect()
-}
 
 fn texts(t: &Harness) -> Vec<String> {
     t.store.lines("lobby").into_iter().map(|l| l.text).collect()

@@ -8,18 +8,9 @@
 
 mod support;
 
-use support::{Harness, join, live_seqs, say, settings, stored};
+use support::{Harness, acks, join, live_seqs, say, settings, stored};
 use udpchat_chat::{ClientMsg, ErrorCode, ServerMsg};
 use udpchat_server::store::Store;
-
-fn acks(msgs: &[ServerMsg]) -> Vec<(u64, u64)> {
-    msgs.iter()
-        .filter_map(|m| match m {
-            ServerMsg::Ack { id, seq, .. } => Some((*id, *seq)),
-            _ => None,
-        })
-        .collect()
-}
 
 fn errors(msgs: &[ServerMsg]) -> Vec<(u64, ErrorCode)> {
     msgs.iter()

@@ -433,6 +433,16 @@ pub fn join(room: &str) -> ClientMsg {
 }
 
 /// The (seq, text, history) of the room Lines in `msgs`.
+/// (id, seq) of the acknowledgements among `msgs`.
+pub fn acks(msgs: &[ServerMsg]) -> Vec<(u64, u64)> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Ack { id, seq, .. } => Some((*id, *seq)),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn lines(msgs: &[ServerMsg]) -> Vec<(u64, String, bool)> {
     msgs.iter()
         .filter_map(|m| match m {
