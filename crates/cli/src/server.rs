@@ -53,26 +53,34 @@ fn settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     Ok(s)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Completes at Ctrl-C or SIGTERM. The handlers are installed when this
+/// is called, not when the future is first polled: systemd may send SIGTERM
+/// as soon as READY=1 is out, before the event loop polls anything, and a
+/// SIGTERM without a handler kills the process with no goodbye.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+    let (term, int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok())
+    };
+    async move {
+        #[cfg(unix)]
+        match (term, int) {
+            (Some(mut term), Some(mut int)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        // systemd shows the unit as deactivating while the goodbyes go out.
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    // systemd shows the unit as deactivating while the goodbyes go out.
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -179,6 +187,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     );
     // Type=notify: ready once the socket is bound and the store is open
     // (both done above). Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    let shutdown = shutdown_signal();
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "could not tell systemd the server is ready");
     }
@@ -190,7 +199,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     };
     let stop = async {
         tokio::select! {
-            () = shutdown_signal() => {}
+            () = shutdown => {}
             () = interrupted => {}
         }
     };
