@@ -74,6 +74,10 @@ pub struct UserArgs {
     /// The server's data directory (where its history database is).
     #[arg(long, env = "UDPCHAT_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// On a cluster: also publish the change to these NATS servers, so
+    /// every node has it (nats://host:port, comma-separated).
+    #[arg(long, env = "UDPCHAT_CLUSTER", global = true)]
+    pub cluster: Option<String>,
     #[command(subcommand)]
     pub action: UserAction,
 }
@@ -209,6 +213,14 @@ pub struct ServerArgs {
     /// --listen: the first byte tells the kinds apart.
     #[arg(long, env = "UDPCHAT_PLAIN_LISTEN")]
     pub plain_listen: Option<SocketAddr>,
+    /// Run as a node of a cluster: the NATS JetStream servers that share
+    /// the rooms (nats://host:port, comma-separated; see docs/SCALING.md).
+    #[arg(long, env = "UDPCHAT_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Read the server key from this file instead of DATA_DIR/server.key;
+    /// a cluster's nodes share one key.
+    #[arg(long, env = "UDPCHAT_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
     /// Check the settings (config file, password file, environment, flags)
     /// and exit: 0 if they are valid, else 1 naming the problem.
     #[arg(long)]

@@ -6,7 +6,10 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use std::time::Duration;
+
 use udpchat_server::admin::AdminSocket;
+use udpchat_server::cluster::{Cluster, ClusterConfig};
 use udpchat_server::driver::{Server, bind};
 use udpchat_server::settings::{Settings, default_data_dir};
 use udpchat_server::store::SqliteStore;
@@ -40,6 +43,12 @@ fn settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     }
     if let Some(v) = args.plain_listen {
         s.plain_listen = Some(v);
+    }
+    if let Some(v) = &args.cluster {
+        s.cluster = Some(v.clone());
+    }
+    if let Some(v) = &args.key_file {
+        s.key_file = Some(v.clone());
     }
     if args.quiet {
         s.console_log = false;
@@ -108,7 +117,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             path.display()
         );
     }
-    let (key, created) = key_file::load_or_create(&settings.data_dir)?;
+    let (key, created) = match &settings.key_file {
+        Some(path) => (key_file::load(path)?, false),
+        None => key_file::load_or_create(&settings.data_dir)?,
+    };
     let socket = bind(settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
     let read_console = match args.console {
         ConsoleMode::On => true,
@@ -120,6 +132,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let history = store.path().display().to_string();
     let reader = SqliteStore::open_reader(store.path())?;
     let mut server = Server::new(socket, settings.clone(), key.clone(), Box::new(store), Box::new(reader))?;
+    let cluster_note = match &settings.cluster {
+        Some(urls) => {
+            let config = ClusterConfig {
+                urls: urls.clone(),
+                replicas: settings.cluster_replicas,
+                max_age: settings.history_max_age_days.map(|d| Duration::from_secs(d * 86_400)),
+            };
+            let cluster = Cluster::connect(&config).await?;
+            let node = cluster.node();
+            server.join_cluster(cluster);
+            tracing::info!(target: "udpchat::cluster", %urls, node = format!("{node:x}"), "joined the cluster");
+            Some(format!("cluster: node {node:x} on {urls} (lines numbered and shared by NATS JetStream)"))
+        }
+        None => None,
+    };
     // After the store: its lock says no other server uses this directory.
     // Not fatal: a server without `udpchat admin` still serves (a data
     // directory path too long for a Unix socket, say).
@@ -161,6 +188,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Some(false) => "on (answering `udpchat discover`; mDNS could not start, see the warning)".to_owned(),
     };
     let _ = writeln!(stdout, "LAN discovery: {lan}");
+    if let Some(note) = cluster_note {
+        let _ = writeln!(stdout, "{note}");
+    }
     if settings.plain_listen.is_some() {
         let at = server.plain_addr().map_or_else(|| format!("{addr} (the same port)"), |a| a.to_string());
         let _ = writeln!(

@@ -1,5 +1,7 @@
 //! `udpchat user`: accounts in the server's history database. It can run
-//! while the server does (the server reads accounts at each login).
+//! while the server does (the server reads accounts at each login). With
+//! `--cluster` each change is also published to the cluster's stream, from
+//! which every node stores it (docs/SCALING.md).
 //! Passwords are hashed with argon2id; they are read without echo, from
 //! UDPCHAT_NEW_PASSWORD, or from standard input when it is not a terminal.
 
@@ -40,8 +42,18 @@ fn shown_rate(rate: u32) -> String {
     if rate == 0 { String::new() } else { format!(" ({rate} lines/s)") }
 }
 
+/// Publishes an account change to the cluster, if there is one.
+fn share(cluster: Option<&str>, key: &str, account: Option<&Account>) -> anyhow::Result<()> {
+    let Some(urls) = cluster else { return Ok(()) };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(udpchat_server::cluster::publish_account(urls, key, account))?;
+    println!("published to the cluster at {urls}");
+    Ok(())
+}
+
 pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let cluster = args.cluster.as_deref();
     let mut store = SqliteStore::open_admin(&dir)?;
     match args.action {
         UserAction::Add { name, operator, rate } => {
@@ -51,7 +63,9 @@ pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
                 bail!("{name} is already registered (use `udpchat user passwd {name}`)");
             }
             let hash = hash_password(&new_password(&name)?).map_err(|e| anyhow::anyhow!("cannot hash: {e}"))?;
-            store.put_account(&key, &Account { name: name.clone(), hash, operator, rate: rate.unwrap_or(0) })?;
+            let account = Account { name: name.clone(), hash, operator, rate: rate.unwrap_or(0) };
+            store.put_account(&key, &account)?;
+            share(cluster, &key, Some(&account))?;
             let role = if operator { " (operator)" } else { "" };
             println!("registered {name}{role}{}", shown_rate(rate.unwrap_or(0)));
         }
@@ -66,12 +80,14 @@ pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
                 account.rate = rate;
             }
             store.put_account(&key, &account)?;
+            share(cluster, &key, Some(&account))?;
             println!("updated {}", account.name);
         }
         UserAction::Del { name } => {
             if !store.delete_account(&fold(&name))? {
                 bail!("{name} is not registered");
             }
+            share(cluster, &fold(&name), None)?;
             println!("deleted {name}");
         }
         UserAction::List => {

@@ -33,6 +33,18 @@ impl ConnectionHandle {
     pub fn is_foreign(self) -> bool {
         self.index & FOREIGN_BASE != 0
     }
+
+    /// The handle as one number, to name a session outside the process
+    /// that owns it (a cluster node tags the lines it publishes with it,
+    /// so that its own feed does not echo a line to its sender).
+    pub fn to_bits(self) -> u64 {
+        (u64::from(self.index) << 32) | u64::from(self.generation)
+    }
+
+    /// The handle [`ConnectionHandle::to_bits`] gave.
+    pub fn from_bits(bits: u64) -> Self {
+        Self { index: (bits >> 32) as u32, generation: bits as u32 }
+    }
 }
 
 #[cfg(test)]
@@ -45,5 +57,6 @@ mod tests {
         assert!(f.is_foreign());
         assert_ne!(f, ConnectionHandle::foreign(7, 2));
         assert!(!ConnectionHandle { index: 7, generation: 1 }.is_foreign());
+        assert_eq!(ConnectionHandle::from_bits(f.to_bits()), f);
     }
 }

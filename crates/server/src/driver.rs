@@ -28,6 +28,7 @@ use udpchat_proto::{
 
 use crate::admin::{AdminRequest, AdminSocket};
 use crate::chat::{ChatServer, Clock, Outlet, StoreCompletion};
+use crate::cluster::{Cluster, ClusterEvent, ClusterLink};
 use crate::discovery::lan_discovery;
 use crate::discovery::mdns::Announcement;
 use crate::discovery::responder::Responder;
@@ -167,6 +168,8 @@ pub struct Server {
     /// Rereads the settings for SIGHUP and `udpchat admin reload`
     /// ([`Server::on_reload`]).
     reload: Option<Reload>,
+    /// On a cluster node ([`Server::join_cluster`]): its tasks.
+    cluster: Option<ClusterLink>,
 }
 
 /// Reads the settings again (the config file, the password file, the
@@ -239,7 +242,16 @@ impl Server {
             metrics,
             admin: None,
             reload: None,
+            cluster: None,
         })
+    }
+
+    /// Makes this server a node of `cluster` (docs/SCALING.md): lines are
+    /// numbered and shared through its stream, nicknames held in it. Call
+    /// before [`Server::run`].
+    pub fn join_cluster(&mut self, cluster: Cluster) {
+        self.chat.join_cluster(cluster.node());
+        self.cluster = Some(cluster.start(self.chat.cluster_position()));
     }
 
     /// What LAN discovery does: None when off, else whether the mDNS
@@ -377,6 +389,7 @@ impl Server {
             // Requests held for flood control are handled as their tokens
             // accrue (chat/pacing.rs).
             let deadline = self.chat.next_release().map_or(deadline, |t| t.min(deadline));
+            let take_fed = self.chat.can_take_fed();
             tokio::select! {
                 r = self.io.readable() => {
                     r?;
@@ -441,6 +454,21 @@ impl Server {
                     tracing::info!(target: "udpchat::reload", "SIGHUP: rereading the settings");
                     self.reload();
                 }
+                Some(event) = async { self.cluster.as_mut()?.recv(take_fed).await }, if self.cluster.is_some() => {
+                    let mut outlet = EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
+                    let clock = Clock::system();
+                    match event {
+                        ClusterEvent::Completed(completion) => self.chat.cluster_completed(clock, completion, &mut outlet),
+                        ClusterEvent::Fed(fed) => {
+                            self.chat.fed(clock, fed, &mut outlet);
+                            // What else has come goes in the same local commit.
+                            while self.chat.can_take_fed() {
+                                let Some(fed) = self.cluster.as_mut().and_then(|c| c.fed.try_recv().ok()) else { break };
+                                self.chat.fed(clock, fed, &mut outlet);
+                            }
+                        }
+                    }
+                }
                 _ = &mut shutdown => break,
             }
         }
@@ -457,17 +485,33 @@ impl Server {
         self.submit_store_requests();
         let until = Instant::now() + STORE_GRACE;
         while self.chat.storing() {
-            let next = tokio::time::timeout_at(until.into(), self.completions.recv()).await;
-            let Ok(Some(completion)) = next else {
-                tracing::warn!(
-                    "the history database did not finish the last commit in time; its lines are not delivered"
-                );
-                break;
-            };
             let mut outlet =
                 EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
-            self.chat.completed(Clock::system(), completion, &mut outlet);
+            let clock = Clock::system();
+            let cluster = self.cluster.as_mut();
+            let has_cluster = cluster.is_some();
+            let next = tokio::time::timeout_at(until.into(), async {
+                tokio::select! {
+                    Some(c) = self.completions.recv() => Some(Ok(c)),
+                    Some(c) = async { cluster?.completions.recv().await }, if has_cluster => Some(Err(c)),
+                    else => None,
+                }
+            })
+            .await;
+            match next {
+                Ok(Some(Ok(completion))) => self.chat.completed(clock, completion, &mut outlet),
+                Ok(Some(Err(completion))) => self.chat.cluster_completed(clock, completion, &mut outlet),
+                _ => {
+                    tracing::warn!(
+                        "the history database (or the cluster) did not finish the last commit in time; its lines are not delivered"
+                    );
+                    break;
+                }
+            }
             self.submit_store_requests();
+        }
+        if let Some(cluster) = self.cluster.take() {
+            cluster.close().await;
         }
         if let Some(mdns) = self.mdns.take() {
             mdns.stop();
@@ -580,10 +624,16 @@ impl Server {
         Ok(())
     }
 
-    /// Hands the chat server's store work to the store threads.
+    /// Hands the chat server's store work to the store threads (and its
+    /// cluster work to the cluster's tasks).
     fn submit_store_requests(&mut self) {
         for request in self.chat.take_store_requests() {
             self.store.submit(request);
+        }
+        if let Some(cluster) = &self.cluster {
+            for request in self.chat.take_cluster_requests() {
+                cluster.submit(request);
+            }
         }
     }
 

@@ -19,10 +19,26 @@ pub enum KeyFileError {
     CreateDir { path: PathBuf, source: io::Error },
     #[error("cannot read server key {path}")]
     Read { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot read the shared server key {path} (key_file); make it once with `udpchat keygen --data-dir DIR` and copy DIR/server.key to every node"
+    )]
+    Shared { path: PathBuf, source: io::Error },
     #[error("cannot write server key {path}")]
     Write { path: PathBuf, source: io::Error },
     #[error("{path} is not a udpchat server key (expected base64 of 32 bytes); move it away to generate a new key")]
     Invalid { path: PathBuf },
+}
+
+/// Loads the key a cluster's nodes share (`key_file`, docs/SCALING.md):
+/// one file every node has, so clients pin the cluster, not a node. It is
+/// never generated here: a node that made its own would not be the
+/// cluster's.
+pub fn load(path: &Path) -> Result<ServerKey, KeyFileError> {
+    let text = fs::read_to_string(path).map_err(|source| KeyFileError::Shared { path: path.into(), source })?;
+    let invalid = || KeyFileError::Invalid { path: path.into() };
+    let bytes = BASE64.decode(text.trim()).map_err(|_| invalid())?;
+    let secret: [u8; 32] = bytes.try_into().map_err(|_| invalid())?;
+    ServerKey::from_secret(secret).ok_or_else(invalid)
 }
 
 /// Loads the key from `data_dir`, generating and saving one if there is
@@ -80,5 +96,10 @@ mod tests {
         fs::write(dir.path().join(KEY_FILE), "garbage").unwrap();
         let err = load_or_create(dir.path()).unwrap_err();
         assert!(err.to_string().contains("move it away"), "{err}");
+        fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
+        let (c, _) = load_or_create(dir.path()).unwrap();
+        assert_eq!(load(&dir.path().join(KEY_FILE)).unwrap().public, c.public);
+        let err = load(&dir.path().join("missing")).unwrap_err();
+        assert!(err.to_string().contains("udpchat keygen"), "{err}");
     }
 }

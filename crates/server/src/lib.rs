@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod chat;
+pub mod cluster;
 pub mod discovery;
 pub mod driver;
 pub mod key_file;

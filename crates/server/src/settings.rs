@@ -102,6 +102,17 @@ pub struct Settings {
     pub lan_discovery: LanDiscovery,
     /// Where to serve Prometheus metrics (`GET /metrics`); None: off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Run as a node of a cluster on these NATS servers
+    /// (`nats://host:port`, comma-separated; docs/SCALING.md). None: one
+    /// server, SQLite only.
+    pub cluster: Option<String>,
+    /// Copies NATS JetStream keeps of the cluster's stream: 1 for one NATS
+    /// server, 3 for a three-node NATS cluster.
+    pub cluster_replicas: usize,
+    /// The server key from this file instead of `data_dir/server.key`:
+    /// every node of a cluster uses the same key, so clients that fail
+    /// over see no key change.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Retention for one room, overriding the server-wide values.
@@ -149,6 +160,9 @@ impl Default for Settings {
             plain_broadcast_room: udpchat_chat::LOBBY.to_owned(),
             lan_discovery: LanDiscovery::Auto,
             metrics_listen: None,
+            cluster: None,
+            cluster_replicas: 1,
+            key_file: None,
         }
     }
 }
@@ -231,6 +245,14 @@ impl Settings {
         }
         if let Err(e) = udpchat_chat::names::room_name(&self.plain_broadcast_room) {
             return invalid("plain_broadcast_room", &e);
+        }
+        if let Some(urls) = &self.cluster
+            && (urls.trim().is_empty() || urls.split(',').any(|u| u.trim().is_empty()))
+        {
+            return invalid("cluster", "must be NATS addresses, nats://host:port, comma-separated");
+        }
+        if !(1..=5).contains(&self.cluster_replicas) {
+            return invalid("cluster_replicas", "must be between 1 and 5 (3 for a three-node NATS cluster)");
         }
         if self.server_name.trim().is_empty() {
             return invalid("server_name", "must not be empty");

@@ -62,12 +62,41 @@ impl ChatServer {
                 (key, victims)
             }
         };
-        self.store.admin(AdminChange::Ban { target: key, expires_ms, reason: reason.clone() });
+        self.record_admin(AdminChange::Ban { target: key, expires_ms, reason: reason.clone() });
         let how_long = if secs == 0 { String::new() } else { format!(" for {}", show_duration(secs)) };
         let text = format!("{target} banned{how_long} by {name} ({} session(s) closed)", victims.len());
         tracing::info!(target: "udpchat::admin", %target, by = name, secs, %reason, closed = victims.len(), "ban");
         self.announce(clock, format!("-- {text}"));
         self.confirm(clock, session, text, out);
+        for h in victims {
+            self.leave_server(clock, h, NoticeKind::Kick, &why, out);
+            out.close(h, close::BANNED, &why);
+        }
+    }
+
+    /// A ban set on another cluster node (its target as stored: a folded
+    /// nickname or an address): kept here too, and the sessions it
+    /// matches here are closed as that node's are.
+    pub(crate) fn banned_from_cluster(
+        &mut self,
+        clock: Clock,
+        target: &str,
+        expires_ms: u64,
+        reason: &str,
+        out: &mut impl Outlet,
+    ) {
+        let victims: Vec<_> = match target.parse::<IpAddr>() {
+            Ok(ip) => {
+                self.banned_ips.insert(ip, expires_ms);
+                self.sessions.iter().filter(|(_, s)| s.addr.ip() == ip).map(|(h, _)| *h).collect()
+            }
+            Err(_) => {
+                self.banned_nicks.insert(target.to_owned(), expires_ms);
+                self.sessions.nicks.get(target).copied().into_iter().collect()
+            }
+        };
+        let why = if reason.is_empty() { "banned".to_owned() } else { format!("banned: {reason}") };
+        self.announce(clock, format!("-- {target} banned on another node ({} session(s) closed here)", victims.len()));
         for h in victims {
             self.leave_server(clock, h, NoticeKind::Kick, &why, out);
             out.close(h, close::BANNED, &why);
@@ -83,7 +112,7 @@ impl ChatServer {
         };
         tracing::info!(target: "udpchat::admin", %target, by = name, was_banned = removed, "unban");
         let text = if removed {
-            self.store.admin(AdminChange::Unban { target: key });
+            self.record_admin(AdminChange::Unban { target: key });
             format!("{target} unbanned by {name}")
         } else {
             format!("{target} was not banned")
@@ -103,7 +132,7 @@ impl ChatServer {
                 Ok(ip) => self.banned_ips.remove(&ip),
                 Err(_) => self.banned_nicks.remove(&target),
             };
-            self.store.admin(AdminChange::Unban { target: target.clone() });
+            self.record_admin(AdminChange::Unban { target: target.clone() });
             tracing::info!(target: "udpchat::admin", %target, "ban expired");
             self.announce(clock, format!("-- the ban on {target} has expired"));
         }

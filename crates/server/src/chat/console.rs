@@ -228,6 +228,7 @@ impl ChatServer {
             time_ms: clock.unix_ms,
         };
         self.broadcast(&room, &notice, Traffic::Notice, None, out);
+        self.share_notice(std::collections::BTreeSet::from([room.clone()]), &notice);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.remove_member(target);
         }

@@ -83,7 +83,14 @@ impl ChatServer {
         let (topic, head) = (r.topic.clone(), r.head);
         let members: Vec<String> =
             r.members.iter().filter_map(|m| self.sessions.get(m)?.nick.clone()).take(MAX_LISTED).collect();
-        self.reply(h, &ServerMsg::Joined { room: room.to_owned(), topic, members, head }, out);
+        // On a cluster a client failing over may have seen more than this
+        // node has yet: it keeps its place, and the lines up to it that
+        // the feed still brings are ones it has (§15.12).
+        let shown = match since {
+            Some(since) if self.cluster.is_some() => head.max(since),
+            _ => head,
+        };
+        self.reply(h, &ServerMsg::Joined { room: room.to_owned(), topic, members, head: shown }, out);
         match since {
             Some(since) if since < head => {
                 if let Some(r) = self.rooms.get_mut(room) {
@@ -106,6 +113,7 @@ impl ChatServer {
                 time_ms: clock.unix_ms,
             };
             self.broadcast(room, &notice, Traffic::Notice, Some(h), out);
+            self.share_notice(std::collections::BTreeSet::from([room.to_owned()]), &notice);
         }
     }
 

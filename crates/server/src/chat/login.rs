@@ -54,6 +54,9 @@ enum LoginStep {
     LookingUp { account_password: String },
     /// The password check is in flight.
     Verifying { operator: bool, rate: u32 },
+    /// On a cluster: the nickname's lease is being claimed
+    /// (`clustered.rs`); then the login completes with this account.
+    Claiming { account: Option<(String, bool, u32)> },
 }
 
 /// Password checks for the driver to start, and how many run.
@@ -202,7 +205,7 @@ impl ChatServer {
             return;
         }
         let Some(account) = account else {
-            self.finish_login(clock, h, request, None, out);
+            self.claim_or_finish(clock, h, request, None, out);
             return;
         };
         if account_password.is_empty() {
@@ -249,7 +252,53 @@ impl ChatServer {
             self.reply(h, &refuse(RefuseCode::NickTaken, format!("{} is already in use", request.nick)), out);
             return;
         }
-        self.finish_login(clock, h, request, Some((key, operator, rate)), out);
+        self.claim_or_finish(clock, h, request, Some((key, operator, rate)), out);
+    }
+
+    /// On a cluster the nickname must be claimed cluster-wide first;
+    /// elsewhere the login completes now.
+    fn claim_or_finish(
+        &mut self,
+        clock: Clock,
+        h: ConnectionHandle,
+        request: LoginRequest,
+        account: Option<(String, bool, u32)>,
+        out: &mut impl Outlet,
+    ) {
+        if !self.clustered() {
+            self.finish_login(clock, h, request, account, out);
+            return;
+        }
+        let folded = fold(&request.nick);
+        if let Some(s) = self.sessions.get_mut(&h) {
+            s.login = Some(PendingLogin { request, step: LoginStep::Claiming { account } });
+        }
+        self.claim_nick(h, folded);
+    }
+
+    /// The cluster granted the nickname of `h`'s login; false if the
+    /// login did not complete (the session went, or the nickname was
+    /// taken here or banned meanwhile), and the lease is not needed.
+    pub(crate) fn login_claimed(&mut self, clock: Clock, h: ConnectionHandle, out: &mut impl Outlet) -> bool {
+        let pending = self.sessions.get_mut(&h).filter(|s| !s.gone).and_then(|s| s.login.take());
+        let Some(PendingLogin { request, step: LoginStep::Claiming { account } }) = pending else { return false };
+        if let Err(msg) = self.nick_available(&request.nick) {
+            self.reply(h, &msg, out);
+            return false;
+        }
+        self.finish_login(clock, h, request, account, out);
+        true
+    }
+
+    /// The nickname of `h`'s login in progress.
+    pub(crate) fn pending_nick(&self, h: ConnectionHandle) -> Option<String> {
+        self.sessions.get(&h)?.login.as_ref().map(|p| p.request.nick.clone())
+    }
+
+    pub(crate) fn drop_pending_login(&mut self, h: ConnectionHandle) {
+        if let Some(s) = self.sessions.get_mut(&h) {
+            s.login = None;
+        }
     }
 
     fn login_failed(&mut self, clock: Clock, h: ConnectionHandle, msg: ServerMsg, out: &mut impl Outlet) {

@@ -22,6 +22,7 @@
 //! accounts in `login.rs`, the operator console in `console.rs`.
 
 mod bans;
+mod clustered;
 mod console;
 mod history;
 mod login;
@@ -50,6 +51,7 @@ use rooms::{Room, Traffic};
 use sessions::{Session, Sessions};
 use storage::{Batch, StoreWork};
 
+pub use clustered::{ClusterCompletion, ClusterRequest, Fed, FedItem, Stored};
 pub use console::format_time;
 pub use history::PLAIN_JOIN;
 pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};
@@ -139,6 +141,8 @@ pub struct ChatServer {
     pub(crate) stats: ChatStats,
     /// While an admin command runs: its answers (`console.rs`).
     answers: Option<Vec<String>>,
+    /// On a cluster node: its part (`clustered.rs`).
+    pub(crate) cluster: Option<clustered::Role>,
 }
 
 impl ChatServer {
@@ -181,6 +185,7 @@ impl ChatServer {
             time_zone: TimeZone::system(),
             stats: ChatStats::default(),
             answers: None,
+            cluster: None,
         })
     }
 
@@ -299,7 +304,9 @@ impl ChatServer {
         session.gone = true;
         let Some(nick) = session.nick.take() else { return };
         let rooms = std::mem::take(&mut session.rooms);
-        self.sessions.nicks.remove(&udpchat_chat::names::fold(&nick));
+        let folded = udpchat_chat::names::fold(&nick);
+        self.sessions.nicks.remove(&folded);
+        self.release_nick(folded);
         for room in &rooms {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.remove_member(h);
@@ -319,7 +326,19 @@ impl ChatServer {
     /// room before the notice, though lines wait for their group commit
     /// and notices do not need one.
     pub(crate) fn notify_after_lines(&mut self, rooms: BTreeSet<String>, msg: ServerMsg, out: &mut impl Outlet) {
-        if let Some(now) = self.store.notice_after_lines(storage::LaterNotice { rooms, msg }) {
+        let notice = storage::LaterNotice { rooms, msg };
+        if self.clustered() {
+            // After the member's lines in the stream, so on every node.
+            self.publish_notice(notice);
+            return;
+        }
+        self.notice_in_order(notice, out);
+    }
+
+    /// Sends a notice once the lines waiting for the local store have
+    /// been delivered, or now if none are.
+    pub(crate) fn notice_in_order(&mut self, notice: storage::LaterNotice, out: &mut impl Outlet) {
+        if let Some(now) = self.store.notice_after_lines(notice) {
             self.broadcast_rooms(&now.rooms, &now.msg, None, out);
         }
     }
@@ -393,7 +412,8 @@ impl ChatServer {
 
     fn deliver_stored(&mut self, clock: Clock, batch: Batch, out: &mut impl Outlet) {
         for pending in batch.lines {
-            self.deliver(clock, pending.line, pending.waiter, out);
+            let skip = pending.waiter.map(|w| w.session).or(pending.skip);
+            self.deliver(clock, pending.line, pending.waiter, skip, out);
         }
         for pending in batch.privates {
             let (p, waiter) = (pending.private, pending.waiter);
@@ -458,7 +478,14 @@ impl ChatServer {
     }
 
     /// A stored line goes out: console, room, acknowledgement.
-    fn deliver(&mut self, clock: Clock, line: Line, waiter: Option<storage::Waiter>, out: &mut impl Outlet) {
+    fn deliver(
+        &mut self,
+        clock: Clock,
+        line: Line,
+        waiter: Option<storage::Waiter>,
+        skip: Option<ConnectionHandle>,
+        out: &mut impl Outlet,
+    ) {
         if self.settings.console_log {
             let shown = console::show_line(&line);
             self.log(clock, shown);
@@ -468,13 +495,14 @@ impl ChatServer {
         tracing::debug!(target: "udpchat::line", %room, seq, from = %line.from, bytes = line.text.len(), "line");
         tracing::trace!(target: "udpchat::line", %room, seq, text = %line.text, "line text");
         let msg = ServerMsg::Line(Line { history: false, ..line });
-        self.broadcast(&room, &msg, Traffic::Line, waiter.map(|w| w.session), out);
+        self.broadcast(&room, &msg, Traffic::Line, skip, out);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.head = seq;
         }
         if let Some(w) = waiter {
             self.reply(w.session, &ServerMsg::Ack { id: w.id, room, seq }, out);
         }
+        self.cluster_delivered(seq, out);
     }
 
     /// Closes sessions that have not logged in within the limit, and

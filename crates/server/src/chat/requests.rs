@@ -232,11 +232,17 @@ impl ChatServer {
         waiter: Option<Waiter>,
     ) -> Result<(), super::storage::Backlog> {
         let NewLine { from, text, kind } = line;
+        let clustered = self.clustered();
         let Some(r) = self.rooms.get_mut(room) else { return Ok(()) };
         let line =
             Line { room: room.to_owned(), seq: r.next_seq, time_ms: clock.unix_ms, from, text, kind, history: false };
-        self.store.accept_line(PendingLine { line, waiter })?;
-        r.next_seq += 1;
+        if clustered {
+            // The cluster's stream numbers it (`clustered.rs`).
+            self.publish_line(PendingLine { line: Line { seq: 0, ..line }, waiter, skip: None })?;
+        } else {
+            self.store.accept_line(PendingLine { line, waiter, skip: None })?;
+            r.next_seq += 1;
+        }
         self.stats.lines_accepted += 1;
         Ok(())
     }
@@ -275,6 +281,12 @@ impl ChatServer {
         }
         if let Err(msg) = self.nick_free_for(h, &nick) {
             self.reply(h, &msg, out);
+            return;
+        }
+        if self.clustered() {
+            let text = "this server is part of a cluster, where nicknames are held cluster-wide and cannot change \
+                        in a session: /quit and log in again with --nick";
+            self.reply(h, &error(0, ErrorCode::NickTaken, text), out);
             return;
         }
         if !self.store.read_account(fold(&nick), AccountUse::Nick { session: h, nick: nick.clone() }) {
@@ -357,6 +369,7 @@ impl ChatServer {
         };
         // The session itself hears it too, even in no room.
         self.broadcast_rooms(&rooms, &notice, Some(h), out);
+        self.share_notice(rooms, &notice);
         self.reply(h, &notice, out);
     }
 
@@ -465,7 +478,7 @@ impl ChatServer {
     pub(crate) fn set_topic(&mut self, clock: Clock, room: &str, by: &str, topic: String, out: &mut impl Outlet) {
         let Some(r) = self.rooms.get_mut(room) else { return };
         r.topic = topic.clone();
-        self.store.admin(crate::store::AdminChange::Topic { room: room.to_owned(), topic: topic.clone() });
+        self.record_admin(crate::store::AdminChange::Topic { room: room.to_owned(), topic: topic.clone() });
         tracing::info!(target: "udpchat::admin", %room, %by, "topic");
         self.announce(clock, format!("-- {by} set the topic of #{room}: {topic}"));
         let notice = ServerMsg::Notice {
@@ -477,5 +490,6 @@ impl ChatServer {
         };
         let rooms = BTreeSet::from([room.to_owned()]);
         self.broadcast_rooms(&rooms, &notice, None, out);
+        self.share_notice(rooms, &notice);
     }
 }

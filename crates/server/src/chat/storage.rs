@@ -49,8 +49,12 @@ pub(crate) struct Waiter {
 #[derive(Debug)]
 pub(crate) struct PendingLine {
     pub(crate) line: Line,
-    /// `None` for the console operator's lines.
+    /// `None` for the console operator's lines and lines fed by the
+    /// cluster.
     pub(crate) waiter: Option<Waiter>,
+    /// A session that must not hear it (its sender, acknowledged instead:
+    /// a cluster node's own line coming back on its feed).
+    pub(crate) skip: Option<ConnectionHandle>,
 }
 
 #[derive(Debug)]
@@ -159,6 +163,11 @@ enum Request {
     Commit(Batch),
     /// A ban, unban or topic to keep across restarts.
     Admin(AdminChange),
+    /// An account a cluster node's feed brought (None: deleted).
+    PutAccount {
+        folded: String,
+        account: Option<Account>,
+    },
     Prune {
         room: String,
         retention: Retention,
@@ -195,6 +204,7 @@ pub struct StoreCompletion(Completion);
 pub(crate) enum Completion {
     Committed { batch: Batch, result: Result<(), StoreError> },
     Admin { change: AdminChange, result: Result<(), StoreError> },
+    PutAccount { folded: String, result: Result<(), StoreError> },
     Pruned { room: String, limit: usize, result: Result<usize, StoreError> },
     Account { result: Result<Option<Account>, StoreError>, then: AccountUse },
     Lines { result: Result<Vec<Line>, StoreError>, then: LinesUse },
@@ -206,7 +216,7 @@ impl StoreRequest {
     /// writer, in order; the others only read and may run on a reader
     /// connection beside it.
     pub fn writes(&self) -> bool {
-        matches!(self.0, Request::Commit(_) | Request::Admin(_) | Request::Prune { .. })
+        matches!(self.0, Request::Commit(_) | Request::Admin(_) | Request::PutAccount { .. } | Request::Prune { .. })
     }
 
     /// Whether it is a group commit of lines (whose latency is a metric).
@@ -230,6 +240,13 @@ impl StoreRequest {
             Request::Admin(change) => {
                 let result = store.apply(&change);
                 Completion::Admin { change, result }
+            }
+            Request::PutAccount { folded, account } => {
+                let result = match &account {
+                    Some(account) => store.put_account(&folded, account),
+                    None => store.delete_account(&folded).map(drop),
+                };
+                Completion::PutAccount { folded, result }
             }
             Request::Prune { room, retention, now_ms, limit } => {
                 let result = store.prune(&room, retention, now_ms, limit);
@@ -359,6 +376,12 @@ impl StoreWork {
         self.requests.push(StoreRequest(Request::Admin(change)));
     }
 
+    /// Stores an account the cluster's feed brought (on the writer, in
+    /// feed order). Bounded like `admin`: accounts change by hand.
+    pub(crate) fn put_account(&mut self, folded: String, account: Option<Account>) {
+        self.requests.push(StoreRequest(Request::PutAccount { folded, account }));
+    }
+
     /// Looks up an account; false if too many reads are in flight.
     pub(crate) fn read_account(&mut self, folded: String, then: AccountUse) -> bool {
         self.read(Request::Account { folded, then })
@@ -405,10 +428,11 @@ impl ChatServer {
         std::mem::take(&mut self.store.requests)
     }
 
-    /// Whether accepted lines are waiting to be stored or a commit is in
-    /// flight: at shutdown the driver feeds completions until it is not.
+    /// Whether accepted lines are waiting to be stored (or, on a cluster,
+    /// published) or a commit is in flight: at shutdown the driver feeds
+    /// completions until it is not.
     pub fn storing(&self) -> bool {
-        self.store.busy_writing()
+        self.store.busy_writing() || self.cluster_busy()
     }
 
     /// Ends the current batch: everything accepted since the last commit
@@ -416,6 +440,7 @@ impl ChatServer {
     /// flight, with the next one. Call once per batch of events.
     pub fn commit(&mut self) {
         self.store.start_commit();
+        self.start_publish();
     }
 
     /// A store request finished.
@@ -437,6 +462,11 @@ impl ChatServer {
             Completion::Admin { change, result } => {
                 if let Err(e) = result {
                     self.announce(clock, format!("!! could not record {change:?}; it lasts until a restart: {e}"));
+                }
+            }
+            Completion::PutAccount { folded, result } => {
+                if let Err(e) = result {
+                    self.announce(clock, format!("!! could not store the account {folded} from the cluster: {e}"));
                 }
             }
             Completion::Pruned { room, limit, result } => {

@@ -6,6 +6,7 @@
 //! that room until set back to `default`.
 
 use udpchat_chat::names::{fold, room_name};
+use udpchat_proto::ConnectionHandle;
 
 use super::rooms::Room;
 use super::storage::AccountUse;
@@ -105,23 +106,8 @@ impl ChatServer {
             }
         };
         let folded = fold(&account.name);
-        self.store.admin(AdminChange::AccountRate { account: folded.clone(), rate });
-        let per_second = if rate > 0 { f64::from(rate) } else { self.settings.rate_per_second };
-        let max_line = self.settings.max_line_bytes;
-        let online: Vec<_> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.account.as_deref() == Some(folded.as_str()))
-            .map(|(h, _)| *h)
-            .collect();
-        for &h in &online {
-            let Some(session) = self.sessions.get_mut(&h) else { continue };
-            session.pacing.set_rate(per_second);
-            // Back to the server's rate: a reload's new rate applies again.
-            session.pacing.own_rate = rate > 0;
-            let limits = session.pacing.limits(max_line);
-            self.reply(h, &limits, out);
-        }
+        self.record_admin(AdminChange::AccountRate { account: folded.clone(), rate });
+        let online = self.account_rate_changed(&folded, rate, out);
         let shown = if rate > 0 { format!("{rate} lines/s") } else { "the server's rate".to_owned() };
         let sessions = match online.len() {
             0 => "no session online".to_owned(),
@@ -156,7 +142,7 @@ impl ChatServer {
                 if let Some(r) = self.rooms.get_mut(&name) {
                     r.retention = None;
                 }
-                self.store.admin(AdminChange::Retention { room: name.clone(), retention: None });
+                self.record_admin(AdminChange::Retention { room: name.clone(), retention: None });
                 let now = effective_retention(&self.settings, &name, self.rooms.get(&name));
                 self.announce(clock, format!("-- #{name} keeps {} again (from the config)", describe(now)));
             }
@@ -170,7 +156,7 @@ impl ChatServer {
                     return;
                 }
                 self.rooms.entry(name.clone()).or_insert_with(|| Room::new(0)).retention = Some(new);
-                self.store.admin(AdminChange::Retention { room: name.clone(), retention: Some(new) });
+                self.record_admin(AdminChange::Retention { room: name.clone(), retention: Some(new) });
                 self.announce(clock, format!(
                     "-- #{name} now keeps {} (kept across restarts; /retention {name} default goes back to the config)",
                     describe(new)
@@ -203,5 +189,30 @@ mod tests {
             "the last 5 lines, at most 1 day old"
         );
         assert_eq!(describe(Retention::default()), "everything");
+    }
+}
+
+impl ChatServer {
+    /// The account's sessions online here take its new rate (0: the
+    /// server's) and hear fresh Limits (§15.10). Returns them.
+    pub(crate) fn account_rate_changed(
+        &mut self,
+        folded: &str,
+        rate: u32,
+        out: &mut impl Outlet,
+    ) -> Vec<ConnectionHandle> {
+        let per_second = if rate > 0 { f64::from(rate) } else { self.settings.rate_per_second };
+        let max_line = self.settings.max_line_bytes;
+        let online: Vec<_> =
+            self.sessions.iter().filter(|(_, s)| s.account.as_deref() == Some(folded)).map(|(h, _)| *h).collect();
+        for &h in &online {
+            let Some(session) = self.sessions.get_mut(&h) else { continue };
+            session.pacing.set_rate(per_second);
+            // Back to the server's rate: a reload's new rate applies again.
+            session.pacing.own_rate = rate > 0;
+            let limits = session.pacing.limits(max_line);
+            self.reply(h, &limits, out);
+        }
+        online
     }
 }

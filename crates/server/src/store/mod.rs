@@ -35,7 +35,7 @@ pub struct StoredPrivate {
     pub time_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Account {
     /// As the user spelled it when it was created.
     pub name: String,
@@ -48,7 +48,7 @@ pub struct Account {
 }
 
 /// A change to what operators set, kept across restarts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AdminChange {
     /// `target` is a folded nickname or an IP address; `expires_ms` is a
     /// Unix time in milliseconds, 0 for a permanent ban.
@@ -90,7 +90,7 @@ pub struct AdminState {
 }
 
 /// How much history a room keeps; `None` means no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Retention {
     pub max_age_ms: Option<u64>,
     pub max_lines: Option<u64>,
