@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test file uses part of this
 
+pub mod nats;
 pub mod proc;
 pub mod raw;
 pub mod tmux;

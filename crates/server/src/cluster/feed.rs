@@ -6,11 +6,12 @@
 //! the read fails; it is made again, after the last item handed on, once
 //! NATS answers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::{STREAM, wire};
 use crate::chat::Fed;
@@ -19,12 +20,16 @@ use crate::chat::Fed;
 const RETRY: Duration = Duration::from_secs(1);
 
 /// Reads the stream after `position` until the driver goes away.
-pub(super) async fn run(js: jetstream::Context, mut position: u64, fed: mpsc::Sender<Fed>) {
+pub(super) async fn run(js: jetstream::Context, mut position: u64, fed: mpsc::Sender<Fed>, reconnected: Arc<Notify>) {
     let mut failing = false;
     loop {
-        match read(&js, &mut position, &fed, &mut failing).await {
+        match read(&js, &mut position, &fed, &mut failing, &reconnected).await {
             Ok(()) => return,
             Err(e) => {
+                // A reconnect is not a failure worth a retry's wait.
+                if e.to_string().starts_with("reconnected") {
+                    continue;
+                }
                 if !failing {
                     tracing::error!(target: "udpchat::cluster", error = %e, position, "reading the cluster's stream failed; retrying every second");
                 }
@@ -42,6 +47,7 @@ async fn read(
     position: &mut u64,
     fed: &mpsc::Sender<Fed>,
     failing: &mut bool,
+    reconnected: &Notify,
 ) -> Result<(), async_nats::Error> {
     let stream = js.get_stream(STREAM).await?;
     let deliver_policy = match *position {
@@ -60,7 +66,12 @@ async fn read(
         tracing::info!(target: "udpchat::cluster", position = *position, "reading the cluster's stream again");
         *failing = false;
     }
-    while let Some(message) = messages.next().await {
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => message,
+            () = reconnected.notified() => return Err("reconnected to NATS; reading again".into()),
+        };
+        let Some(message) = message else { break };
         let message = message?;
         let seq = message.info()?.stream_sequence;
         if seq <= *position {

@@ -21,10 +21,11 @@ mod feed;
 mod leases;
 pub mod wire;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::chat::{ClusterCompletion, ClusterRequest, Fed, Stored};
@@ -84,27 +85,38 @@ pub struct Cluster {
     js: jetstream::Context,
     nicks: jetstream::kv::Store,
     node: u64,
+    /// Told when the connection to NATS is made again.
+    reconnected: Arc<Notify>,
 }
 
 impl Cluster {
     /// Connects and makes the stream and the lease bucket if missing.
     pub async fn connect(config: &ClusterConfig) -> Result<Self, ClusterError> {
         let urls = config.urls.clone();
+        let reconnected = Arc::new(Notify::new());
+        let notify = reconnected.clone();
         let client = async_nats::ConnectOptions::new()
             .name("udpchat-server")
             .connection_timeout(Duration::from_secs(5))
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Disconnected => {
-                        tracing::error!(target: "udpchat::cluster", "lost the connection to NATS; lines are refused until it is back");
+            .event_callback(move |event| {
+                let notify = notify.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Disconnected => {
+                            tracing::error!(target: "udpchat::cluster", "lost the connection to NATS; lines are refused until it is back");
+                        }
+                        async_nats::Event::Connected => {
+                            tracing::info!(target: "udpchat::cluster", "connected to NATS");
+                            // The feed's reader may not have survived (a
+                            // restarted NATS forgets it): make it again now.
+                            notify.notify_one();
+                        }
+                        // Each failed reconnect attempt, among others.
+                        other => tracing::debug!(target: "udpchat::cluster", "NATS: {other}"),
                     }
-                    async_nats::Event::Connected => {
-                        tracing::info!(target: "udpchat::cluster", "connected to NATS");
-                    }
-                    other => tracing::warn!(target: "udpchat::cluster", "NATS: {other}"),
                 }
             })
-            .connect(urls.as_str())
+            .connect(urls.split(',').map(str::trim).collect::<Vec<_>>().as_slice())
             .await
             .map_err(|source| ClusterError::Connect { urls: urls.clone(), source })?;
         let mut js = jetstream::new(client);
@@ -125,7 +137,7 @@ impl Cluster {
         let nicks = leases::bucket(&js, replicas).await?;
         let mut node = [0u8; 8];
         getrandom::getrandom(&mut node).map_err(|e| ClusterError::Setup { what: "node name", source: e.into() })?;
-        Ok(Self { js, nicks, node: u64::from_le_bytes(node) | 1 })
+        Ok(Self { js, nicks, node: u64::from_le_bytes(node) | 1, reconnected })
     }
 
     /// This node's name in the cluster: random, new at each start.
@@ -142,7 +154,7 @@ impl Cluster {
         let (lease_tx, lease_rx) = mpsc::unbounded_channel();
         let tasks = vec![
             tokio::spawn(publisher(self.js.clone(), self.node, publish_rx, completions_tx.clone())),
-            tokio::spawn(feed::run(self.js.clone(), position, fed_tx)),
+            tokio::spawn(feed::run(self.js.clone(), position, fed_tx, self.reconnected)),
             tokio::spawn(leases::run(self.nicks, self.node, lease_rx, completions_tx)),
         ];
         ClusterLink { publish: publish_tx, leases: lease_tx, completions, fed, tasks }
@@ -254,6 +266,12 @@ async fn publisher(
 /// batch costs about one round trip to NATS.
 async fn publish_all(js: &jetstream::Context, messages: Vec<wire::Outgoing>) -> Result<Vec<Stored>, ClusterError> {
     let fail = |e: async_nats::Error| ClusterError::Publish { source: e };
+    // Not connected: refused now. The client would keep the messages and
+    // send them once it reconnects, storing lines whose senders were told
+    // they were not delivered.
+    if js.client().connection_state() != async_nats::connection::State::Connected {
+        return Err(fail("no connection to NATS".into()));
+    }
     let mut acks = Vec::with_capacity(messages.len());
     for m in messages {
         let ack = js.publish_with_headers(m.subject, m.headers, m.payload.into()).await.map_err(|e| fail(e.into()))?;
