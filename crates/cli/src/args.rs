@@ -229,8 +229,10 @@ pub struct ServerArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ConnectArgs {
-    /// Server to connect to.
-    #[arg(long, short, env = "UDPCHAT_SERVER", default_value = "127.0.0.1:7667")]
+    /// Server to connect to: HOST:PORT, or several separated by commas
+    /// (servers of one cluster, sharing one key), tried in turn when one
+    /// does not answer. A name with several addresses stands for all.
+    #[arg(long, short, env = "UDPCHAT_SERVER", default_value = "127.0.0.1:7667", value_name = "HOST:PORT[,...]")]
     pub server: String,
     /// Your nickname (asked for if missing and the terminal is interactive).
     #[arg(long, short, env = "UDPCHAT_NICK")]

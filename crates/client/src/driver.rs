@@ -1,21 +1,25 @@
 //! The client's network task, and nothing else: it moves bytes between the
 //! [`Link`] (a UDP socket and the protocol endpoint on it) and the session
 //! core ([`crate::session::Session`], where login, the outbox, resuming
-//! and reconnection are decided), time from tokio's clock into both, the
-//! front end's requests in and the core's events out. The only state of
-//! its own is the current connection handle and the known-servers file,
-//! which it writes when the core says to remember a key.
+//! and reconnection are decided, and which server address each attempt
+//! goes to), time from tokio's clock into both, DNS lookups when the core
+//! asks for them, the front end's requests in and the core's events out.
+//! The only state of its own is the current connection handle, a lookup
+//! under way, and the known-servers file, which it writes when the core
+//! says to remember a key.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout};
 use udpchat_chat::ServerMsg;
 use udpchat_proto::{ClientConfig, ConnectionHandle, Event, code};
 
 use crate::known_hosts::KnownHosts;
 use crate::link::Link;
+use crate::resolve::{first_address, resolve};
+use crate::session::servers::{self, Resolved};
 use crate::session::{Action, Request, Session, SessionConfig};
 use crate::{ClientError, ClientEvent, ClientOptions};
 
@@ -25,8 +29,16 @@ const IDLE_WAKE: Duration = Duration::from_secs(60);
 pub(crate) struct Driver {
     /// As the user wrote it: the key of the known-servers entry.
     server_name: String,
-    server: SocketAddr,
+    /// The names in it, looked up at each round of addresses.
+    names: Vec<String>,
+    /// What they resolved to in [`Driver::new`], for the first round.
+    first_lookup: Option<Vec<Resolved>>,
+    /// A lookup under way, for [`Action::Resolve`].
+    lookup: Option<JoinHandle<Vec<Resolved>>>,
+    /// Bound for one address family (IPv4 or IPv6); replaced when an
+    /// attempt goes to an address of the other.
     link: Link,
+    link_ipv4: bool,
     known_hosts: Option<KnownHosts>,
     requests: mpsc::Receiver<Request>,
     /// Set once every handle is gone (the channel is not polled again).
@@ -36,6 +48,7 @@ pub(crate) struct Driver {
     events: mpsc::Sender<ClientEvent>,
     session: Session,
     conn: Option<ConnectionHandle>,
+    idle_timeout: Duration,
 }
 
 fn wall_ms() -> u64 {
@@ -49,25 +62,39 @@ impl Driver {
         urgent: mpsc::Receiver<Request>,
         events: mpsc::Sender<ClientEvent>,
     ) -> Result<Self, ClientError> {
-        let server = tokio::net::lookup_host(&options.server)
-            .await
-            .map_err(|e| ClientError::Resolve(options.server.clone(), e.to_string()))?
-            .next()
-            .ok_or_else(|| ClientError::Resolve(options.server.clone(), "no addresses".into()))?;
+        // Looked up here so that a name that resolves to nothing fails the
+        // connect (naming it), as a single address always did.
+        let names = servers::names(&options.server);
+        let resolved = resolve(&names).await;
+        let first = first_address(&options.server, &resolved).map_err(|(name, why)| ClientError::Resolve(name, why))?;
         let known_hosts = options.known_hosts.as_deref().map(KnownHosts::load).transpose()?;
-        let link = Link::client(server).map_err(ClientError::Socket)?;
+        let link = match Link::client(first) {
+            Ok(link) => link,
+            // No socket for that family here (IPv6 off, say): one for
+            // the other, if the list has addresses of it.
+            Err(e) => {
+                let other = resolved.iter().filter_map(|(_, r)| r.as_ref().ok()).flatten();
+                let other = other.copied().find(|a| a.is_ipv4() != first.is_ipv4());
+                other.map_or(Err(e), Link::client).map_err(ClientError::Socket)?
+            }
+        };
+        let link_ipv4 = link.is_ipv4();
         let known = known_hosts.as_ref().and_then(|k| k.get(&options.server));
         let session = Session::new(SessionConfig::new(&options, known), Instant::now(), wall_ms());
         Ok(Self {
-            server_name: options.server,
-            server,
+            server_name: servers::canonical(&options.server),
+            names,
+            first_lookup: Some(resolved),
+            lookup: None,
             link,
+            link_ipv4,
             known_hosts,
             requests,
             requests_closed: false,
             urgent,
             urgent_closed: false,
             events,
+            idle_timeout: options.idle_timeout,
             session,
             conn: None,
         })
@@ -79,6 +106,9 @@ impl Driver {
             if self.session.is_stopped() {
                 // The close (or goodbye) may still be queued.
                 self.link.flush().await;
+                if let Some(lookup) = self.lookup.take() {
+                    lookup.abort();
+                }
                 return;
             }
             self.link.flush().await;
@@ -112,6 +142,10 @@ impl Driver {
                     Some(req) => self.session.on_request(Instant::now(), req),
                     None => self.urgent_closed = true,
                 },
+                resolved = lookup_done(&mut self.lookup, &self.names), if self.lookup.is_some() => {
+                    self.lookup = None;
+                    self.session.on_resolved(Instant::now(), resolved);
+                }
             }
             self.endpoint_events();
         }
@@ -158,9 +192,34 @@ impl Driver {
             let Some(action) = self.session.poll_action() else { break };
             let now = Instant::now();
             match action {
-                Action::Connect { server_key } => {
-                    let config = ClientConfig { server_key, ..ClientConfig::default() };
-                    match self.link.endpoint.connect(now, self.server, config) {
+                Action::Resolve => match self.first_lookup.take() {
+                    Some(resolved) => self.session.on_resolved(now, resolved),
+                    None => {
+                        let names = self.names.clone();
+                        self.lookup = Some(tokio::spawn(async move { resolve(&names).await }));
+                    }
+                },
+                Action::Connect { server_key, to } => {
+                    if to.is_ipv4() != self.link_ipv4 {
+                        match Link::client(to) {
+                            Ok(link) => {
+                                // What the old socket still has to send (a close).
+                                self.link.flush().await;
+                                self.link = link;
+                                self.link_ipv4 = to.is_ipv4();
+                                self.conn = None;
+                            }
+                            Err(e) => {
+                                // No IPv6 here, say: that address cannot be
+                                // tried, the others can.
+                                self.session.on_unreachable(now, format!("cannot open a UDP socket: {e}"));
+                                continue;
+                            }
+                        }
+                    }
+                    let mut config = ClientConfig { server_key, ..ClientConfig::default() };
+                    config.transport.idle_timeout = self.idle_timeout;
+                    match self.link.endpoint.connect(now, to, config) {
                         Ok(h) => self.conn = Some(h),
                         Err(e) => self.session.on_connect_failed(now, format!("invalid client configuration: {e}")),
                     }
@@ -192,6 +251,13 @@ impl Driver {
             let _ = self.events.send(event).await;
         }
     }
+}
+
+/// The result of the lookup under way (never ready without one). A
+/// lookup task that failed counts as every name failing.
+async fn lookup_done(lookup: &mut Option<JoinHandle<Vec<Resolved>>>, names: &[String]) -> Vec<Resolved> {
+    let Some(task) = lookup else { return std::future::pending().await };
+    task.await.unwrap_or_else(|e| names.iter().map(|n| (n.clone(), Err(format!("lookup failed: {e}")))).collect())
 }
 
 /// Waits up to `limit` for the first event matching `pred`, for tests and

@@ -4,8 +4,11 @@
 //! an error naming both keys.
 //!
 //! Format: one `ADDRESS KEY` pair a line (KEY in base64), `#` comments.
-//! The file is small and rewritten whole; entries are never removed
-//! automatically (a user who reinstalled a server deletes the line).
+//! ADDRESS is the server as the user gave it; a list of servers (a
+//! cluster sharing one key) is one entry, written without blanks
+//! (`a:7667,b:7667`), and its key holds for every address in it. The file
+//! is small and rewritten whole; entries are never removed automatically
+//! (a user who reinstalled a server deletes the line).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,6 +16,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use udpchat_proto::PublicKey;
+
+use crate::session::servers::canonical;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnownHostsError {
@@ -52,12 +57,12 @@ impl KnownHosts {
     }
 
     pub fn get(&self, server: &str) -> Option<PublicKey> {
-        self.entries.get(server).copied()
+        self.entries.get(&canonical(server)).copied()
     }
 
     /// Records the key of a server seen for the first time.
     pub fn remember(&mut self, server: &str, key: PublicKey) -> Result<(), KnownHostsError> {
-        self.entries.insert(server.to_owned(), key);
+        self.entries.insert(canonical(server), key);
         let mut text = String::from("# udpchat known servers: ADDRESS KEY (trusted on first use)\n");
         for (addr, key) in &self.entries {
             text.push_str(&format!("{addr} {key}\n"));
@@ -97,6 +102,20 @@ mod tests {
         kh.remember("host:1", key).unwrap();
         let kh = KnownHosts::load(&path).unwrap();
         assert_eq!(kh.get("host:1"), Some(key));
+    }
+
+    #[test]
+    fn a_list_is_one_entry_whatever_the_blanks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known");
+        let key = ServerKey::generate([4; 32]).public;
+        let mut kh = KnownHosts::load(&path).unwrap();
+        kh.remember("a:1, b:2", key).unwrap();
+        let kh = KnownHosts::load(&path).unwrap();
+        assert_eq!(kh.get("a:1,b:2"), Some(key));
+        assert_eq!(kh.get(" a:1 ,b:2 "), Some(key));
+        assert_eq!(kh.get("a:1"), None, "a list's key is not one server's");
+        assert!(fs::read_to_string(&path).unwrap().contains(&format!("\na:1,b:2 {key}\n")));
     }
 
     #[test]

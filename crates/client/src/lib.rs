@@ -6,7 +6,7 @@
 //!   driven by events and `Instant`s, testable without a socket;
 //! - `driver`: the tokio task that moves bytes and time between a
 //!   [`link::Link`] and that core, behind the [`Client`] handle and a
-//!   channel of [`ClientEvent`]s;
+//!   channel of [`ClientEvent`]s (and looks up server names, `resolve`);
 //! - [`model`]: what a front end shows — conversations with bounded
 //!   scrollback, members, topics, unread counts, pending lines, the
 //!   connection state — built from those events, for any front end to
@@ -30,6 +30,7 @@
 
 mod driver;
 pub mod link;
+mod resolve;
 pub use driver::wait_for;
 pub mod discovery;
 pub mod input;
@@ -55,7 +56,10 @@ pub use udpchat_chat as chat;
 /// How to reach and log in to a server.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// `HOST:PORT`, resolved when connecting.
+    /// `HOST:PORT`, resolved when connecting; or several, separated by
+    /// commas (the servers of a cluster, which share one key), tried in
+    /// turn. A name that resolves to several addresses stands for all of
+    /// them. The known-servers entry is keyed by the whole list.
     pub server: String,
     pub nick: String,
     /// The shared server password; empty for none.
@@ -74,6 +78,11 @@ pub struct ClientOptions {
     /// says (servers older than issue 10 never do): by default the
     /// reference server's defaults, a burst of 5 then 2 lines per second.
     pub assumed_limits: session::pacing::Limits,
+    /// How long the server may say nothing before the session is taken
+    /// for lost (and, with several addresses, the next one is tried); the
+    /// smaller of this and the server's own applies, and keepalives go at
+    /// half of it. By default the protocol's 30 s; tests make it short.
+    pub idle_timeout: Duration,
 }
 
 impl ClientOptions {
@@ -88,6 +97,7 @@ impl ClientOptions {
             reconnect: false,
             rooms: Vec::new(),
             assumed_limits: session::pacing::Limits::REFERENCE,
+            idle_timeout: udpchat_proto::TransportConfig::client().idle_timeout,
         }
     }
 }
@@ -137,6 +147,8 @@ pub enum ClientEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The name (one of the list) that did not resolve, and why; only
+    /// when no name of the list resolved to any address.
     #[error("cannot resolve server address {0:?}: {1}")]
     Resolve(String, String),
     #[error("cannot open a UDP socket: {0}")]
@@ -166,8 +178,10 @@ const URGENT_QUEUE: usize = 4;
 const EVENT_QUEUE: usize = 4096;
 
 impl Client {
-    /// Resolves the server, opens a socket and starts the session on a
-    /// background task. Progress arrives as events.
+    /// Resolves the server names, opens a socket and starts the session
+    /// on a background task. Progress arrives as events. Fails only when
+    /// no name resolves (a name that does not, beside others that do, is
+    /// a `Note`).
     pub async fn connect(options: ClientOptions) -> Result<(Client, mpsc::Receiver<ClientEvent>), ClientError> {
         let (req_tx, req_rx) = mpsc::channel(REQUEST_QUEUE);
         let (urgent_tx, urgent_rx) = mpsc::channel(URGENT_QUEUE);

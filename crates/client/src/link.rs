@@ -43,6 +43,12 @@ impl Link {
         Ok(Self { io, endpoint, discard: None })
     }
 
+    /// Whether the socket is an IPv4 one (it reaches only addresses of
+    /// its own family).
+    pub fn is_ipv4(&self) -> bool {
+        self.io.local_addr().is_ok_and(|a| a.is_ipv4())
+    }
+
     /// A test and benchmark aid: `discard` decides, datagram by datagram
     /// in both directions, which ones are lost on purpose (the bench's
     /// `--drop`). Real clients never set it.

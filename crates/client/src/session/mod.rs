@@ -4,7 +4,8 @@
 //! outbox, tracks unacknowledged lines, remembers how far each room was
 //! read (to resume after a reconnect, docs/PROTOCOL.md "Resuming"),
 //! drops duplicates at the seams, and decides when to reconnect or give
-//! up. It also paces its requests to the server's `Limits` (`pacing`),
+//! up, and to which address (`servers`: several servers or addresses are
+//! taken in turn, moving on from one that does not answer). It also paces its requests to the server's `Limits` (`pacing`),
 //! resends unacknowledged lines after a reconnect with the same ids (the
 //! Login `origin` lets the server store each once), refuses over-long
 //! lines itself, and on quit waits (bounded) for its lines' answers.
@@ -15,38 +16,46 @@
 //! the front end, [`Session::handle_timeout`] when [`Session::poll_timeout`]
 //! is reached. After each call the caller drains, in this order:
 //! [`Session::next_send`]/[`Session::sent`] (messages for the current
-//! connection), [`Session::poll_action`] (connect, close, remember a key,
-//! measure the round trip, stop) and [`Session::poll_event`] (what to tell
+//! connection), [`Session::poll_action`] (resolve the server names,
+//! connect, close, remember a key, measure the round trip, stop) and [`Session::poll_event`] (what to tell
 //! the front end). `crate::driver` is that caller on tokio; the tests in
-//! `tests.rs` are another, with no network at all.
+//! `tests/` are another, with no network at all.
 
+mod attempts;
+mod config;
 mod outbox;
 pub mod pacing;
 pub mod pinning;
 pub mod reconnect;
 mod seen;
+pub mod servers;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use udpchat_chat::{ClientMsg, Line, LineKind, NoticeKind, RefuseCode, ServerMsg};
 use udpchat_proto::{CloseReason, PublicKey};
 
-use crate::{ClientEvent, ClientOptions};
+use crate::ClientEvent;
 use outbox::Outbox;
 use pacing::Pacing;
 use pinning::Trust;
 use reconnect::Backoff;
 use seen::Seen;
+use servers::Rotation;
 
+pub use config::{SessionConfig, random_origin};
 pub use outbox::{MAX_OUTBOX, MAX_UNACKED};
 
 /// How often the round-trip time is reported while logged in.
 pub const RTT_REPORT: Duration = Duration::from_secs(2);
-/// How long the first handshake may go unanswered before the user is told
-/// (the protocol itself keeps trying for 15 s, then the backoff retries).
+/// How long a handshake may go unanswered before the client moves on to
+/// the next address, if there is one in this round; else, on the first
+/// handshake, the user is told (the protocol itself keeps trying for
+/// 15 s, then the backoff retries).
 pub const NO_ANSWER: Duration = Duration::from_secs(3);
 /// How long [`crate::Client::quit`] waits for lines to be acknowledged.
 pub const QUIT_WAIT: Duration = Duration::from_secs(10);
@@ -74,9 +83,14 @@ pub enum Request {
 /// What the session asks its driver to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Open a connection to the server, requiring this key if given (the
-    /// protocol then refuses another one itself).
-    Connect { server_key: Option<PublicKey> },
+    /// Look up the server names ([`servers::Rotation::names`]) and hand
+    /// what they resolved to [`Session::on_resolved`]; a new round of
+    /// addresses starts with them.
+    Resolve,
+    /// Open a connection to the server at `to` (replacing the current
+    /// one, if any), requiring this key if given (the protocol then
+    /// refuses another one itself).
+    Connect { server_key: Option<PublicKey>, to: SocketAddr },
     /// Send `goodbye` if given (ignore failure), then close the current
     /// connection with code NORMAL and `reason`.
     Close { goodbye: Option<ClientMsg>, reason: String },
@@ -86,55 +100,6 @@ pub enum Action {
     MeasureRtt,
     /// Give up: nothing more will happen (a `Closed` event says why).
     Stop,
-}
-
-/// How to log in and whether to come back.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    pub nick: String,
-    pub password: String,
-    pub account_password: String,
-    pub reconnect: bool,
-    /// Rooms to join after logging in, besides the lobby.
-    pub rooms: Vec<String>,
-    /// The key to require: the user's, else the one remembered for this
-    /// server, else none (trust on first use).
-    pub server_key: Option<PublicKey>,
-    /// `HOST:PORT` as the user gave it, for messages.
-    pub server: String,
-    /// This client instance's random nonzero Login origin (§15.3), the
-    /// same across its reconnects, so the server can tell a resend.
-    pub origin: u64,
-    /// The limits to keep to until the server sends `Limits`.
-    pub assumed_limits: pacing::Limits,
-    /// The known-servers file, named when the server's key changed.
-    pub known_hosts: Option<std::path::PathBuf>,
-}
-
-impl SessionConfig {
-    /// `known`: the key remembered for this server, if any.
-    pub fn new(options: &ClientOptions, known: Option<PublicKey>) -> Self {
-        Self {
-            nick: options.nick.clone(),
-            password: options.password.clone(),
-            account_password: options.account_password.clone(),
-            reconnect: options.reconnect,
-            rooms: options.rooms.clone(),
-            server_key: options.server_key.or(known),
-            server: options.server.clone(),
-            origin: random_origin(),
-            assumed_limits: options.assumed_limits,
-            known_hosts: options.known_hosts.clone(),
-        }
-    }
-}
-
-/// A random nonzero origin, below 2^62 (it is sent as a varint).
-pub fn random_origin() -> u64 {
-    let mut b = [0u8; 8];
-    // The OS RNG failing is not something a chat client can work around.
-    getrandom::getrandom(&mut b).expect("operating system random number generator");
-    (u64::from_le_bytes(b) >> 2).max(1)
 }
 
 /// The user asked to leave; waiting for lines to be answered.
@@ -158,6 +123,8 @@ enum Phase {
     Waiting {
         until: Instant,
     },
+    /// Waiting for the driver to resolve the server names.
+    Resolving,
     Stopped,
 }
 
@@ -173,8 +140,16 @@ pub struct Session {
     outbox: Outbox,
     seen: Seen,
     backoff: Backoff,
+    /// The addresses to try, in turn.
+    servers: Rotation,
+    /// Why the last address was left, for the note naming the next one.
+    switch: Option<String>,
     /// This connection got as far as logging in.
     established: bool,
+    /// Some connection got as far as logging in: without `reconnect`, the
+    /// first loss after it ends the client (before it, the addresses of
+    /// the first round are walked until one answers).
+    logged_in_once: bool,
     /// The user quit (or a refusal made going on pointless): the
     /// connection is closing or closed for good.
     quitting: bool,
@@ -186,9 +161,12 @@ pub struct Session {
     /// again after a reconnect. Older servers would store them twice, so
     /// for them the lines are reported as unconfirmed instead.
     resends: bool,
-    /// When the user is told that the server does not answer (first
-    /// handshake only; cleared once connected).
+    /// When this handshake has gone unanswered long enough to move on to
+    /// the next address (or to tell the user, on the first handshake).
     no_answer_at: Option<Instant>,
+    /// The user was told that the server does not answer, or it answered:
+    /// not said (again).
+    no_answer_told: bool,
     /// Why the client stops, when it is not the user's own quit.
     end_reason: Option<String>,
     next_rtt: Option<Instant>,
@@ -209,25 +187,29 @@ impl Session {
         let mut s = Self {
             nick: config.nick.clone(),
             rooms: config.rooms.iter().cloned().collect(),
+            servers: Rotation::new(&config.server),
             config,
             phase: Phase::Stopped,
             control: VecDeque::new(),
             outbox: Outbox::default(),
             seen: Seen::default(),
             backoff: Backoff::default(),
+            switch: None,
             established: false,
+            logged_in_once: false,
             quitting: false,
             leave: None,
             pacing: Pacing::new(assumed, now),
             resends: false,
-            no_answer_at: Some(now + NO_ANSWER),
+            no_answer_at: None,
+            no_answer_told: false,
             end_reason: None,
             next_rtt: None,
             wall: (now, wall_ms),
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
-        s.connect();
+        s.connect(now);
         s
     }
 
@@ -265,15 +247,6 @@ impl Session {
     /// login will send them.
     pub fn resume(&self) -> Vec<(String, u64)> {
         self.seen.resume()
-    }
-
-    fn connect(&mut self) {
-        let attempt = self.backoff.start();
-        self.phase = Phase::Handshake;
-        self.established = false;
-        self.control.clear();
-        self.events.push_back(ClientEvent::Connecting { attempt });
-        self.actions.push_back(Action::Connect { server_key: self.config.server_key });
     }
 
     fn wall_ms(&self, now: Instant) -> u64 {
@@ -334,16 +307,13 @@ impl Session {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Handshake && self.no_answer_at.is_some_and(|t| now >= t) {
             self.no_answer_at = None;
-            let server = &self.config.server;
-            self.events.push_back(ClientEvent::Note(format!(
-                "no answer from {server} — is the server running, is the address right? (still trying)"
-            )));
+            self.no_answer(now);
         }
         if self.leave.as_ref().is_some_and(|l| now >= l.by) {
             self.try_leave(now);
         }
         match self.phase {
-            Phase::Waiting { until } if now >= until => self.connect(),
+            Phase::Waiting { until } if now >= until => self.connect(now),
             Phase::LoggedIn if self.next_rtt.is_some_and(|t| now >= t) => {
                 self.next_rtt = Some(now + RTT_REPORT);
                 self.actions.push_back(Action::MeasureRtt);
@@ -432,7 +402,7 @@ impl Session {
         let reason = leave.reason.clone();
         self.quitting = true;
         match self.phase {
-            Phase::Waiting { .. } => self.stop("quit".into()),
+            Phase::Waiting { .. } | Phase::Resolving => self.stop("quit".into()),
             // Nobody answered yet: nothing to wait for in the close.
             Phase::Handshake => {
                 self.close(None, "quit".into());
@@ -472,6 +442,8 @@ impl Session {
             }
         };
         self.no_answer_at = None;
+        self.no_answer_told = true;
+        self.servers.answered();
         self.events.push_back(ClientEvent::Connected { server_key, first_use });
         self.phase = Phase::LoggingIn;
         self.control.push_back(self.login_msg());
@@ -501,79 +473,6 @@ impl Session {
         }
         self.events.push_back(ClientEvent::Server(msg));
         self.try_leave(now);
-    }
-
-    /// The connection could not be opened (a configuration the protocol
-    /// refuses): nothing to retry.
-    pub fn on_connect_failed(&mut self, now: Instant, why: String) {
-        self.quitting = false;
-        self.config.reconnect = false;
-        self.ended(now, why, true);
-    }
-
-    /// The current connection ended.
-    pub fn on_closed(&mut self, now: Instant, reason: &CloseReason) {
-        if matches!(self.phase, Phase::Waiting { .. } | Phase::Stopped) {
-            return;
-        }
-        self.ended(now, self.key_changed(reason), reconnect::is_final(reason));
-    }
-
-    /// Why the session ended; for a changed key, with the known-servers
-    /// entry to remove if the change is expected (a reinstalled server).
-    fn key_changed(&self, reason: &CloseReason) -> String {
-        match (reason, &self.config.known_hosts) {
-            (CloseReason::KeyMismatch { expected, .. }, Some(path)) => format!(
-                "{reason} (the old key is the line \"{} {expected}\" in {})",
-                self.config.server,
-                path.display()
-            ),
-            _ => reason.to_string(),
-        }
-    }
-
-    fn ended(&mut self, now: Instant, why: String, fatal: bool) {
-        self.control.clear();
-        self.next_rtt = None;
-        // Sent and not answered: sent again, with the same ids, by the next
-        // session (or reported as unconfirmed if there is none) if the
-        // server can tell a resend.
-        if self.resends {
-            self.outbox.requeue_unacked();
-        } else {
-            let ids = self.outbox.unconfirmed_sent();
-            if !ids.is_empty() {
-                self.events.push_back(ClientEvent::Unconfirmed { ids });
-            }
-        }
-        if self.quitting {
-            let reason = self.end_reason.take().unwrap_or_else(|| "you left the server".into());
-            return self.stop(reason);
-        }
-        let stop = !self.config.reconnect || fatal;
-        self.events.push_back(ClientEvent::Disconnected { reason: why.clone(), reconnecting: !stop });
-        if stop {
-            return self.stop(why);
-        }
-        if self.established {
-            self.backoff.reset();
-        }
-        self.phase = Phase::Waiting { until: now + self.backoff.delay() };
-    }
-
-    fn stop(&mut self, reason: String) {
-        let ids = self.outbox.unconfirmed();
-        if !ids.is_empty() {
-            self.events.push_back(ClientEvent::Unconfirmed { ids });
-        }
-        self.phase = Phase::Stopped;
-        self.events.push_back(ClientEvent::Closed { reason });
-        self.actions.push_back(Action::Stop);
-    }
-
-    fn close(&mut self, goodbye: Option<ClientMsg>, reason: String) {
-        self.phase = Phase::Closing;
-        self.actions.push_back(Action::Close { goodbye, reason });
     }
 
     /// Login, resuming the rooms we were in (with the last line seen in
@@ -628,6 +527,7 @@ impl Session {
                 // A new session: the server's bucket for it starts full.
                 self.pacing.refilled(now);
                 self.established = true;
+                self.logged_in_once = true;
                 self.next_rtt = Some(now + RTT_REPORT);
                 // Rooms resumed in the login are rejoined by the server; join
                 // the others (rooms asked for before we ever got in).

@@ -9,8 +9,15 @@ use udpchat_proto::{CloseReason, PublicKey, ServerKey};
 
 use super::*;
 
+mod failover;
+
 fn key(n: u8) -> PublicKey {
     ServerKey::generate([n; 32]).public
+}
+
+/// The harness's server address.
+fn server() -> std::net::SocketAddr {
+    "127.0.0.1:1".parse().unwrap()
 }
 
 struct Harness {
@@ -103,7 +110,7 @@ fn login_nick(msgs: &[ClientMsg]) -> Option<&str> {
 fn logs_in_then_joins_the_rooms_asked_for() {
     let mut h = Harness::new(false, None);
     assert_eq!(h.events(), [ClientEvent::Connecting { attempt: 1 }]);
-    assert_eq!(h.actions(), [Action::Connect { server_key: None }]);
+    assert_eq!(h.actions(), [Action::Connect { server_key: None, to: server() }]);
     assert!(h.s.next_send(h.now).is_none(), "nothing before the handshake");
     h.s.on_request(h.now, say(1));
     h.s.on_connected(h.now, key(1));
@@ -124,7 +131,11 @@ fn refused_nickname_then_another() {
     let mut h = Harness::new(false, Some(key(1)));
     h.s.on_connected(h.now, key(1));
     assert_eq!(h.events()[1], ClientEvent::Connected { server_key: key(1), first_use: false });
-    assert_eq!(h.actions(), [Action::Connect { server_key: Some(key(1)) }], "a known key is not written again");
+    assert_eq!(
+        h.actions(),
+        [Action::Connect { server_key: Some(key(1)), to: server() }],
+        "a known key is not written again"
+    );
     h.sends();
     h.msg(ServerMsg::LoginRefused { code: RefuseCode::NickTaken, text: "taken".into() });
     assert!(h.actions().is_empty(), "the connection stays up for another try");
@@ -166,7 +177,7 @@ fn resume_after_reconnect_sends_the_cursors() {
     }));
     h.advance(Duration::from_secs(1));
     assert_eq!(h.events(), [ClientEvent::Connecting { attempt: 1 }]);
-    assert_eq!(h.actions(), [Action::Connect { server_key: Some(key(1)) }]);
+    assert_eq!(h.actions(), [Action::Connect { server_key: Some(key(1)), to: server() }]);
     h.s.on_connected(h.now, key(1));
     let sent = h.sends();
     let Some(ClientMsg::Login { resume, .. }) = sent.first() else { panic!("no login: {sent:?}") };
@@ -378,7 +389,7 @@ fn backoff_grows_and_final_codes_give_up() {
         h.advance((until - h.now).checked_sub(Duration::from_millis(1)).expect("a deadline in the future"));
         assert!(h.actions().is_empty(), "not before the deadline");
         h.advance(Duration::from_millis(1));
-        assert_eq!(h.actions(), [Action::Connect { server_key: Some(key(1)) }]);
+        assert_eq!(h.actions(), [Action::Connect { server_key: Some(key(1)), to: server() }]);
     }
     assert_eq!(waits, [2, 4, 8, 10, 10]);
     // A session that logs in starts the count over.
@@ -423,6 +434,7 @@ fn a_mismatched_key_is_refused() {
     let mut options = crate::ClientOptions::new("chat.example:7667", "ana");
     options.known_hosts = Some("/home/ana/.config/udpchat/known_servers".into());
     let mut s = Session::new(SessionConfig::new(&options, Some(key(1))), h.now, 0);
+    s.on_resolved(h.now, vec![("chat.example:7667".into(), Ok(vec!["192.0.2.1:7667".parse().unwrap()]))]);
     s.on_closed(h.now, &CloseReason::KeyMismatch { expected: key(1), got: key(2) });
     let events: Vec<ClientEvent> = std::iter::from_fn(|| s.poll_event()).collect();
     let want = format!("the line \"chat.example:7667 {}\" in /home/ana/.config/udpchat/known_servers", key(1));
