@@ -45,8 +45,16 @@ fn shown_rate(rate: u32) -> String {
 /// Publishes an account change to the cluster, if there is one.
 fn share(cluster: Option<&str>, key: &str, account: Option<&Account>) -> anyhow::Result<()> {
     let Some(urls) = cluster else { return Ok(()) };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(udpchat_server::cluster::publish_account(urls, key, account))?;
+    // A runtime of its own on a thread of its own: this command runs
+    // inside the binary's runtime, which must not be blocked on.
+    let (owned_urls, key, account) = (urls.to_owned(), key.to_owned(), account.cloned());
+    std::thread::spawn(move || -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(udpchat_server::cluster::publish_account(&owned_urls, &key, account.as_ref()))?;
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("publishing to the cluster failed"))??;
     println!("published to the cluster at {urls}");
     Ok(())
 }

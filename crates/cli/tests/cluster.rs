@@ -371,3 +371,64 @@ async fn three_nats_servers_r3_survive_losing_one() {
         assert_eq!(acked.get(text), Some(seq));
     }
 }
+
+fn private_from(events: &[ClientEvent]) -> Option<(String, String, u64)> {
+    events.iter().find_map(|e| match e {
+        ClientEvent::Server(ServerMsg::Private { from, text, seq, .. }) => Some((from.clone(), text.clone(), *seq)),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_messages_and_accounts_across_nodes() {
+    if !have_nats("private_messages_and_accounts_across_nodes") {
+        return;
+    }
+    let nats = Nats::start();
+    let key = SharedKey::new();
+    let a = node(&nats.url(), &key, &[]);
+    let b = node(&nats.url(), &key, &[]);
+    // An account made through the cluster: every node has it.
+    let out = common::run_bounded(
+        std::process::Command::new(common::BIN)
+            .args(["user", "add", "carol", "--cluster", &nats.url(), "--data-dir"])
+            .arg(b.data_dir())
+            .env("UDPCHAT_NEW_PASSWORD", "carol-secret"),
+        WAIT,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let (_ana, mut ana_events) = login(a.options("ana")).await;
+    let (bo, mut bo_events) = login(b.options("bo")).await;
+    // bo on b to ana on a, who has no account: delivered live, not stored.
+    let id = bo.input(udpchat_client::Input::Msg { to: "ana".into(), text: "psst".into() }).await.unwrap();
+    let seen = expect(&mut ana_events, "bo's private message on a", |e| {
+        matches!(e, ClientEvent::Server(ServerMsg::Private { .. }))
+    })
+    .await;
+    assert_eq!(private_from(&seen), Some(("bo".into(), "psst".into(), 0)));
+    expect(&mut bo_events, "the Ack", |e| matches!(e, ClientEvent::Delivered { id: i, .. } if *i == id)).await;
+    // Nobody by that name anywhere: said so.
+    let id = bo.input(udpchat_client::Input::Msg { to: "nobody".into(), text: "?".into() }).await.unwrap();
+    let seen = expect(
+        &mut bo_events,
+        "no such nick",
+        |e| matches!(e, ClientEvent::Server(ServerMsg::Error { id: i, .. }) if *i == id),
+    )
+    .await;
+    assert!(matches!(seen.last(), Some(ClientEvent::Server(ServerMsg::Error { code: ErrorCode::NoSuchNick, .. }))));
+    // carol is offline: stored by every node, delivered when she logs in
+    // on a (whose account copy came from the cluster too).
+    let id = bo.input(udpchat_client::Input::Msg { to: "carol".into(), text: "for later".into() }).await.unwrap();
+    expect(&mut bo_events, "the Ack", |e| matches!(e, ClientEvent::Delivered { id: i, .. } if *i == id)).await;
+    let mut o = a.options("carol");
+    o.account_password = "carol-secret".into();
+    let (_carol, mut carol_events) = Client::connect(o).await.expect("client starts");
+    let seen = expect(&mut carol_events, "the stored message", |e| {
+        matches!(e, ClientEvent::Server(ServerMsg::Private { .. }))
+    })
+    .await;
+    let (from, text, seq) = private_from(&seen).expect("a private message");
+    assert_eq!((from.as_str(), text.as_str()), ("bo", "for later"));
+    assert_ne!(seq, 0, "stored messages are numbered");
+}

@@ -53,15 +53,50 @@ pub enum ClusterRequest {
     Claim { session: ConnectionHandle, nick: String, origin: u64 },
     /// The session no longer uses the nickname.
     Release { nick: String },
+    /// Whether anyone holds the nickname `private.to` (a private message
+    /// to someone without an account, not on this node).
+    Locate { waiter: Waiter, private: ClusterPrivate },
+    /// A private message, for the node(s) of its recipient.
+    PublishPrivate { waiter: Waiter, private: ClusterPrivate },
+}
+
+/// A private message as the cluster carries it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterPrivate {
+    pub from: String,
+    pub to: String,
+    /// The recipient's folded account name, if it has one: every node
+    /// then stores the message for it (numbered by the stream).
+    pub recipient: Option<String>,
+    pub text: String,
+    pub time_ms: u64,
 }
 
 /// What became of a [`ClusterRequest`].
 #[derive(Debug)]
 pub enum ClusterCompletion {
     /// Per line of the batch, in order, where the stream stored it.
-    Published { batch: Batch, result: Result<Vec<Stored>, ClusterError> },
+    Published {
+        batch: Batch,
+        result: Result<Vec<Stored>, ClusterError>,
+    },
     /// `nick` folded; Ok(false): another client holds it.
-    Claimed { session: ConnectionHandle, nick: String, result: Result<bool, ClusterError> },
+    Claimed {
+        session: ConnectionHandle,
+        nick: String,
+        result: Result<bool, ClusterError>,
+    },
+    /// Ok(true): someone holds `private.to`.
+    Located {
+        waiter: Waiter,
+        private: ClusterPrivate,
+        result: Result<bool, ClusterError>,
+    },
+    PublishedPrivate {
+        waiter: Waiter,
+        private: ClusterPrivate,
+        result: Result<Stored, ClusterError>,
+    },
 }
 
 /// Where the stream put a line.
@@ -97,14 +132,18 @@ pub enum FedItem {
         folded: String,
         account: Option<Account>,
     },
+    Private(ClusterPrivate),
 }
 
 /// A line whose Ack waits for the feed to bring it.
 #[derive(Debug)]
 struct Awaited {
     waiter: Waiter,
+    /// Empty for a private message.
     room: String,
     duplicate: bool,
+    /// What the Ack says.
+    seq: u64,
 }
 
 /// This node's part in the cluster.
@@ -234,6 +273,31 @@ impl ChatServer {
                 self.start_publish();
             }
             ClusterCompletion::Claimed { session, nick, result } => self.claimed(clock, session, nick, result, out),
+            ClusterCompletion::Located { waiter, private, result } => match result {
+                Ok(true) => self.push_request(ClusterRequest::PublishPrivate { waiter, private }),
+                Ok(false) => {
+                    let text = format!("nobody called {} is online", private.to);
+                    self.reply(
+                        waiter.session,
+                        &ServerMsg::Error { id: waiter.id, code: ErrorCode::NoSuchNick, text },
+                        out,
+                    );
+                }
+                Err(e) => self.private_refused(waiter, &e, out),
+            },
+            ClusterCompletion::PublishedPrivate { waiter, private, result } => match result {
+                Ok(at) => {
+                    // Numbered only if stored for an account (§15.8).
+                    let seq = if private.recipient.is_some() { at.seq } else { 0 };
+                    let awaited = Awaited { waiter, room: String::new(), duplicate: at.duplicate, seq };
+                    if at.seq <= self.cluster_position() {
+                        self.ack_fed(awaited, out);
+                    } else if let Some(c) = self.cluster.as_mut() {
+                        c.awaiting.entry(at.seq).or_default().push(awaited);
+                    }
+                }
+                Err(e) => self.private_refused(waiter, &e, out),
+            },
         }
     }
 
@@ -244,9 +308,9 @@ impl ChatServer {
             let Some(waiter) = pending.waiter else { continue };
             let room = pending.line.room.clone();
             let head = self.rooms.get(&room).map_or(0, |r| r.head);
-            let awaited = Awaited { waiter, room, duplicate: at.duplicate };
+            let awaited = Awaited { waiter, room, duplicate: at.duplicate, seq: at.seq };
             if at.seq <= head {
-                self.ack_fed(at.seq, awaited, out);
+                self.ack_fed(awaited, out);
             } else if let Some(c) = self.cluster.as_mut() {
                 c.awaiting.entry(at.seq).or_default().push(awaited);
             }
@@ -276,8 +340,8 @@ impl ChatServer {
         }
     }
 
-    fn ack_fed(&mut self, seq: u64, awaited: Awaited, out: &mut impl Outlet) {
-        let Awaited { waiter, room, duplicate } = awaited;
+    fn ack_fed(&mut self, awaited: Awaited, out: &mut impl Outlet) {
+        let Awaited { waiter, room, duplicate, seq } = awaited;
         // A resend of a line stored before (through another node, say):
         // "stored earlier", as a single server says it (§15.7).
         let seq = if duplicate { 0 } else { seq };
@@ -296,7 +360,7 @@ impl ChatServer {
         for s in due {
             let awaited = self.cluster.as_mut().and_then(|c| c.awaiting.remove(&s)).unwrap_or_default();
             for a in awaited {
-                self.ack_fed(s, a, out);
+                self.ack_fed(a, out);
             }
         }
     }
@@ -318,6 +382,7 @@ impl ChatServer {
                 // Already in the local store (a feed started before the
                 // last line this node stored).
                 if line.seq <= r.head {
+                    self.cluster_delivered(fed.seq, out);
                     return;
                 }
                 r.next_seq = line.seq + 1;
@@ -339,6 +404,86 @@ impl ChatServer {
                 self.store.admin(change);
             }
             FedItem::Account { folded, account } => self.store.put_account(folded, account),
+            FedItem::Private(p) => {
+                self.private_fed(fed.seq, p, skip, out);
+                // Its sender here hears the Ack now (a line's waits for
+                // the local commit that delivers it).
+                let awaited = self.cluster.as_mut().and_then(|c| c.awaiting.remove(&fed.seq)).unwrap_or_default();
+                for a in awaited {
+                    self.ack_fed(a, out);
+                }
+            }
+        }
+    }
+
+    fn push_request(&mut self, request: ClusterRequest) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.requests.push(request);
+        }
+    }
+
+    /// A private message on a cluster: to the stream, which every node
+    /// reads; the recipient's node delivers it, and every node stores it
+    /// if the recipient has an account. Someone without an account must
+    /// be online somewhere: asked of the nickname leases first, unless
+    /// the recipient is here.
+    pub(crate) fn private_to_cluster(
+        &mut self,
+        waiter: Waiter,
+        private: ClusterPrivate,
+        online_here: bool,
+        out: &mut impl Outlet,
+    ) {
+        let _ = out;
+        self.origins.accept(waiter.origin, waiter.id);
+        let request = if private.recipient.is_some() || online_here {
+            ClusterRequest::PublishPrivate { waiter, private }
+        } else {
+            ClusterRequest::Locate { waiter, private }
+        };
+        self.push_request(request);
+    }
+
+    fn private_refused(&mut self, waiter: Waiter, e: &ClusterError, out: &mut impl Outlet) {
+        self.origins.failed(waiter.origin, waiter.id);
+        let text = format!("not delivered: {e}; send it again");
+        self.reply(waiter.session, &ServerMsg::Error { id: waiter.id, code: ErrorCode::StorageFailed, text }, out);
+    }
+
+    /// A private message the feed brought: to its recipient's sessions on
+    /// this node (by nickname, or by account under any nickname), and
+    /// into the local store for an account.
+    fn private_fed(&mut self, seq: u64, p: ClusterPrivate, skip: Option<ConnectionHandle>, out: &mut impl Outlet) {
+        let key = udpchat_chat::names::fold(&p.to);
+        let mut targets: BTreeSet<ConnectionHandle> = self.sessions.nicks.get(&key).copied().into_iter().collect();
+        if let Some(account) = &p.recipient {
+            targets.extend(self.sessions.iter().filter(|(_, s)| s.account.as_ref() == Some(account)).map(|(h, _)| *h));
+        }
+        let stored_seq = if p.recipient.is_some() { seq } else { 0 };
+        let msg = ServerMsg::Private {
+            id: 0,
+            seq: stored_seq,
+            from: p.from.clone(),
+            to: p.to.clone(),
+            text: p.text.clone(),
+            time_ms: p.time_ms,
+            history: false,
+        };
+        for h in targets.into_iter().filter(|h| Some(*h) != skip) {
+            self.reply(h, &msg, out);
+        }
+        if let Some(recipient) = p.recipient {
+            let private = crate::store::StoredPrivate {
+                id: seq,
+                recipient,
+                from: p.from,
+                to: p.to,
+                text: p.text,
+                time_ms: p.time_ms,
+            };
+            if self.store.accept_private(super::storage::PendingPrivate { private, waiter: None }).is_err() {
+                tracing::error!(target: "udpchat::cluster", seq, "local batch full; fed private message not stored here");
+            }
         }
     }
 

@@ -51,13 +51,13 @@ use rooms::{Room, Traffic};
 use sessions::{Session, Sessions};
 use storage::{Batch, StoreWork};
 
-pub use clustered::{ClusterCompletion, ClusterRequest, Fed, FedItem, Stored};
+pub use clustered::{ClusterCompletion, ClusterPrivate, ClusterRequest, Fed, FedItem, Stored};
 pub use console::format_time;
 pub use history::PLAIN_JOIN;
 pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};
 pub use pacing::{HOLD_BYTES, HOLD_MAX_BYTES, HOLD_REQUESTS};
 pub use stats::{ChatGauges, ChatStats};
-pub use storage::{MAX_PENDING, MAX_READS, StoreCompletion, StoreRequest};
+pub use storage::{MAX_PENDING, MAX_READS, StoreCompletion, StoreRequest, Waiter};
 
 pub use udpchat_chat::LOBBY;
 
@@ -416,7 +416,8 @@ impl ChatServer {
             self.deliver(clock, pending.line, pending.waiter, skip, out);
         }
         for pending in batch.privates {
-            let (p, waiter) = (pending.private, pending.waiter);
+            // Fed by the cluster: delivered when it came (`clustered.rs`).
+            let (p, Some(waiter)) = (pending.private, pending.waiter) else { continue };
             let msg = ServerMsg::Private {
                 id: waiter.id,
                 seq: p.id,
@@ -466,11 +467,11 @@ impl ChatServer {
                 r.next_seq = next;
             }
         }
-        for w in batch.lines.iter().filter_map(|p| p.waiter).chain(batch.privates.iter().map(|p| p.waiter)) {
+        for w in batch.lines.iter().filter_map(|p| p.waiter).chain(batch.privates.iter().filter_map(|p| p.waiter)) {
             self.origins.failed(w.origin, w.id);
         }
         let text = format!("not delivered: {e}");
-        let waiters = batch.lines.iter().filter_map(|p| p.waiter).chain(batch.privates.iter().map(|p| p.waiter));
+        let waiters = batch.lines.iter().filter_map(|p| p.waiter).chain(batch.privates.iter().filter_map(|p| p.waiter));
         for w in waiters {
             let msg = ServerMsg::Error { id: w.id, code: ErrorCode::StorageFailed, text: text.clone() };
             self.reply(w.session, &msg, out);

@@ -402,6 +402,7 @@ impl ChatServer {
         out: &mut impl Outlet,
     ) {
         let Waiter { session: h, id, origin } = waiter;
+        let to_arg = to;
         if !self.sessions.get(&h).is_some_and(|s| s.nick.is_some() && !s.gone) {
             // Dropped unanswered: the client's resend must be stored, even
             // if later requests of its origin were accepted meanwhile.
@@ -418,12 +419,20 @@ impl ChatServer {
         };
         let online = self.sessions.nicks.get(&key).copied();
         let from = self.sessions.nick_of(h);
+        if self.clustered() {
+            let to = online.map(|t| self.sessions.nick_of(t)).or(account.as_ref().map(|a| a.name.clone()));
+            let recipient = account.is_some().then_some(key);
+            let to = to.unwrap_or_else(|| to_arg.to_owned());
+            let private = super::ClusterPrivate { from, to, recipient, text, time_ms };
+            self.private_to_cluster(waiter, private, online.is_some(), out);
+            return;
+        }
         match (account, online) {
             (Some(account), _) => {
                 let to = online.map(|t| self.sessions.nick_of(t)).unwrap_or(account.name);
                 let private = StoredPrivate { id: 0, recipient: key, from, to, text, time_ms };
                 let offline = online.is_none().then(|| private.to.clone());
-                if self.store.accept_private(PendingPrivate { private, waiter }).is_err() {
+                if self.store.accept_private(PendingPrivate { private, waiter: Some(waiter) }).is_err() {
                     self.reply(h, &error(id, ErrorCode::StorageFailed, BACKLOG), out);
                 } else {
                     self.origins.accept(origin, id);

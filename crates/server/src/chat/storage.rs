@@ -38,7 +38,7 @@ pub const MAX_READS: usize = 1024;
 /// Who waits for an accepted line or private message: the session and the
 /// id of its request, for the Ack or the StorageFailed error.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Waiter {
+pub struct Waiter {
     pub(crate) session: ConnectionHandle,
     pub(crate) id: u64,
     /// The sending client's origin (0: none), whose mark the commit
@@ -60,7 +60,9 @@ pub(crate) struct PendingLine {
 #[derive(Debug)]
 pub(crate) struct PendingPrivate {
     pub(crate) private: StoredPrivate,
-    pub(crate) waiter: Waiter,
+    /// `None` for a private message a cluster's feed brought (delivered
+    /// when it came; stored here for the recipient's later logins).
+    pub(crate) waiter: Option<Waiter>,
 }
 
 /// A notice that must not overtake the lines accepted before it (a line
@@ -90,7 +92,7 @@ impl Batch {
     /// Per origin, the highest request id in the batch.
     fn origin_marks(&self) -> Vec<(u64, u64)> {
         let mut marks = std::collections::BTreeMap::new();
-        let waiters = self.lines.iter().filter_map(|p| p.waiter).chain(self.privates.iter().map(|p| p.waiter));
+        let waiters = self.lines.iter().filter_map(|p| p.waiter).chain(self.privates.iter().filter_map(|p| p.waiter));
         for w in waiters.filter(|w| w.origin != 0) {
             let mark = marks.entry(w.origin).or_insert(w.id);
             *mark = (*mark).max(w.id);

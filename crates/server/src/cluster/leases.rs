@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use udpchat_proto::ConnectionHandle;
 
 use super::{ClusterError, NICKS, wire};
-use crate::chat::ClusterCompletion;
+use crate::chat::{ClusterCompletion, ClusterPrivate, Waiter};
 
 /// A lease lasts this long after its last renewal.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -29,9 +29,22 @@ const RENEW: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub(super) enum LeaseRequest {
-    Claim { session: ConnectionHandle, nick: String, origin: u64 },
-    Release { nick: String },
-    ReleaseAll { done: oneshot::Sender<()> },
+    Claim {
+        session: ConnectionHandle,
+        nick: String,
+        origin: u64,
+    },
+    Release {
+        nick: String,
+    },
+    ReleaseAll {
+        done: oneshot::Sender<()>,
+    },
+    /// Whether anyone holds `private.to`.
+    Locate {
+        waiter: Waiter,
+        private: ClusterPrivate,
+    },
 }
 
 /// Makes the bucket if it is missing. By hand, with the stream settings
@@ -82,6 +95,11 @@ pub(super) async fn run(
                     if let Some(h) = held.remove(&nick) {
                         let _ = kv.delete_expect_revision(wire::lease_key(&nick), Some(h.revision)).await;
                     }
+                }
+                Some(LeaseRequest::Locate { waiter, private }) => {
+                    let key = wire::lease_key(&udpchat_chat::names::fold(&private.to));
+                    let result = kv.entry(key).await.map(|e| e.is_some()).map_err(|e| ClusterError::Lease { source: e.into() });
+                    let _ = completions.send(ClusterCompletion::Located { waiter, private, result });
                 }
                 Some(LeaseRequest::ReleaseAll { done }) => {
                     for (nick, h) in held.drain() {

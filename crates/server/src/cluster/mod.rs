@@ -196,6 +196,9 @@ impl ClusterLink {
             ClusterRequest::Release { nick } => {
                 let _ = self.leases.send(leases::LeaseRequest::Release { nick });
             }
+            ClusterRequest::Locate { waiter, private } => {
+                let _ = self.leases.send(leases::LeaseRequest::Locate { waiter, private });
+            }
             other => {
                 let _ = self.publish.send(other);
             }
@@ -257,7 +260,14 @@ async fn publisher(
                     );
                 }
             }
-            ClusterRequest::Claim { .. } | ClusterRequest::Release { .. } => {}
+            ClusterRequest::PublishPrivate { waiter, private } => {
+                let message = wire::private(node, waiter.session.to_bits(), (waiter.origin, waiter.id), &private);
+                let result = publish_all(&js, vec![message]).await.map(|stored| stored[0]);
+                if completions.send(ClusterCompletion::PublishedPrivate { waiter, private, result }).is_err() {
+                    return;
+                }
+            }
+            ClusterRequest::Claim { .. } | ClusterRequest::Release { .. } | ClusterRequest::Locate { .. } => {}
         }
     }
 }

@@ -18,7 +18,7 @@ use async_nats::HeaderMap;
 use serde::{Deserialize, Serialize};
 use udpchat_chat::ServerMsg;
 
-use crate::chat::{Fed, FedItem};
+use crate::chat::{ClusterPrivate, Fed, FedItem};
 use crate::store::{Account, AdminChange};
 
 /// Every subject of the stream.
@@ -28,6 +28,7 @@ const NOTICE: &str = "udpchat.notice";
 const SHARED: &str = "udpchat.shared";
 const ADMIN: &str = "udpchat.admin";
 const ACCOUNT: &str = "udpchat.account";
+const PRIVATE: &str = "udpchat.private";
 
 /// JetStream's de-duplication header: a resend with the same id within
 /// the stream's duplicate window is stored once.
@@ -105,6 +106,16 @@ pub fn account(folded: &str, account: Option<&Account>) -> Outgoing {
     Outgoing { subject: ACCOUNT.to_owned(), headers: headers(0, None), payload }
 }
 
+/// A private message; `origin_id` as for a line.
+pub fn private(node: u64, session: u64, origin_id: (u64, u64), private: &ClusterPrivate) -> Outgoing {
+    let mut headers = headers(node, Some(session));
+    if origin_id.0 != 0 {
+        headers.insert(MSG_ID, format!("{:x}.{}", origin_id.0, origin_id.1).as_str());
+    }
+    let payload = serde_json::to_vec(private).unwrap_or_default();
+    Outgoing { subject: PRIVATE.to_owned(), headers, payload }
+}
+
 /// Why a message of the stream is not a udpchat item.
 #[derive(Debug, thiserror::Error)]
 #[error("stream message {seq} on {subject} is not a udpchat item ({why}); skipped")]
@@ -142,6 +153,8 @@ pub fn read(seq: u64, subject: &str, headers: Option<&HeaderMap>, payload: &[u8]
         FedItem::Notice { rooms, msg, shared: subject == SHARED }
     } else if subject == ADMIN {
         FedItem::Admin(serde_json::from_slice(payload).map_err(|e| fail(e.to_string()))?)
+    } else if subject == PRIVATE {
+        FedItem::Private(serde_json::from_slice(payload).map_err(|e| fail(e.to_string()))?)
     } else if subject == ACCOUNT {
         let record: AccountRecord = serde_json::from_slice(payload).map_err(|e| fail(e.to_string()))?;
         FedItem::Account { folded: record.folded, account: record.account }

@@ -317,7 +317,21 @@ impl Store for SqliteStore {
                     "INSERT INTO privates (recipient, sender, target, text, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(sqlite_error)?;
+            let mut insert_numbered = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO privates (id, recipient, sender, target, text, time_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sqlite_error)?;
             for p in privates {
+                // Numbered already (by a cluster's stream): kept as it is,
+                // once however often the feed brings it.
+                if p.id != 0 {
+                    insert_numbered
+                        .execute(params![p.id as i64, p.recipient, p.from, p.to, p.text, p.time_ms as i64])
+                        .map_err(sqlite_error)?;
+                    continue;
+                }
                 insert.execute(params![p.recipient, p.from, p.to, p.text, p.time_ms as i64]).map_err(sqlite_error)?;
                 p.id = tx.last_insert_rowid() as u64;
             }
