@@ -176,8 +176,14 @@ async fn three_nodes_one_order_one_numbering_and_history() {
         let said: Vec<String> = (0..EACH).map(|k| format!("n{i} line {k}")).collect();
         assert_eq!(mine, said.iter().collect::<Vec<_>>());
     }
-    // A member who comes later, on any node, gets the same history.
-    let (_late, mut events) = login(nodes[2].options("late")).await;
+    // A member who comes later, on any node, gets the same history, and
+    // the room's members on every node are listed to it.
+    let (_late, mut events) = Client::connect(nodes[2].options("late")).await.expect("client starts");
+    let seen = expect(&mut events, "Joined", |e| matches!(e, ClientEvent::Server(ServerMsg::Joined { .. }))).await;
+    let Some(ClientEvent::Server(ServerMsg::Joined { members, .. })) = seen.last() else { unreachable!() };
+    for who in ["late", "watch0", "watch1", "watch2", "talk0", "talk1"] {
+        assert!(members.iter().any(|m| m == who), "{who} not listed in {members:?}");
+    }
     let seen = collect(&mut events, Duration::from_millis(800)).await;
     let history: Vec<(u64, String)> = seen
         .iter()
@@ -348,11 +354,23 @@ async fn three_nats_servers_r3_survive_losing_one() {
     for text in &then {
         loop {
             let id = ana.say("lobby", text).await;
-            let seen = expect(&mut ana_events, "an answer", |e| match e {
-                ClientEvent::Delivered { id: i, .. } | ClientEvent::Server(ServerMsg::Error { id: i, .. }) => *i == id,
-                _ => false,
+            // The first answers may wait for NATS to elect new leaders and
+            // for the node's reader to be made again.
+            let answered = tokio::time::timeout(WAIT * 3, async {
+                loop {
+                    match ana_events.recv().await.expect("client runs") {
+                        ClientEvent::Delivered { id: i, msg } if i == id => return Ok(msg),
+                        ClientEvent::Server(ServerMsg::Error { id: i, text, .. }) if i == id => return Err(text),
+                        _ => {}
+                    }
+                }
             })
-            .await;
+            .await
+            .expect("an answer to every line");
+            let seen = match answered {
+                Ok(msg) => vec![ClientEvent::Delivered { id, msg }],
+                Err(_) => Vec::new(),
+            };
             if let Some(ClientEvent::Delivered { msg: ServerMsg::Line(l), .. }) = seen.last() {
                 acked.insert(text.clone(), l.seq);
                 break;
@@ -431,4 +449,79 @@ async fn private_messages_and_accounts_across_nodes() {
     let (from, text, seq) = private_from(&seen).expect("a private message");
     assert_eq!((from.as_str(), text.as_str()), ("bo", "for later"));
     assert_ne!(seq, 0, "stored messages are numbered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_traffic_loses_its_clients_nothing() {
+    if !have_nats("a_node_killed_mid_traffic_loses_its_clients_nothing") {
+        return;
+    }
+    let nats = Nats::start();
+    let key = SharedKey::new();
+    let a = node(&nats.url(), &key, &[]);
+    let b = node(&nats.url(), &key, &[]);
+    let (_watch, mut watch_events) = login(b.options("watch")).await;
+    // The sender knows both nodes; it is on a, the first.
+    let mut o = a.options("sender");
+    o.server = format!("{},{}", a.addr(), b.addr());
+    o.reconnect = true;
+    o.idle_timeout = Duration::from_secs(2);
+    let (sender, mut events) = login(o).await;
+
+    const LINES: usize = 100;
+    let texts: Vec<String> = (0..LINES).map(|i| format!("line {i}")).collect();
+    let mut ids = HashMap::new();
+    let mut answered = HashMap::new();
+    let mut a = Some(a);
+    let mut reconnected = false;
+    for (i, text) in texts.iter().enumerate() {
+        ids.insert(sender.say("lobby", text).await, text.clone());
+        // kill -9 the sender's node a third of the way in.
+        if i == LINES / 3 {
+            drop(a.take().map(ServerProc::kill));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while let Ok(e) = events.try_recv() {
+            record(e, &ids, &mut answered, &mut reconnected);
+        }
+    }
+    let done = tokio::time::timeout(WAIT * 4, async {
+        while answered.len() < LINES {
+            let e = events.recv().await.expect("client runs");
+            record(e, &ids, &mut answered, &mut reconnected);
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "{} of {LINES} lines answered", answered.len());
+    assert!(reconnected, "the sender failed over");
+    // The watcher on b: every line once, in the order said.
+    let got = lines_until(&mut watch_events, "lobby", LINES).await;
+    let seen: Vec<&String> = got.iter().map(|l| &l.2).collect();
+    assert_eq!(seen, texts.iter().collect::<Vec<_>>());
+    // Numbered as acknowledged (seq 0: "stored earlier", a resend the
+    // cluster already had).
+    for (seq, _, text) in &got {
+        let acked = answered[text];
+        assert!(acked == *seq || acked == 0, "{text}: acknowledged as {acked}, delivered as {seq}");
+    }
+    let more = collect(&mut watch_events, Duration::from_millis(500)).await;
+    assert!(room_lines(&more, "lobby").is_empty(), "nothing twice: {more:?}");
+}
+
+/// Notes an answer to one of the sender's lines: its text → the seq its
+/// Ack gave. A refusal fails the test.
+fn record(e: ClientEvent, ids: &HashMap<u64, String>, answered: &mut HashMap<String, u64>, reconnected: &mut bool) {
+    match e {
+        ClientEvent::Delivered { id, msg: ServerMsg::Line(l) } => {
+            if let Some(text) = ids.get(&id) {
+                answered.insert(text.clone(), l.seq);
+            }
+        }
+        ClientEvent::Server(ServerMsg::Error { id, text, .. }) if ids.contains_key(&id) => panic!("refused: {text}"),
+        ClientEvent::Unconfirmed { ids: lost } if lost.iter().any(|id| ids.contains_key(id)) => {
+            panic!("lines left unconfirmed: {lost:?}");
+        }
+        ClientEvent::Disconnected { reconnecting: true, .. } => *reconnected = true,
+        _ => {}
+    }
 }

@@ -379,6 +379,8 @@ impl Server {
     ) -> io::Result<()> {
         tokio::pin!(shutdown);
         let mut next_tick = Instant::now() + Duration::from_secs(1);
+        // The first soon, so a node that just started is listed at once.
+        let mut next_presence = Instant::now() + Duration::from_secs(1);
         let mut hangup = if self.reload.is_some() { hangup_signal() } else { None };
         let mut rate_limited = self.endpoint.stats().handshakes_rate_limited;
         loop {
@@ -411,6 +413,12 @@ impl Server {
                         self.chat.tick(Clock::system(), &mut outlet);
                         if let Some(hook) = &self.metrics {
                             hook.metrics.sample_rtts(&self.chat, &self.endpoint);
+                        }
+                        if let Some(cluster) = self.cluster.as_ref().filter(|_| now >= next_presence) {
+                            next_presence = now + crate::chat::SNAPSHOT_EVERY;
+                            if let Some(snapshot) = self.chat.presence_snapshot() {
+                                cluster.share_presence(snapshot);
+                            }
                         }
                         // Said once a second at most, however many.
                         let now_limited = self.endpoint.stats().handshakes_rate_limited;
@@ -467,6 +475,7 @@ impl Server {
                                 self.chat.fed(clock, fed, &mut outlet);
                             }
                         }
+                        ClusterEvent::Presence(snapshot) => self.chat.presence_received(clock, snapshot),
                     }
                 }
                 _ = &mut shutdown => break,

@@ -161,6 +161,10 @@ pub(crate) struct Role {
 }
 
 impl Role {
+    pub(crate) fn node(&self) -> u64 {
+        self.node
+    }
+
     fn busy(&self) -> bool {
         self.publishing || self.outgoing.lines.len() + self.outgoing.notices.len() > 0
     }
@@ -393,6 +397,9 @@ impl ChatServer {
                 }
             }
             FedItem::Notice { rooms, msg, shared } => {
+                if !ours {
+                    self.presence_notice(clock, fed.node, &rooms, &msg);
+                }
                 if !(shared && ours) {
                     self.notice_in_order(LaterNotice { rooms, msg }, out);
                 }

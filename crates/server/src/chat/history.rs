@@ -37,7 +37,7 @@ use udpchat_proto::ConnectionHandle;
 use super::rooms::{Lag, LagState, Room, Traffic};
 use super::storage::{LinesUse, Span};
 use super::tuning::effective_retention;
-use super::{ChatServer, Clock, MAX_LISTED, Outlet};
+use super::{ChatServer, Clock, Outlet};
 use crate::store::StoreError;
 
 /// Lines read from the store per step of a catch-up.
@@ -81,8 +81,7 @@ impl ChatServer {
         let r = self.rooms.get_mut(room).expect("inserted above");
         r.members.insert(h);
         let (topic, head) = (r.topic.clone(), r.head);
-        let members: Vec<String> =
-            r.members.iter().filter_map(|m| self.sessions.get(m)?.nick.clone()).take(MAX_LISTED).collect();
+        let members = self.room_members(room);
         // On a cluster a client failing over may have seen more than this
         // node has yet: it keeps its place, and the lines up to it that
         // the feed still brings are ones it has (§15.12).

@@ -28,6 +28,7 @@ mod history;
 mod login;
 mod origins;
 mod pacing;
+mod presence;
 mod reload;
 mod requests;
 mod rooms;
@@ -56,6 +57,7 @@ pub use console::format_time;
 pub use history::PLAIN_JOIN;
 pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};
 pub use pacing::{HOLD_BYTES, HOLD_MAX_BYTES, HOLD_REQUESTS};
+pub use presence::{PresenceSnapshot, SNAPSHOT_EVERY};
 pub use stats::{ChatGauges, ChatStats};
 pub use storage::{MAX_PENDING, MAX_READS, StoreCompletion, StoreRequest, Waiter};
 
@@ -143,6 +145,8 @@ pub struct ChatServer {
     answers: Option<Vec<String>>,
     /// On a cluster node: its part (`clustered.rs`).
     pub(crate) cluster: Option<clustered::Role>,
+    /// On a cluster node: the other nodes' members (`presence.rs`).
+    pub(crate) presence: presence::Presence,
 }
 
 impl ChatServer {
@@ -186,6 +190,7 @@ impl ChatServer {
             stats: ChatStats::default(),
             answers: None,
             cluster: None,
+            presence: presence::Presence::default(),
         })
     }
 
@@ -523,6 +528,7 @@ impl ChatServer {
             out.close(h, close::LOGIN_TIMEOUT, "no login in time");
         }
         self.expire_bans(clock);
+        self.expire_presence(clock);
         self.prune_step(clock);
     }
 

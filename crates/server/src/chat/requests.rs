@@ -109,13 +109,16 @@ impl ChatServer {
             },
             ClientMsg::Part { room, reason } => self.part(clock, h, &room, &reason, out),
             ClientMsg::List => {
+                // On a cluster, members on the other nodes count too.
+                let remote = self.presence.counts();
                 let rooms = self
                     .rooms
                     .iter()
-                    .filter(|(name, r)| !r.members.is_empty() || name.as_str() == LOBBY)
-                    .map(|(name, r)| RoomInfo {
+                    .map(|(name, r)| (name, r, r.members.len() + remote.get(name.as_str()).copied().unwrap_or(0)))
+                    .filter(|(name, _, members)| *members > 0 || name.as_str() == LOBBY)
+                    .map(|(name, r, members)| RoomInfo {
                         name: name.clone(),
-                        members: r.members.len() as u64,
+                        members: members as u64,
                         topic: r.topic.clone(),
                     })
                     .take(super::MAX_LISTED)
@@ -124,15 +127,7 @@ impl ChatServer {
             }
             ClientMsg::Who { room } => {
                 let name = room_name(&room).unwrap_or_default();
-                let nicks = match self.rooms.get(&name) {
-                    Some(r) => r
-                        .members
-                        .iter()
-                        .filter_map(|m| self.sessions.get(m)?.nick.clone())
-                        .take(super::MAX_LISTED)
-                        .collect(),
-                    None => Vec::new(),
-                };
+                let nicks = self.room_members(&name);
                 self.reply(h, &ServerMsg::Members { room: name, nicks }, out);
             }
             ClientMsg::Nick { nick } => self.change_nick(h, nick, out),

@@ -18,6 +18,9 @@ use crate::chat::Fed;
 
 /// How long to wait before reading again after a failure.
 const RETRY: Duration = Duration::from_secs(1);
+/// How often a silent reader is checked against the stream's last
+/// sequence.
+const STALL_CHECK: Duration = Duration::from_secs(2);
 
 /// Reads the stream after `position` until the driver goes away.
 pub(super) async fn run(js: jetstream::Context, mut position: u64, fed: mpsc::Sender<Fed>, reconnected: Arc<Notify>) {
@@ -49,7 +52,7 @@ async fn read(
     failing: &mut bool,
     reconnected: &Notify,
 ) -> Result<(), async_nats::Error> {
-    let stream = js.get_stream(STREAM).await?;
+    let mut stream = js.get_stream(STREAM).await?;
     let deliver_policy = match *position {
         0 => consumer::DeliverPolicy::All,
         p => consumer::DeliverPolicy::ByStartSequence { start_sequence: p + 1 },
@@ -66,11 +69,25 @@ async fn read(
         tracing::info!(target: "udpchat::cluster", position = *position, "reading the cluster's stream again");
         *failing = false;
     }
+    let mut watchdog = tokio::time::interval(STALL_CHECK);
+    watchdog.tick().await;
+    let mut progressed = false;
     loop {
         let message = tokio::select! {
             message = messages.next() => message,
             () = reconnected.notified() => return Err("reconnected to NATS; reading again".into()),
+            _ = watchdog.tick() => {
+                // A reader whose NATS server died (while this node's
+                // connection went to another one) stays silent: the
+                // stream has moved on without it.
+                if !progressed && stream.info().await?.state.last_sequence > *position {
+                    return Err("the stream's reader stalled; reading again".into());
+                }
+                progressed = false;
+                continue;
+            }
         };
+        progressed = true;
         let Some(message) = message else { break };
         let message = message?;
         let seq = message.info()?.stream_sequence;

@@ -25,10 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::chat::{ClusterCompletion, ClusterRequest, Fed, Stored};
+use crate::chat::{ClusterCompletion, ClusterRequest, Fed, PresenceSnapshot, Stored};
 use crate::store::Account;
 
 /// The stream of every room's lines, notices and operators' changes.
@@ -41,6 +42,12 @@ pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 /// Fed items waiting for the driver (the feed waits when it is full).
 const FEED_QUEUE: usize = 4096;
+/// Other nodes' presence snapshots waiting for the driver; more are
+/// dropped (the next comes in 10 s).
+const PRESENCE_QUEUE: usize = 64;
+/// Where nodes tell each other who is in their rooms (`chat/presence.rs`):
+/// plain NATS, outside the stream's subjects, since nothing of it is kept.
+const PRESENCE: &str = "udpchat-presence";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -152,12 +159,15 @@ impl Cluster {
         let (fed_tx, fed) = mpsc::channel(FEED_QUEUE);
         let (publish_tx, publish_rx) = mpsc::unbounded_channel();
         let (lease_tx, lease_rx) = mpsc::unbounded_channel();
+        let (presence_out, presence_rx) = mpsc::unbounded_channel();
+        let (presence_tx, presence) = mpsc::channel(PRESENCE_QUEUE);
         let tasks = vec![
             tokio::spawn(publisher(self.js.clone(), self.node, publish_rx, completions_tx.clone())),
             tokio::spawn(feed::run(self.js.clone(), position, fed_tx, self.reconnected)),
             tokio::spawn(leases::run(self.nicks, self.node, lease_rx, completions_tx)),
+            tokio::spawn(share_presence(self.js.client(), presence_rx, presence_tx)),
         ];
-        ClusterLink { publish: publish_tx, leases: lease_tx, completions, fed, tasks }
+        ClusterLink { publish: publish_tx, leases: lease_tx, presence_out, completions, fed, presence, tasks }
     }
 }
 
@@ -167,8 +177,11 @@ impl Cluster {
 pub struct ClusterLink {
     publish: mpsc::UnboundedSender<ClusterRequest>,
     leases: mpsc::UnboundedSender<leases::LeaseRequest>,
+    /// This node's presence snapshots (one every 10 s).
+    presence_out: mpsc::UnboundedSender<PresenceSnapshot>,
     pub completions: mpsc::UnboundedReceiver<ClusterCompletion>,
     pub fed: mpsc::Receiver<Fed>,
+    presence: mpsc::Receiver<PresenceSnapshot>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -176,6 +189,8 @@ pub struct ClusterLink {
 pub enum ClusterEvent {
     Completed(ClusterCompletion),
     Fed(Fed),
+    /// Another node's rooms and members.
+    Presence(PresenceSnapshot),
 }
 
 impl ClusterLink {
@@ -184,8 +199,14 @@ impl ClusterLink {
         tokio::select! {
             Some(c) = self.completions.recv() => Some(ClusterEvent::Completed(c)),
             Some(f) = self.fed.recv(), if take_fed => Some(ClusterEvent::Fed(f)),
+            Some(p) = self.presence.recv() => Some(ClusterEvent::Presence(p)),
             else => None,
         }
+    }
+
+    /// Tells the other nodes who is in this node's rooms.
+    pub fn share_presence(&self, snapshot: PresenceSnapshot) {
+        let _ = self.presence_out.send(snapshot);
     }
 
     pub fn submit(&self, request: ClusterRequest) {
@@ -268,6 +289,37 @@ async fn publisher(
                 }
             }
             ClusterRequest::Claim { .. } | ClusterRequest::Release { .. } | ClusterRequest::Locate { .. } => {}
+        }
+    }
+}
+
+/// Sends this node's presence snapshots and hands on the others'. Lost
+/// snapshots (NATS away) are no harm: the next comes 10 s later.
+async fn share_presence(
+    client: async_nats::Client,
+    mut outgoing: mpsc::UnboundedReceiver<PresenceSnapshot>,
+    incoming: mpsc::Sender<PresenceSnapshot>,
+) {
+    let mut subscription = match client.subscribe(PRESENCE).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(target: "udpchat::cluster", error = %e, "no member lists from other nodes");
+            None
+        }
+    };
+    loop {
+        tokio::select! {
+            snapshot = outgoing.recv() => {
+                let Some(snapshot) = snapshot else { return };
+                if let Ok(payload) = serde_json::to_vec(&snapshot) {
+                    let _ = client.publish(PRESENCE, payload.into()).await;
+                }
+            }
+            Some(message) = async { subscription.as_mut()?.next().await }, if subscription.is_some() => {
+                if let Ok(snapshot) = serde_json::from_slice::<PresenceSnapshot>(&message.payload) {
+                    let _ = incoming.try_send(snapshot);
+                }
+            }
         }
     }
 }
