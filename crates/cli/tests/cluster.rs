@@ -231,8 +231,22 @@ async fn nicknames_and_bans_hold_across_nodes() {
     // Free again once ana quits.
     ana.quit("bye").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_ana_b, _events, seen) = try_login(b.options("ana")).await;
+    let (ana_b, mut ana_events, seen) = try_login(b.options("ana")).await;
     assert!(refused(&seen).is_none(), "{seen:?}");
+    // /nick on a cluster: the new name is claimed cluster-wide, the old
+    // one freed.
+    ana_b.request(udpchat_client::chat::ClientMsg::Nick { nick: "anna".into() }).await;
+    expect(
+        &mut ana_events,
+        "the nick notice",
+        |e| matches!(e, ClientEvent::Server(ServerMsg::Notice { text, .. }) if text == "anna"),
+    )
+    .await;
+    let (_c, _e, seen) = try_login(a.options("Anna")).await;
+    assert_eq!(refused(&seen).map(|r| r.0), Some(RefuseCode::NickTaken));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_ana_a, _e, seen) = try_login(a.options("ana")).await;
+    assert!(refused(&seen).is_none(), "ana is free again: {seen:?}");
 
     // A ban on a's console closes bob's session on b and refuses him.
     let (_bob, mut bob_events) = login(b.options("bob")).await;

@@ -504,6 +504,12 @@ impl ChatServer {
         out: &mut impl Outlet,
     ) {
         let refuse = |code, text: String| ServerMsg::LoginRefused { code, text };
+        // A Nick request's claim, not a login's.
+        let renaming = self.sessions.get_mut(&h).filter(|s| s.nick.is_some()).and_then(|s| s.renaming.take());
+        if let Some(nick) = renaming {
+            self.rename_claimed(clock, h, nick, folded, result, out);
+            return;
+        }
         match result {
             Ok(true) => {
                 if !self.login_claimed(clock, h, out) {
@@ -521,6 +527,43 @@ impl ChatServer {
                 tracing::warn!(target: "udpchat::cluster", error = %e, "nickname claim failed");
                 let text = format!("the cluster cannot check nicknames right now ({e}); try again in a moment");
                 self.reply(h, &refuse(RefuseCode::ServerFull, text), out);
+            }
+        }
+    }
+
+    /// The claim of a Nick request came back: rename, unless the nickname
+    /// was taken or banned here meanwhile (then the lease goes back).
+    fn rename_claimed(
+        &mut self,
+        clock: Clock,
+        h: ConnectionHandle,
+        nick: String,
+        folded: String,
+        result: Result<bool, ClusterError>,
+        out: &mut impl Outlet,
+    ) {
+        let error = |text: String| ServerMsg::Error { id: 0, code: ErrorCode::NickTaken, text };
+        match result {
+            Ok(true) => {
+                let taken_here = self.sessions.nicks.get(&folded).is_some_and(|&o| o != h);
+                if taken_here || self.banned_nicks.contains_key(&folded) || self.sessions.get(&h).is_none_or(|s| s.gone)
+                {
+                    self.release_nick(folded);
+                    self.reply(h, &error(format!("{nick} is not available")), out);
+                    return;
+                }
+                self.rename(clock, h, nick, out);
+            }
+            Ok(false) => {
+                self.reply(
+                    h,
+                    &error(format!("{nick} is in use on another server of this cluster; choose another")),
+                    out,
+                );
+            }
+            Err(e) => {
+                let text = format!("cannot check {nick} right now ({e}); try again in a moment");
+                self.reply(h, &ServerMsg::Error { id: 0, code: ErrorCode::StorageFailed, text }, out);
             }
         }
     }

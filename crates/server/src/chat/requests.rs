@@ -278,12 +278,6 @@ impl ChatServer {
             self.reply(h, &msg, out);
             return;
         }
-        if self.clustered() {
-            let text = "this server is part of a cluster, where nicknames are held cluster-wide and cannot change \
-                        in a session: /quit and log in again with --nick";
-            self.reply(h, &error(0, ErrorCode::NickTaken, text), out);
-            return;
-        }
         if !self.store.read_account(fold(&nick), AccountUse::Nick { session: h, nick: nick.clone() }) {
             self.reply(h, &error(0, ErrorCode::StorageFailed, format!("cannot check {nick}: {BUSY}")), out);
         }
@@ -348,8 +342,26 @@ impl ChatServer {
             }
             _ => {}
         }
+        if self.clustered() {
+            // Held cluster-wide: claimed first (`clustered.rs`).
+            if let Some(s) = self.sessions.get_mut(&h) {
+                s.renaming = Some(nick);
+            }
+            self.claim_nick(h, new_key);
+            return;
+        }
+        self.rename(clock, h, nick, out);
+    }
+
+    /// Gives `h` the nickname `nick`, checked free, and tells its rooms.
+    pub(crate) fn rename(&mut self, clock: Clock, h: ConnectionHandle, nick: String, out: &mut impl Outlet) {
+        let new_key = fold(&nick);
         let old = self.sessions.nick_of(h);
         self.sessions.nicks.remove(&fold(&old));
+        // (A change of case keeps the same lease.)
+        if self.clustered() && fold(&old) != new_key {
+            self.release_nick(fold(&old));
+        }
         self.sessions.nicks.insert(new_key, h);
         let Some(session) = self.sessions.get_mut(&h) else { return };
         session.nick = Some(nick.clone());

@@ -30,6 +30,8 @@ pub(crate) struct Session {
     pub(crate) login_failures: u32,
     /// A login waiting for its account lookup or password check.
     pub(crate) login: Option<PendingLogin>,
+    /// On a cluster: the nickname a Nick request waits to be granted.
+    pub(crate) renaming: Option<String>,
     pub(crate) connected_at: Instant,
     /// Set once the session has said goodbye (QUIT, kick), so its
     /// transport close does not announce it a second time.
@@ -51,6 +53,7 @@ impl Session {
             pacing: Pacing::new(burst, per_second, now),
             login_failures: 0,
             login: None,
+            renaming: None,
             connected_at: now,
             gone: false,
             plain: false,

@@ -166,6 +166,31 @@ impl ChatServer {
     }
 }
 
+impl ChatServer {
+    /// The account's sessions online here take its new rate (0: the
+    /// server's) and hear fresh Limits (§15.10). Returns them.
+    pub(crate) fn account_rate_changed(
+        &mut self,
+        folded: &str,
+        rate: u32,
+        out: &mut impl Outlet,
+    ) -> Vec<ConnectionHandle> {
+        let per_second = if rate > 0 { f64::from(rate) } else { self.settings.rate_per_second };
+        let max_line = self.settings.max_line_bytes;
+        let online: Vec<_> =
+            self.sessions.iter().filter(|(_, s)| s.account.as_deref() == Some(folded)).map(|(h, _)| *h).collect();
+        for &h in &online {
+            let Some(session) = self.sessions.get_mut(&h) else { continue };
+            session.pacing.set_rate(per_second);
+            // Back to the server's rate: a reload's new rate applies again.
+            session.pacing.own_rate = rate > 0;
+            let limits = session.pacing.limits(max_line);
+            self.reply(h, &limits, out);
+        }
+        online
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,30 +214,5 @@ mod tests {
             "the last 5 lines, at most 1 day old"
         );
         assert_eq!(describe(Retention::default()), "everything");
-    }
-}
-
-impl ChatServer {
-    /// The account's sessions online here take its new rate (0: the
-    /// server's) and hear fresh Limits (§15.10). Returns them.
-    pub(crate) fn account_rate_changed(
-        &mut self,
-        folded: &str,
-        rate: u32,
-        out: &mut impl Outlet,
-    ) -> Vec<ConnectionHandle> {
-        let per_second = if rate > 0 { f64::from(rate) } else { self.settings.rate_per_second };
-        let max_line = self.settings.max_line_bytes;
-        let online: Vec<_> =
-            self.sessions.iter().filter(|(_, s)| s.account.as_deref() == Some(folded)).map(|(h, _)| *h).collect();
-        for &h in &online {
-            let Some(session) = self.sessions.get_mut(&h) else { continue };
-            session.pacing.set_rate(per_second);
-            // Back to the server's rate: a reload's new rate applies again.
-            session.pacing.own_rate = rate > 0;
-            let limits = session.pacing.limits(max_line);
-            self.reply(h, &limits, out);
-        }
-        online
     }
 }
