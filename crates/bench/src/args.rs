@@ -11,7 +11,11 @@ pub struct BenchArgs {
     /// What to drive: udpchat://HOST:PORT, text://HOST:PORT (a plain-text
     /// UDP chat: the first datagram is the nickname, every later one a line)
     /// or irc://HOST:PORT (NICK/USER/JOIN, then PRIVMSG to the channel).
-    #[arg(long, default_value = "udpchat://127.0.0.1:7667")]
+    /// Several servers of one kind (a cluster's nodes) separated by commas,
+    /// udpchat://HOST:PORT,HOST:PORT: session i connects to address i mod N,
+    /// so members and senders are split over them and lines cross between
+    /// servers.
+    #[arg(long, default_value = "udpchat://127.0.0.1:7667", value_name = "KIND://HOST:PORT[,HOST:PORT...]")]
     pub target: String,
     /// Sessions to open, each with its own socket and handshake.
     #[arg(long, default_value_t = 50)]
@@ -59,7 +63,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.0)]
     pub drop: f64,
     /// The server's process id: report the CPU time it used and its memory
-    /// (read from /proc, so Linux only, and the same machine).
+    /// (read from /proc, so Linux only, and the same machine). With several
+    /// --target servers, one of them (benches/cluster.sh reads the others'
+    /// CPU time itself).
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// Only connect: open the sessions, send nothing, hold them for

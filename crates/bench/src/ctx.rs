@@ -38,20 +38,30 @@ impl Kind {
 }
 
 /// `udpchat://HOST:PORT`, `text://HOST:PORT` or `irc://HOST:PORT` (a bare
-/// `HOST:PORT` is udpchat).
-pub fn parse_target(target: &str) -> anyhow::Result<(Kind, String)> {
-    let (kind, addr) = match target.split_once("://") {
+/// `HOST:PORT` is udpchat), with one or more addresses separated by commas
+/// (`udpchat://127.0.0.1:7001,127.0.0.1:7002`): servers of one cluster,
+/// which [`Ctx::addr_of`] spreads the sessions over. The scheme names the
+/// kind of every address, so a list never mixes kinds.
+pub fn parse_target(target: &str) -> anyhow::Result<(Kind, Vec<String>)> {
+    let (kind, list) = match target.split_once("://") {
         Some(("udpchat", a)) => (Kind::Udpchat, a),
         Some(("text", a)) => (Kind::Text, a),
         Some(("irc", a)) => (Kind::Irc, a),
         Some((scheme, _)) => bail!("--target: unknown kind {scheme:?} (udpchat://, text:// or irc://)"),
         None => (Kind::Udpchat, target),
     };
-    let addr = addr.trim_end_matches('/');
-    if addr.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
-        bail!("--target: expected HOST:PORT after the scheme, got {addr:?}");
+    let mut addrs = Vec::new();
+    for addr in list.split(',') {
+        let addr = addr.trim().trim_end_matches('/');
+        if addr.contains("://") {
+            bail!("--target: one scheme for the whole list (udpchat://A,B), got {addr:?}");
+        }
+        if addr.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+            bail!("--target: expected HOST:PORT after the scheme, got {addr:?}");
+        }
+        addrs.push(addr.to_owned());
     }
-    Ok((kind, addr.to_owned()))
+    Ok((kind, addrs))
 }
 
 /// Live counters, for the progress bar and for knowing when the drain is
@@ -84,8 +94,8 @@ impl Progress {
 #[derive(Debug)]
 pub struct Ctx {
     pub kind: Kind,
-    /// `HOST:PORT` of the server.
-    pub addr: String,
+    /// `HOST:PORT` of each server (several: one cluster's nodes), never empty.
+    pub addrs: Vec<String>,
     /// Makes this run's nicknames, rooms and payloads unique, so runs
     /// against the same server never count each other's lines.
     pub tag: String,
@@ -109,6 +119,19 @@ impl Ctx {
 
     pub fn room_of(&self, member: usize) -> usize {
         member % self.rooms
+    }
+
+    /// The server member `member` connects to: address `member` mod N, so
+    /// members, and the senders (the first members) with them, are split
+    /// evenly over a cluster's nodes, and a room's lines cross between
+    /// nodes.
+    pub fn addr_of(&self, member: usize) -> &str {
+        &self.addrs[member % self.addrs.len()]
+    }
+
+    /// The target as given: the kind and every address.
+    pub fn target(&self) -> String {
+        format!("{}://{}", self.kind.name(), self.addrs.join(","))
     }
 
     pub fn room_name(&self, room: usize) -> String {
@@ -180,7 +203,7 @@ mod tests {
     fn ctx(size: usize) -> Ctx {
         Ctx {
             kind: Kind::Text,
-            addr: "127.0.0.1:1".into(),
+            addrs: vec!["127.0.0.1:1".into()],
             tag: "abc".into(),
             marker: "~abc ".into(),
             base: Instant::now(),
@@ -215,11 +238,40 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(parse_target("irc://127.0.0.1:6667").unwrap(), (Kind::Irc, "127.0.0.1:6667".into()));
-        assert_eq!(parse_target("text://[::1]:9/").unwrap(), (Kind::Text, "[::1]:9".into()));
-        assert_eq!(parse_target("127.0.0.1:7667").unwrap(), (Kind::Udpchat, "127.0.0.1:7667".into()));
+        let one = |a: &str| vec![a.to_owned()];
+        assert_eq!(parse_target("irc://127.0.0.1:6667").unwrap(), (Kind::Irc, one("127.0.0.1:6667")));
+        assert_eq!(parse_target("text://[::1]:9/").unwrap(), (Kind::Text, one("[::1]:9")));
+        assert_eq!(parse_target("127.0.0.1:7667").unwrap(), (Kind::Udpchat, one("127.0.0.1:7667")));
         assert!(parse_target("http://x:1").is_err());
         assert!(parse_target("udpchat://nohost").is_err());
         assert_eq!(ctx(1).room_of(4), 1);
+    }
+
+    #[test]
+    fn several_targets_of_one_kind() {
+        let (kind, addrs) = parse_target("udpchat://127.0.0.1:7001,127.0.0.1:7002").unwrap();
+        assert_eq!((kind, addrs), (Kind::Udpchat, vec!["127.0.0.1:7001".to_owned(), "127.0.0.1:7002".to_owned()]));
+        let (kind, addrs) = parse_target("[::1]:1/, localhost:2").unwrap();
+        assert_eq!((kind, addrs), (Kind::Udpchat, vec!["[::1]:1".to_owned(), "localhost:2".to_owned()]));
+        assert!(parse_target("udpchat://127.0.0.1:7001,").is_err(), "an empty address");
+        assert!(parse_target("udpchat://127.0.0.1:7001,,127.0.0.1:7002").is_err(), "an empty address");
+        assert!(parse_target("udpchat://127.0.0.1:7001,irc://127.0.0.1:7002").is_err(), "two kinds");
+        assert!(parse_target("irc://127.0.0.1:6667,nohost").is_err());
+    }
+
+    #[test]
+    fn sessions_and_senders_spread_over_the_servers() {
+        let mut c = ctx(100);
+        c.addrs = vec!["a:1".into(), "b:2".into()];
+        c.kind = Kind::Udpchat;
+        assert_eq!(c.target(), "udpchat://a:1,b:2");
+        // 50 members, the first 5 of them senders: 25 members on each
+        // server, and senders on both (3 on the first, 2 on the second).
+        let on_a = (0..50).filter(|&m| c.addr_of(m) == "a:1").count();
+        let senders_on_a = (0..5).filter(|&m| c.addr_of(m) == "a:1").count();
+        assert_eq!((on_a, senders_on_a), (25, 3));
+        assert_eq!((c.addr_of(0), c.addr_of(1), c.addr_of(2)), ("a:1", "b:2", "a:1"));
+        // One address: every session to it.
+        assert!((0..10).all(|m| ctx(1).addr_of(m) == "127.0.0.1:1"));
     }
 }

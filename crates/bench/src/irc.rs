@@ -82,7 +82,8 @@ async fn expect(
 /// Connects member `index`: registers, becomes an operator with user mode
 /// +F if it sends and `--irc-oper` was given, and joins its channel.
 pub async fn connect(ctx: &Ctx, index: usize, sends: bool) -> anyhow::Result<(Conn, Instant)> {
-    let stream = TcpStream::connect(&ctx.addr).await.with_context(|| format!("cannot connect to {}", ctx.addr))?;
+    let addr = ctx.addr_of(index);
+    let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
     // Each line is its own message: do not let Nagle hold it back.
     stream.set_nodelay(true)?;
     let (read, write_half) = stream.into_split();

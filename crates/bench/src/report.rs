@@ -171,7 +171,7 @@ impl Report {
             _ => BenchUse { cpu_secs: None, cpu_percent: None, peak_rss_kib: None },
         };
         Report {
-            target: format!("{}://{}", kind.name(), i.ctx.addr),
+            target: i.ctx.target(),
             kind: kind.name(),
             mode: if i.args.idle { "idle" } else { "traffic" },
             clients: i.args.clients,

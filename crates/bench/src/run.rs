@@ -71,7 +71,7 @@ fn validate(args: &BenchArgs, kind: Kind) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let (kind, addr) = parse_target(&args.target)?;
+    let (kind, addrs) = parse_target(&args.target)?;
     validate(&args, kind)?;
     if let Some(limit) = procfs::open_files_limit()
         && (args.clients as u64) + 64 > limit
@@ -92,7 +92,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let tag = run_tag();
     let ctx = Arc::new(Ctx {
         kind,
-        addr,
+        addrs,
         marker: format!("~{tag} "),
         tag,
         base: Instant::now(),

@@ -28,11 +28,12 @@ pub struct Conn {
 }
 
 pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)> {
-    let server: SocketAddr = tokio::net::lookup_host(&ctx.addr)
+    let addr = ctx.addr_of(index);
+    let server: SocketAddr = tokio::net::lookup_host(addr)
         .await
-        .with_context(|| format!("cannot resolve {}", ctx.addr))?
+        .with_context(|| format!("cannot resolve {addr}"))?
         .next()
-        .with_context(|| format!("{} has no address", ctx.addr))?;
+        .with_context(|| format!("{addr} has no address"))?;
     let bind: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let socket = UdpSocket::bind(bind).await.context("cannot open a UDP socket")?;
     socket.connect(server).await.with_context(|| format!("cannot reach {server}"))?;

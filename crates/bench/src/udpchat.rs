@@ -62,11 +62,12 @@ struct Session {
 /// handshakes are measured by themselves; [`enter`] does the rest.
 pub async fn connect(ctx: &Ctx, index: usize) -> anyhow::Result<(Conn, Instant)> {
     let room = ctx.room_name(ctx.room_of(index));
-    let server: SocketAddr = tokio::net::lookup_host(&ctx.addr)
+    let addr = ctx.addr_of(index);
+    let server: SocketAddr = tokio::net::lookup_host(addr)
         .await
-        .with_context(|| format!("cannot resolve {}", ctx.addr))?
+        .with_context(|| format!("cannot resolve {addr}"))?
         .next()
-        .with_context(|| format!("{} has no address", ctx.addr))?;
+        .with_context(|| format!("{addr} has no address"))?;
     let mut link = Link::client(server).context("cannot open a UDP socket")?;
     if ctx.drop > 0.0 {
         let mut loss = Loss::new(ctx.drop);

@@ -1,16 +1,19 @@
 //! End-to-end: the real `udpchat-bench` binary against a real udpchat
 //! server (the server library's driver on its own thread, on a loopback
-//! port), with tiny numbers. It checks the bench's accounting and
+//! port), and against two nodes of a cluster on a real `nats-server` when
+//! one is installed, with tiny numbers. It checks the bench's accounting and
 //! udpchat's promise (every acknowledged line reaches every other member
 //! exactly once, with or without loss), never speed: wall-clock figures
 //! depend on the machine.
 
 use std::io::Read;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use udpchat_server::Settings;
+use udpchat_server::cluster::{Cluster, ClusterConfig};
 use udpchat_server::driver::{Server, bind};
 use udpchat_server::store::{SqliteStore, SyncPolicy};
 
@@ -27,6 +30,17 @@ impl ServerThread {
     /// Flood limits lifted, as for any benchmark; fsync at checkpoints
     /// only; `password` is the shared server password.
     fn start(password: Option<&str>) -> Self {
+        Self::start_with(password, None)
+    }
+
+    /// A node of the cluster on the NATS server at `nats` (a URL), with the
+    /// cluster's shared key file (as `--key-file`); otherwise as
+    /// [`ServerThread::start`].
+    fn node(nats: &str, key_file: &Path) -> Self {
+        Self::start_with(None, Some((nats.to_owned(), key_file.to_owned())))
+    }
+
+    fn start_with(password: Option<&str>, cluster: Option<(String, PathBuf)>) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut settings = Settings { data_dir: data.path().to_owned(), ..Settings::default() };
         settings.listen = "127.0.0.1:0".parse().unwrap();
@@ -34,7 +48,10 @@ impl ServerThread {
         settings.console_log = false;
         settings.history_sync = SyncPolicy::Normal;
         settings.password = password.map(str::to_owned);
-        let (key, _) = udpchat_server::key_file::load_or_create(data.path()).unwrap();
+        let key = match &cluster {
+            Some((_, path)) => udpchat_server::key_file::load(path).unwrap(),
+            None => udpchat_server::key_file::load_or_create(data.path()).unwrap().0,
+        };
         let store = SqliteStore::open(data.path(), settings.history_sync, None).unwrap();
         let reader = SqliteStore::open_reader(store.path()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -42,7 +59,11 @@ impl ServerThread {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async move {
                 let socket = bind(settings.listen).unwrap();
-                let server = Server::new(socket, settings, key, Box::new(store), Box::new(reader)).unwrap();
+                let mut server = Server::new(socket, settings, key, Box::new(store), Box::new(reader)).unwrap();
+                if let Some((urls, _)) = cluster {
+                    let config = ClusterConfig { urls, replicas: 1, max_age: None };
+                    server.join_cluster(Cluster::connect(&config).await.expect("the node joins the cluster"));
+                }
                 tx.send(server.local_addr().unwrap()).unwrap();
                 let _ = server.run(None, &mut std::io::sink(), std::future::pending()).await;
             });
@@ -83,10 +104,13 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
 }
 
 fn bench(server: &ServerThread, duration: &str, extra: &[&str]) -> serde_json::Value {
-    let target = format!("udpchat://{}", server.addr);
+    bench_at(&format!("udpchat://{}", server.addr), duration, extra)
+}
+
+fn bench_at(target: &str, duration: &str, extra: &[&str]) -> serde_json::Value {
     let pid = std::process::id().to_string();
     let mut cmd = Command::new(BIN);
-    cmd.args(["--target", &target, "--clients", "5", "--senders", "2", "--lines", "200", "--json"])
+    cmd.args(["--target", target, "--clients", "5", "--senders", "2", "--lines", "200", "--json"])
         .args(["--duration", duration, "--drain", "10", "--server-pid", &pid])
         .args(extra);
     let out = run_bounded(&mut cmd, Duration::from_secs(90));
@@ -157,4 +181,76 @@ fn a_wrong_password_is_a_clear_error_and_the_right_one_gets_in() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(num(&r, "deliveries_received"), 20, "{r:#}");
+}
+
+/// `nats-server -js` on a loopback port of its own choosing (read back
+/// from its log) with a store in a temporary directory; killed when
+/// dropped. None when nats-server is not installed.
+struct Nats {
+    child: std::process::Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Option<Self> {
+        let store = tempfile::tempdir().unwrap();
+        let mut child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+            .arg(store.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            // Reads to the end, so the server never blocks on a full pipe.
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, port)) = line.split_once("Listening for client connections on ") {
+                    let _ = tx.send(port.rsplit(':').next().unwrap_or_default().trim().to_owned());
+                }
+            }
+        });
+        let port = rx.recv_timeout(Duration::from_secs(10)).expect("nats-server says where it listens");
+        Some(Self { child, url: format!("nats://127.0.0.1:{port}"), _store: store })
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two cluster nodes, the sessions split between them (`--target` with both
+/// addresses): a line said on one node reaches the members on the other
+/// through NATS, and the bench's accounting (by sender, sequence number and
+/// send time carried in each line) holds across nodes as on one server.
+#[test]
+fn lines_said_on_one_cluster_node_are_counted_on_the_other() {
+    let Some(nats) = Nats::start() else {
+        eprintln!("skipping: nats-server is not installed (apt-get install nats-server to run this test)");
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    udpchat_server::key_file::load_or_create(keys.path()).unwrap();
+    let key_file = keys.path().join(udpchat_server::key_file::KEY_FILE);
+    let (a, b) = (ServerThread::node(&nats.url, &key_file), ServerThread::node(&nats.url, &key_file));
+    let target = format!("udpchat://{},{}", a.addr, b.addr);
+    let r = bench_at(&target, "30", &[]);
+    assert_eq!(r["target"].as_str(), Some(target.as_str()), "{r:#}");
+    assert_eq!(num(&r, "connected"), 5, "{r:#}");
+    assert_eq!(num(&r, "lines_acked"), 200, "{r:#}");
+    // Senders 0 (node a) and 1 (node b): each line reaches the 4 others,
+    // two or three of them on the other node.
+    assert_eq!(num(&r, "deliveries_expected"), 800, "{r:#}");
+    assert_eq!(num(&r, "deliveries_received"), 800, "{r:#}");
+    assert_eq!(num(&r, "lost"), 0, "{r:#}");
+    assert_eq!(num(&r, "duplicates"), 0, "{r:#}");
+    assert_eq!(num(&r, "out_of_order"), 0, "{r:#}");
+    assert_eq!(num(&r, "foreign"), 0, "{r:#}");
 }
