@@ -335,25 +335,14 @@ async fn three_nats_servers_r3_survive_losing_one() {
     let mut servers = Nats::cluster();
     let urls = nats::urls(&servers);
     let key = SharedKey::new();
-    // The stream and bucket need the three NATS servers to have elected a
-    // JetStream leader: the first node retries until they have.
-    let a = {
-        let deadline = std::time::Instant::now() + WAIT * 2;
-        loop {
-            let config = format!("{CONFIG}cluster_replicas = 3\n");
-            let started = std::panic::catch_unwind(|| {
-                let mut s =
-                    ServerProc::start(&config, &["--cluster", &urls, "--key-file", key.path().to_str().unwrap()], &[]);
-                s.wait_line(|l| l.contains("cluster: node"));
-                s
-            });
-            match started {
-                Ok(s) => break s,
-                Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(500)),
-                Err(e) => std::panic::resume_unwind(e),
-            }
-        }
-    };
+    // The three NATS servers must elect a JetStream leader first: the
+    // cluster library waits for that (as a starting node does) and makes
+    // the stream and bucket with three replicas.
+    let ready = udpchat_server::cluster::ClusterConfig { urls: urls.clone(), replicas: 3, max_age: None };
+    udpchat_server::cluster::Cluster::connect(&ready).await.expect("JetStream on three NATS servers");
+    let config = format!("{CONFIG}cluster_replicas = 3\n");
+    let mut a = ServerProc::start(&config, &["--cluster", &urls, "--key-file", key.path().to_str().unwrap()], &[]);
+    a.wait_line(|l| l.contains("cluster: node"));
     let b = node(&urls, &key, &[]);
     let (ana, mut ana_events) = login(a.options("ana")).await;
     let (_bo, mut bo_events) = login(b.options("bo")).await;

@@ -36,6 +36,8 @@ use crate::store::Account;
 pub const STREAM: &str = "UDPCHAT";
 /// The bucket of nickname leases.
 pub const NICKS: &str = "udpchat_nicks";
+/// How long a starting node waits for JetStream to be ready.
+const SETUP_WAIT: Duration = Duration::from_secs(30);
 /// How long a publish may wait for its acknowledgement.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 /// A resend with the same origin and id within this window is stored once.
@@ -129,6 +131,32 @@ impl Cluster {
         let mut js = jetstream::new(client);
         js.set_timeout(PUBLISH_TIMEOUT);
         let replicas = config.replicas.max(1);
+        // A NATS cluster that is starting has no JetStream leader yet: wait
+        // for one (bounded) rather than fail the node's start.
+        let deadline = tokio::time::Instant::now() + SETUP_WAIT;
+        loop {
+            match Self::set_up(&js, config, replicas).await {
+                Ok(nicks) => {
+                    let mut node = [0u8; 8];
+                    getrandom::getrandom(&mut node)
+                        .map_err(|e| ClusterError::Setup { what: "node name", source: e.into() })?;
+                    return Ok(Self { js, nicks, node: u64::from_le_bytes(node) | 1, reconnected });
+                }
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(target: "udpchat::cluster", error = %e, "JetStream is not ready; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Makes the stream and the lease bucket if they are missing.
+    async fn set_up(
+        js: &jetstream::Context,
+        config: &ClusterConfig,
+        replicas: usize,
+    ) -> Result<jetstream::kv::Store, ClusterError> {
         js.get_or_create_stream(stream::Config {
             name: STREAM.to_owned(),
             subjects: vec![wire::ALL.to_owned()],
@@ -141,10 +169,7 @@ impl Cluster {
         })
         .await
         .map_err(|e| ClusterError::Setup { what: "stream", source: e.into() })?;
-        let nicks = leases::bucket(&js, replicas).await?;
-        let mut node = [0u8; 8];
-        getrandom::getrandom(&mut node).map_err(|e| ClusterError::Setup { what: "node name", source: e.into() })?;
-        Ok(Self { js, nicks, node: u64::from_le_bytes(node) | 1, reconnected })
+        leases::bucket(js, replicas).await
     }
 
     /// This node's name in the cluster: random, new at each start.
