@@ -464,12 +464,17 @@ async fn a_node_killed_mid_traffic_loses_its_clients_nothing() {
     let a = node(&nats.url(), &key, &[]);
     let b = node(&nats.url(), &key, &[]);
     let (_watch, mut watch_events) = login(b.options("watch")).await;
-    // The sender knows both nodes; it is on a, the first.
-    let mut o = a.options("sender");
-    o.server = format!("{},{}", a.addr(), b.addr());
-    o.reconnect = true;
-    o.idle_timeout = Duration::from_secs(2);
-    let (sender, mut events) = login(o).await;
+    // The sender and a second watcher know both nodes; they are on a,
+    // the first.
+    let both = |nick: &str| {
+        let mut o = a.options(nick);
+        o.server = format!("{},{}", a.addr(), b.addr());
+        o.reconnect = true;
+        o.idle_timeout = Duration::from_secs(2);
+        o
+    };
+    let (_moving, mut moving_events) = login(both("moving")).await;
+    let (sender, mut events) = login(both("sender")).await;
 
     const LINES: usize = 100;
     let texts: Vec<String> = (0..LINES).map(|i| format!("line {i}")).collect();
@@ -508,6 +513,13 @@ async fn a_node_killed_mid_traffic_loses_its_clients_nothing() {
         assert!(acked == *seq || acked == 0, "{text}: acknowledged as {acked}, delivered as {seq}");
     }
     let more = collect(&mut watch_events, Duration::from_millis(500)).await;
+    assert!(room_lines(&more, "lobby").is_empty(), "nothing twice: {more:?}");
+    // The watcher that was on a moved to b with the sender and caught up:
+    // every line once, in order, live or caught up alike.
+    let got = lines_until(&mut moving_events, "lobby", LINES).await;
+    let seen: Vec<&String> = got.iter().map(|l| &l.2).collect();
+    assert_eq!(seen, texts.iter().collect::<Vec<_>>());
+    let more = collect(&mut moving_events, Duration::from_millis(500)).await;
     assert!(room_lines(&more, "lobby").is_empty(), "nothing twice: {more:?}");
 }
 

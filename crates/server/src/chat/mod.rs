@@ -22,6 +22,7 @@
 //! accounts in `login.rs`, the operator console in `console.rs`.
 
 mod bans;
+mod cluster_privates;
 mod clustered;
 mod console;
 mod history;
@@ -52,7 +53,8 @@ use rooms::{Room, Traffic};
 use sessions::{Session, Sessions};
 use storage::{Batch, StoreWork};
 
-pub use clustered::{ClusterCompletion, ClusterPrivate, ClusterRequest, Fed, FedItem, Stored};
+pub use cluster_privates::ClusterPrivate;
+pub use clustered::{ClusterCompletion, ClusterRequest, Fed, FedItem, Stored};
 pub use console::format_time;
 pub use history::PLAIN_JOIN;
 pub use login::{MAX_VERIFYING, Verification, hash_password, verify_password};

@@ -431,7 +431,7 @@ impl ChatServer {
             let recipient = account.is_some().then_some(key);
             let to = to.unwrap_or_else(|| to_arg.to_owned());
             let private = super::ClusterPrivate { from, to, recipient, text, time_ms };
-            self.private_to_cluster(waiter, private, online.is_some(), out);
+            self.private_to_cluster(waiter, private, online.is_some());
             return;
         }
         match (account, online) {

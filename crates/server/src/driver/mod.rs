@@ -22,23 +22,26 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc;
 use udpchat_net::UdpIo;
-use udpchat_proto::{
-    ConnectionHandle, Endpoint, Event, RateLimit, SendError, ServerConfig, ServerKey, TransportConfig,
-};
+use udpchat_proto::{ConnectionHandle, Endpoint, Event, RateLimit, ServerConfig, ServerKey, TransportConfig};
 
-use crate::admin::{AdminRequest, AdminSocket};
-use crate::chat::{ChatServer, Clock, Outlet, StoreCompletion};
+use crate::admin::AdminRequest;
+use crate::chat::{ChatServer, Clock, StoreCompletion};
 use crate::cluster::{Cluster, ClusterEvent, ClusterLink};
 use crate::discovery::lan_discovery;
 use crate::discovery::mdns::Announcement;
 use crate::discovery::responder::Responder;
-use crate::metrics::Metrics;
-use crate::metrics_http::{self, Scrape};
 use crate::plain::{Feed, PlainGateway};
 use crate::plain_socket::{PlainSocket, broadcast_socket};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::store_threads::StoreThreads;
+use operations::{MetricsHook, hangup_signal, serve_metrics};
+use outlet::EndpointOutlet;
+
+pub use operations::Reload;
+
+mod operations;
+mod outlet;
 
 /// Datagrams taken from the socket per receive call.
 const RECV_BATCH: usize = 32;
@@ -96,45 +99,6 @@ pub fn server_config(settings: &Settings, key: ServerKey) -> ServerConfig {
     config
 }
 
-/// Replies go straight into the endpoint, or to the plain-text gateway
-/// for its members (foreign handles, `plain/mod.rs`).
-struct EndpointOutlet<'a> {
-    endpoint: &'a mut Endpoint,
-    plain: &'a mut PlainGateway,
-    now: Instant,
-}
-
-impl Outlet for EndpointOutlet<'_> {
-    fn send(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError> {
-        if to.is_foreign() {
-            // Never Blocked: what a plain member cannot take is dropped.
-            self.plain.deliver(self.now, to, bytes);
-            return Ok(());
-        }
-        self.endpoint.send(to, bytes)
-    }
-    fn send_reply(&mut self, to: ConnectionHandle, bytes: &[u8]) -> Result<(), SendError> {
-        if to.is_foreign() {
-            return self.send(to, bytes);
-        }
-        self.endpoint.send_reply(to, bytes)
-    }
-    fn close(&mut self, h: ConnectionHandle, code: u64, reason: &str) {
-        if h.is_foreign() {
-            self.plain.close(h, code, reason);
-            return;
-        }
-        self.endpoint.close(self.now, h, code, reason);
-    }
-    fn set_reading(&mut self, h: ConnectionHandle, reading: bool) {
-        if h.is_foreign() {
-            self.plain.set_reading(h, reading);
-        } else {
-            self.endpoint.set_reading(self.now, h, reading);
-        }
-    }
-}
-
 pub struct Server {
     io: UdpIo,
     endpoint: Endpoint,
@@ -170,16 +134,6 @@ pub struct Server {
     reload: Option<Reload>,
     /// On a cluster node ([`Server::join_cluster`]): its tasks.
     cluster: Option<ClusterLink>,
-}
-
-/// Reads the settings again (the config file, the password file, the
-/// environment and flags as at the start).
-pub type Reload = Box<dyn FnMut() -> Result<Settings, Box<dyn std::error::Error + Send + Sync>> + Send>;
-
-struct MetricsHook {
-    metrics: Metrics,
-    scrapes: mpsc::Receiver<Scrape>,
-    addr: SocketAddr,
 }
 
 impl Server {
@@ -265,107 +219,8 @@ impl Server {
         self.plain_socket.local_addr()
     }
 
-    /// Takes operator commands from `udpchat admin` on `socket` (see
-    /// admin.rs), beside the console's.
-    pub fn serve_admin(&mut self, socket: AdminSocket) {
-        let (tx, rx) = mpsc::channel(crate::admin::MAX_QUEUED);
-        tokio::spawn(socket.serve(tx));
-        self.admin = Some(rx);
-    }
-
-    /// Rereads the settings with `reload` on SIGHUP and `udpchat admin
-    /// reload`, and applies them without dropping anyone.
-    pub fn on_reload(&mut self, reload: Reload) {
-        self.reload = Some(reload);
-    }
-
-    /// Rereads and applies the settings; the lines say what changed.
-    fn reload(&mut self) -> Vec<String> {
-        let Some(reload) = self.reload.as_mut() else {
-            return vec!["error: this server was started without a way to reload its settings".to_owned()];
-        };
-        match reload() {
-            Ok(settings) => {
-                let mut outlet =
-                    EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
-                self.chat.reload(Clock::system(), settings, &mut outlet)
-            }
-            Err(e) => {
-                tracing::error!(target: "udpchat::reload", error = %e, "reload failed; the settings in use stay");
-                vec![format!("error: reload failed, the settings in use stay: {e}")]
-            }
-        }
-    }
-
-    /// An admin command: the driver's own (`/reload`, `/stats`) or a
-    /// console line for the chat core.
-    fn admin_command(&mut self, request: AdminRequest) {
-        let answers = match request.line.trim() {
-            "/reload" => self.reload(),
-            "/stats" => self.stats_lines(),
-            line => {
-                let mut outlet =
-                    EndpointOutlet { endpoint: &mut self.endpoint, plain: &mut self.plain, now: Instant::now() };
-                self.chat.admin(Clock::system(), request.room.as_deref(), line, &mut outlet)
-            }
-        };
-        let _ = request.reply.send(answers);
-    }
-
-    /// `udpchat admin stats`: the main counters, as the metrics have them.
-    fn stats_lines(&self) -> Vec<String> {
-        let (c, g, e) = (self.chat.stats(), self.chat.gauges(), self.endpoint.totals());
-        vec![
-            format!(
-                "sessions: {} logged in, {} logging in, {} connections",
-                g.logged_in,
-                g.logging_in,
-                self.endpoint.connection_count()
-            ),
-            format!("rooms: {} ({} with members)", g.rooms, g.rooms_occupied),
-            format!("lines accepted: {}; deliveries: {}; catch-ups: {}", c.lines_accepted, c.deliveries, g.catch_ups),
-            format!("logins: {}; failed: {}; sessions refused: {}", c.logins, c.login_failures, c.sessions_refused),
-            format!(
-                "handshakes: {} accepted, {} retry, {} rate-limited, {} failed",
-                e.handshakes_accepted, e.retries_sent, e.handshakes_rate_limited, e.handshakes_failed
-            ),
-            format!(
-                "datagrams: {} in ({} bytes), {} out ({} bytes); packets lost: {}; probe timeouts: {}",
-                e.datagrams_received,
-                e.bytes_received,
-                e.datagrams_sent,
-                e.bytes_sent,
-                e.packets_lost,
-                e.probe_timeouts
-            ),
-            format!("store: {} waiting for a commit, {} reads in flight", g.store_pending, g.store_reads),
-        ]
-    }
-
-    /// Where `/metrics` is served, if it is.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics.as_ref().map(|m| m.addr)
-    }
-
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.local_addr()
-    }
-
-    /// Renders the metrics for a scrape.
-    fn scrape(&self, reply: Scrape) {
-        if let Some(hook) = &self.metrics {
-            let (answered, unanswered) = self.discovery.as_ref().map_or((0, 0), Responder::counts);
-            let (received, sent, dropped) = self.plain.counts();
-            let lan = crate::metrics::LanStats {
-                plain_members: self.plain.member_count(),
-                plain_datagrams_received: received,
-                plain_datagrams_sent: sent,
-                plain_replies_dropped: dropped,
-                discovery_answered: answered,
-                discovery_unanswered: unanswered,
-            };
-            let _ = reply.send(hook.metrics.render(&self.chat, &self.endpoint, lan));
-        }
     }
 
     /// Runs until `shutdown` completes, then says goodbye to every client.
@@ -672,48 +527,5 @@ impl Server {
             }
         }
         Ok(())
-    }
-}
-
-/// Binds `/metrics` (so a bad `metrics_listen` fails at start) and serves
-/// it on a task of its own.
-fn serve_metrics(addr: SocketAddr) -> io::Result<MetricsHook> {
-    let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot serve metrics on {addr} (metrics_listen): {e}")))?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let (tx, scrapes) = mpsc::channel(metrics_http::MAX_SCRAPES);
-    tokio::spawn(metrics_http::serve(listener, tx));
-    Ok(MetricsHook { metrics: Metrics::new(), scrapes, addr })
-}
-
-/// SIGHUP, where there are signals (`None` elsewhere, or if it cannot be
-/// listened for: reload then stays available through the admin socket).
-#[cfg(unix)]
-fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGHUP ({e}); reload with `udpchat admin reload` instead");
-            None
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn hangup_signal() -> Option<NoSignal> {
-    None
-}
-
-/// Stands in for a signal stream where there is none.
-#[cfg(not(unix))]
-struct NoSignal;
-
-#[cfg(not(unix))]
-impl NoSignal {
-    async fn recv(&mut self) -> Option<()> {
-        std::future::pending().await
     }
 }
