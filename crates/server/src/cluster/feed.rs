@@ -29,8 +29,13 @@ pub(super) async fn run(js: jetstream::Context, mut position: u64, fed: mpsc::Se
         match read(&js, &mut position, &fed, &mut failing, &reconnected).await {
             Ok(()) => return,
             Err(e) => {
-                // A reconnect is not a failure worth a retry's wait.
+                // A reconnect is not a failure worth a retry's wait, and a
+                // reader made again after it went quiet is routine.
                 if e.to_string().starts_with("reconnected") {
+                    continue;
+                }
+                if e.to_string().starts_with("the stream's reader stalled") {
+                    tracing::warn!(target: "udpchat::cluster", position, "the stream's reader went quiet while the stream moved on (a NATS server gone?); reading again");
                     continue;
                 }
                 if !failing {
