@@ -283,11 +283,8 @@ impl ChatServer {
                     // Numbered only if stored for an account (§15.8).
                     let seq = if private.recipient.is_some() { at.seq } else { 0 };
                     let awaited = Awaited { waiter, room: String::new(), duplicate: at.duplicate, seq };
-                    if at.seq <= self.cluster_position() {
-                        self.ack_fed(awaited, out);
-                    } else if let Some(c) = self.cluster.as_mut() {
-                        c.awaiting.entry(at.seq).or_default().push(awaited);
-                    }
+                    let fed = self.cluster_position();
+                    self.ack_when_fed(at.seq, fed, awaited, out);
                 }
                 Err(e) => self.private_refused(waiter, &e, out),
             },
@@ -302,11 +299,17 @@ impl ChatServer {
             let room = pending.line.room.clone();
             let head = self.rooms.get(&room).map_or(0, |r| r.head);
             let awaited = Awaited { waiter, room, duplicate: at.duplicate, seq: at.seq };
-            if at.seq <= head {
-                self.ack_fed(awaited, out);
-            } else if let Some(c) = self.cluster.as_mut() {
-                c.awaiting.entry(at.seq).or_default().push(awaited);
-            }
+            self.ack_when_fed(at.seq, head, awaited, out);
+        }
+    }
+
+    /// Acknowledges now if what stream sequence `seq` carries has been
+    /// delivered here (`delivered`: how far), else once it has.
+    fn ack_when_fed(&mut self, seq: u64, delivered: u64, awaited: Awaited, out: &mut impl Outlet) {
+        if seq <= delivered {
+            self.ack_fed(awaited, out);
+        } else if let Some(c) = self.cluster.as_mut() {
+            c.awaiting.entry(seq).or_default().push(awaited);
         }
     }
 
@@ -378,7 +381,6 @@ impl ChatServer {
                     self.cluster_delivered(fed.seq, out);
                     return;
                 }
-                r.next_seq = line.seq + 1;
                 let pending = PendingLine { line, waiter: None, skip };
                 if self.store.accept_line(pending).is_err() {
                     // The driver feeds only while there is room.

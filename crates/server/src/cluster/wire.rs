@@ -69,12 +69,20 @@ fn headers(node: u64, session: Option<u64>) -> HeaderMap {
     h
 }
 
+/// Marks a client's request (origin 0: none) so that its resends through
+/// any node within the stream's duplicate window are stored once.
+fn dedupe(headers: &mut HeaderMap, origin: u64, id: u64) {
+    if origin != 0 {
+        headers.insert(MSG_ID, format!("{origin:x}.{id}").as_str());
+    }
+}
+
 /// A room line; `origin` and `id` (the sending client's, §15.7) make
 /// resends through any node one message.
 pub fn line(node: u64, session: Option<u64>, origin_id: Option<(u64, u64)>, line: &udpchat_chat::Line) -> Outgoing {
     let mut headers = headers(node, session);
-    if let Some((origin, id)) = origin_id.filter(|(origin, _)| *origin != 0) {
-        headers.insert(MSG_ID, format!("{origin:x}.{id}").as_str());
+    if let Some((origin, id)) = origin_id {
+        dedupe(&mut headers, origin, id);
     }
     let msg = ServerMsg::Line(udpchat_chat::Line { seq: 0, history: false, ..line.clone() });
     Outgoing { subject: format!("{LINE}{}", hex(line.room.as_bytes())), headers, payload: msg.to_bytes() }
@@ -109,9 +117,7 @@ pub fn account(folded: &str, account: Option<&Account>) -> Outgoing {
 /// A private message; `origin_id` as for a line.
 pub fn private(node: u64, session: u64, origin_id: (u64, u64), private: &ClusterPrivate) -> Outgoing {
     let mut headers = headers(node, Some(session));
-    if origin_id.0 != 0 {
-        headers.insert(MSG_ID, format!("{:x}.{}", origin_id.0, origin_id.1).as_str());
-    }
+    dedupe(&mut headers, origin_id.0, origin_id.1);
     let payload = serde_json::to_vec(private).unwrap_or_default();
     Outgoing { subject: PRIVATE.to_owned(), headers, payload }
 }
