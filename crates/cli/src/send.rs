@@ -28,7 +28,10 @@ use crate::args::SendArgs;
 use crate::connect;
 
 /// Without `--timeout`: how long to wait without any acknowledgement.
-const STALL: Duration = Duration::from_secs(30);
+/// Longer than a dead server takes to notice (the 30 s idle timeout) and
+/// the move to the next address of `--server` after it, so a server that
+/// dies under `send` costs a failover, not the run.
+const STALL: Duration = Duration::from_secs(60);
 /// After giving up, how long the client may take to close.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// Ranges of line numbers printed at most (the count is always given).
